@@ -24,7 +24,7 @@ from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.embedded_redis import RedisProcess
 from ticker.server import TickerServer, bind, server_config
-from workers.settings import make_worker
+from workers.settings import run_worker
 
 KEYS = {
     "editor": "k-editor-0123456789",
@@ -88,20 +88,20 @@ class Api:
 
 
 class WorkerRunner:
+    """The arq worker, as `ticker worker` runs it, in this event loop."""
+
     def __init__(self, settings: Settings) -> None:
-        self.worker = make_worker(settings, handle_signals=False)
+        self.settings = settings
         self.task: asyncio.Task[Any] | None = None
 
     async def start(self) -> None:
-        self.task = asyncio.create_task(self.worker.async_run())
+        self.task = asyncio.create_task(run_worker(self.settings, handle_signals=False))
 
     async def stop(self) -> None:
-        # Not Worker.close(): it calls redis-py's deprecated close().
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
-        await self.worker.pool.aclose()
 
 
 @dataclass
@@ -122,15 +122,19 @@ class Stack:
     def keys(self) -> Keys:
         return Keys(self.settings.redis_prefix)
 
-    async def post(self, body: dict[str, Any], key: str = "editor", **kw: Any) -> httpx.Response:
-        return await self.http.post("/v1/items", json=body, headers=auth(key), **kw)
+    async def post(
+        self, body: dict[str, Any], key: str = "editor", headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return await self.http.post(
+            "/v1/items", json=body, headers={**auth(key), **(headers or {})}
+        )
 
-    async def publish(self, headline: str, **fields: Any) -> dict[str, Any]:
+    async def publish(self, headline: str, timeout: float = 5.0, **fields: Any) -> dict[str, Any]:
         """Post an item and wait until the worker has published it."""
         body = {"headline": headline, "edition": "en", **fields}
         r = await self.post(body)
         assert r.status_code == 202, r.text
-        return await self.wait_status(r.json()["id"], "published")
+        return await self.wait_status(r.json()["id"], "published", timeout)
 
     async def wait_status(self, item_id: str, status: str, timeout: float = 5.0) -> dict[str, Any]:
         view: dict[str, Any] = {}

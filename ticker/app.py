@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         hub = Hub(settings.client_queue_max)
         store = Store(redis, keys)
-        subscriber = Subscriber(redis, keys, hub, store)
+        subscriber = Subscriber(redis, keys, hub, store, watchdog_seconds=settings.catchup_seconds)
         tasks = [
             asyncio.create_task(subscriber.run(), name="ticker-subscriber"),
             asyncio.create_task(_heartbeat(hub, settings), name="ticker-heartbeat"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -61,11 +62,11 @@ def _wait_all(procs: list[subprocess.Popen[bytes]]) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from workers.settings import make_worker
+    from workers.settings import run_worker
 
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    make_worker(settings).run()
+    asyncio.run(run_worker(settings))
     return 0
 
 

@@ -51,6 +51,8 @@ class Settings:
     client_queue_max: int = 1000
     # Seconds one write to a client may block before it is cut.
     client_send_timeout: float = 30.0
+    # How often each API process checks the stream for events pub/sub did not bring.
+    catchup_seconds: float = 5.0
     # SSE heartbeat comment interval; WebSocket protocol ping interval.
     sse_ping_seconds: float = 15.0
     ws_ping_seconds: float = 20.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,7 +19,7 @@ MAX_REPLAY = 5000
 
 
 def lua(name: str) -> str:
-    return resources.files("ticker").joinpath("lua", f"{name}.lua").read_text()
+    return (Path(__file__).parent / "lua" / f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True, slots=True)

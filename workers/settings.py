@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Any
 
 from arq.connections import ArqRedis
 from arq.worker import Worker
+from redis.exceptions import RedisError
 
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.publish import Publisher
 from workers.ingest import ingest_item
 
-__all__ = ["FUNCTIONS", "make_worker"]
+__all__ = ["FUNCTIONS", "make_worker", "run_worker"]
+
+log = logging.getLogger("ticker.worker")
 
 FUNCTIONS = [ingest_item]
 
@@ -45,3 +51,24 @@ def make_worker(settings: Settings, **overrides: Any) -> Worker:
     }
     options.update(overrides)
     return Worker(**options)
+
+
+async def run_worker(settings: Settings, **overrides: Any) -> None:
+    """Run a worker until cancelled, starting it again after Redis errors.
+
+    arq's poll loop ends on a connection error; a Redis restart must not stop
+    publishing, so the worker is rebuilt with backoff.
+    """
+    delay = 0.1
+    while True:
+        worker = make_worker(settings, **overrides)
+        try:
+            await worker.async_run()
+            return
+        except (RedisError, OSError) as exc:
+            log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)
+        finally:
+            with contextlib.suppress(Exception):
+                await worker.pool.aclose()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)

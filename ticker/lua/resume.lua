@@ -17,21 +17,28 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'reset', '0-0'}
 end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local last, maxdel, first = '0-0', nil, nil
+local last, maxdel, first, added, length = '0-0', nil, nil, nil, 0
 for i = 1, #info, 2 do
   local k = info[i]
   if k == 'last-generated-id' then last = info[i + 1]
   elseif k == 'max-deleted-entry-id' then maxdel = info[i + 1]
+  elseif k == 'entries-added' then added = tonumber(info[i + 1])
+  elseif k == 'length' then length = tonumber(info[i + 1])
   elseif k == 'first-entry' and info[i + 1] then first = info[i + 1][1] end
 end
 if less(last, last_id) then return {'reset', last} end
-if maxdel then
-  -- Redis 7 records the newest id it ever trimmed: anything after the client's
-  -- id that was trimmed means a gap.
-  if less(last_id, maxdel) then return {'reset', last} end
-elseif first and less(last_id, first) then
-  -- Older Redis: without that record, an id before the first entry may hide a gap.
-  return {'reset', last}
+-- Entries after the client's id that were deleted (XDEL) mean a gap (Redis 7).
+if maxdel and less(last_id, maxdel) then return {'reset', last} end
+-- Trimming removes the oldest entries. If any were removed (or, on Redis < 7,
+-- if we cannot tell) and the client's id is older than what is left, some of
+-- what it missed may be gone: a fresh snapshot is the safe answer.
+local trimmed = (added == nil) or (added > length)
+if trimmed then
+  if first == nil then
+    if last_id ~= last then return {'reset', last} end
+  elseif less(last_id, first) then
+    return {'reset', last}
+  end
 end
 local entries = redis.call('XRANGE', KEYS[1], '(' .. last_id, '+', 'COUNT', ARGV[2])
 if #entries >= tonumber(ARGV[2]) then return {'reset', last} end
