@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 import redis as redis_sync
 
-from tests.conftest import running_stack
+from tests.conftest import API_KEYS, running_stack
 from tests.helpers import sse, wait_for, ws
 from ticker.config import Settings
 from ticker.embedded_redis import RedisProcess
@@ -14,23 +16,21 @@ from ticker.embedded_redis import RedisProcess
 
 async def test_events_missed_by_pubsub_are_caught_up_from_the_stream(settings: Settings) -> None:
     """An event in the stream whose pub/sub message never came still reaches clients, in order."""
-    async with running_stack(Settings(**{**_fields(settings), "catchup_seconds": 0.2})) as stack:
-        async with sse(stack.base) as s:
-            await s.next()
-            # Append straight to the stream, as if the PUBLISH had been lost.
-            body = {"type": "item.published", "item": _item("lost-1", "Lost in transit")}
-            await stack.redis.xadd(
-                stack.keys.events,
-                {"type": body["type"], "item": "lost-1", "data": orjson.dumps(body)},
-            )
-            got = await s.next(timeout=5)
-            assert got.data["item"]["id"] == "lost-1"
-            after = await stack.publish("After the lost one")
-            assert (await s.next()).data["item"]["id"] == after["id"]
+    fast = replace(settings, catchup_seconds=0.2)
+    async with running_stack(fast) as stack, sse(stack.base) as s:
+        await s.next()
+        # Append straight to the stream, as if the PUBLISH had been lost.
+        body = {"type": "item.published", "item": _item("lost-1", "Lost in transit")}
+        fields = {"type": body["type"], "item": "lost-1", "data": orjson.dumps(body)}
+        await stack.redis.xadd(stack.keys.events, fields)  # type: ignore[arg-type]
+        got = await s.next(timeout=5)
+        assert got.data["item"]["id"] == "lost-1"
+        after = await stack.publish("After the lost one")
+        assert (await s.next()).data["item"]["id"] == after["id"]
 
 
 @pytest.mark.slow
-async def test_redis_restart_under_connected_clients(tmp_path: object) -> None:
+async def test_redis_restart_under_connected_clients() -> None:
     """Clients connected through a Redis restart get every event once, in order."""
     server = RedisProcess(appendonly=True)
     server.start()
