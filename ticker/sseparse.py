@@ -23,15 +23,25 @@ class SSEParser:
         self._data: list[str] = []
         self.last_id: str | None = None
         self.retry: int | None = None
+        self._after_cr = False
 
     def feed(self, chunk: bytes) -> list[SSEMessage]:
+        if self._after_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]  # the LF of a CRLF split across chunks
+        self._after_cr = False
         self._buf += chunk
         out: list[SSEMessage] = []
         while True:
-            cut = _line_end(self._buf)
-            if cut is None:
+            lf, cr = self._buf.find(b"\n"), self._buf.find(b"\r")
+            if lf == -1 and cr == -1:
                 return out
-            end, nxt = cut
+            if cr == -1 or (lf != -1 and lf < cr):
+                end, nxt = lf, lf + 1
+            elif cr + 1 == len(self._buf):
+                end, nxt = cr, cr + 1
+                self._after_cr = True
+            else:
+                end, nxt = cr, cr + (2 if self._buf[cr + 1 : cr + 2] == b"\n" else 1)
             line = self._buf[:end].decode("utf-8", "replace")
             self._buf = self._buf[nxt:]
             if message := self._line(line):
@@ -58,15 +68,3 @@ class SSEParser:
         elif name == "retry" and value.isdigit():
             self.retry = int(value)
         return None
-
-
-def _line_end(buf: bytes) -> tuple[int, int] | None:
-    """Where the first line ends (CRLF, LF or CR) and where the next begins."""
-    lf, cr = buf.find(b"\n"), buf.find(b"\r")
-    if cr == -1 and lf == -1:
-        return None
-    if cr == -1 or (lf != -1 and lf < cr):
-        return lf, lf + 1
-    if cr + 1 == len(buf):
-        return None  # a CR at the end may be the first half of CRLF
-    return cr, cr + (2 if buf[cr + 1 : cr + 2] == b"\n" else 1)
