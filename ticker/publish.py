@@ -19,7 +19,9 @@ LiveAction = Literal["add", "remove", "keep"]
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """``published`` (event_id set), ``exists`` (already done), or ``duplicate`` (of ref)."""
+    """What the step did: ``published`` (ref: event id), ``exists`` (done before),
+    ``duplicate`` (ref: the original), ``wait`` (an earlier version is pending),
+    ``stale`` (the draft changed under the job), ``cancelled``."""
 
     status: str
     ref: str
@@ -56,6 +58,7 @@ class Publisher:
         dedupe_key: str | None = None,
         dedupe_ttl: int = 0,
         recent_window_ms: int = 0,
+        rev: str = "",
     ) -> Outcome:
         now_ms = int(time.time() * 1000)
         minid = f"{now_ms - self.retention_ms}-0" if self.retention_ms else "0"
@@ -81,6 +84,7 @@ class Publisher:
             live,
             recent_window_ms,
             self.command,
+            rev,
         ]
         status_b, ref = await self._script(keys=keys, args=args)
         return Outcome(status_b.decode(), ref.decode() if isinstance(ref, bytes) else str(ref))

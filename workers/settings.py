@@ -8,19 +8,22 @@ import logging
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.cron import cron
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.publish import Publisher
+from workers.changes import apply_change, expire_item, sweep_expired
 from workers.ingest import ingest_item
 
 __all__ = ["FUNCTIONS", "make_worker", "run_worker"]
 
 log = logging.getLogger("ticker.worker")
 
-FUNCTIONS = [ingest_item]
+FUNCTIONS = [ingest_item, apply_change, expire_item]
+CRON_JOBS = [cron(sweep_expired, second={0, 30}, run_at_startup=True, unique=True)]
 
 
 def make_worker(settings: Settings, **overrides: Any) -> Worker:
@@ -40,6 +43,7 @@ def make_worker(settings: Settings, **overrides: Any) -> Worker:
 
     options: dict[str, Any] = {
         "functions": FUNCTIONS,
+        "cron_jobs": CRON_JOBS,
         "queue_name": keys.queue,
         "redis_pool": redis,
         "on_startup": startup,

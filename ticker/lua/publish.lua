@@ -7,13 +7,25 @@
 -- ARGV: 1 item id, 2 version, 3 event type, 4 item JSON ('' keeps the stored one),
 --       5 event body JSON without id, 6 score (ms), 7 channel, 8 maxlen,
 --       9 minid ('0' for none), 10 dedupe ttl (s), 11 status, 12 live action
---       (add | remove | keep), 13 recent window (ms), 14 publish command
+--       (add | remove | keep), 13 recent window (ms), 14 publish command,
+--       15 the draft revision the job read ('' when versions are immutable)
 local item, live, events, dedupe, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, version = ARGV[1], tonumber(ARGV[2])
 
 local done = tonumber(redis.call('HGET', item, 'published_version') or '0')
 if done >= version then
   return {'exists', redis.call('HGET', item, 'event_id') or ''}
+end
+-- Changes apply in version order: a later one waits for the one before it.
+if done ~= version - 1 then
+  return {'wait', tostring(done)}
+end
+-- An unpublished draft edited since the job read it: the job must read again.
+if ARGV[15] ~= '' and (redis.call('HGET', item, 'rev') or '0') ~= ARGV[15] then
+  return {'stale', ''}
+end
+if redis.call('HGET', item, 'status') == 'cancelled' then
+  return {'cancelled', ''}
 end
 
 if dedupe ~= '' then
