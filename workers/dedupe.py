@@ -365,7 +365,7 @@ def _score(a: _Features, b: _Features) -> float:
 
 
 def similarity(a: str, b: str, lang: str) -> float:
-    """Return 0-100: the fuzzy score of two headlines, or 0 when a number, name or negation differs."""
+    """Return 0-100: the fuzzy score of two headlines, 0 when a number, name or polarity differs."""
     return _score(_features(a, lang), _features(b, lang))
 
 
