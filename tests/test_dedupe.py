@@ -115,6 +115,12 @@ def test_unknown_language_uses_the_english_lists() -> None:
     assert not is_near_duplicate("Two killed in Jenin", "Two killed in Nablus", "fr")
 
 
+def test_edition_tags_are_accepted_as_languages() -> None:
+    """Passing an edition tag such as "es-419" uses that language's word lists."""
+    assert is_near_duplicate("Dos muertos en Monterrey", "2 muertos en Monterrey", "es-419")
+    assert not is_near_duplicate("Dos muertos en Monterrey", "Cinco muertos en Monterrey", "es-MX")
+
+
 def test_best_match_returns_the_matching_candidate_id() -> None:
     """Among recent items the reworded one is found, not the one with another place."""
     candidates = [
@@ -163,6 +169,20 @@ def test_similarity_is_symmetric(pair: dict[str, Any], swap: bool) -> None:
     """Which of two headlines came first never changes the verdict."""
     a, b = (pair["b"], pair["a"]) if swap else (pair["a"], pair["b"])
     assert similarity(a, b, pair["lang"]) == similarity(b, a, pair["lang"])
+
+
+_MIXED_WORDS = (
+    "Two two 2 killed in Jenin Nablus not rise falls rises BREAKING: Fire plant , "
+    "مقتل خمسة ٥ في غزة رفح لم ارتفاع انخفاض عاجل: dos muertos no sube cae"
+)
+_WORDS = st.sampled_from(_MIXED_WORDS.split())
+
+
+@given(st.lists(_WORDS, max_size=8), st.lists(_WORDS, max_size=8), st.sampled_from(["en", "ar"]))
+def test_similarity_is_symmetric_on_any_words(a: list[str], b: list[str], lang: str) -> None:
+    """Every guard treats both headlines alike, for any mix of numbers, names and polarity."""
+    left, right = " ".join(a), " ".join(b)
+    assert similarity(left, right, lang) == similarity(right, left, lang)
 
 
 @given(st.text(max_size=80), st.sampled_from(["en", "ar", "es"]))

@@ -96,7 +96,8 @@ def language_of(edition: str) -> str:
 
 def strip_alert_prefix(text: str, lang: str) -> str:
     """Return ``text`` without leading alert labels such as "BREAKING:" or "عاجل:"."""
-    pattern = _PATTERNS.get(lang, _ANY_PATTERN)
+    # An edition tag ("es-419") is accepted where a language is asked for.
+    pattern = _PATTERNS.get(language_of(lang), _ANY_PATTERN)
     while True:
         stripped = pattern.sub("", text, count=1)
         if stripped == text or not stripped.strip():

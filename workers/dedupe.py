@@ -30,7 +30,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
-from ticker.normalise import comparison_form, display_headline, strip_alert_prefix
+from ticker.normalise import comparison_form, display_headline, language_of, strip_alert_prefix
 
 __all__ = ["DEFAULT_THRESHOLD", "best_match", "is_near_duplicate", "similarity"]
 
@@ -178,7 +178,9 @@ class _Features:
 
 
 def _lang(lang: str) -> str:
-    # Unknown languages get English word lists: agency copy and names still work.
+    # Edition tags are accepted ("es-419" -> "es"); unknown languages get the English lists,
+    # since agency copy and names still work with them.
+    lang = language_of(lang)
     return lang if lang in _NUMBERS else "en"
 
 
@@ -356,7 +358,10 @@ def _score(a: _Features, b: _Features) -> float:
         return 100.0
     if a.numbers != b.numbers or a.negated != b.negated:
         return 0.0
-    if any((pair, 1 - side) in b.directions for pair, side in a.directions - b.directions):
+    # Opposite directions conflict only when each is on one side alone: "rises" against
+    # "falls", but not "rises after falling" against "falls".
+    only_b = b.directions - a.directions
+    if any((pair, 1 - side) in only_b for pair, side in a.directions - b.directions):
         return 0.0
     a_missing = {n for n in a.names | a.maybe_names if not _present(n, b.tokens)}
     b_missing = {n for n in b.names | b.maybe_names if not _present(n, a.tokens)}
