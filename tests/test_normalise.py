@@ -1,5 +1,8 @@
 """Tests of ticker.normalise: the reader-facing form, the matching form and the dedupe key."""
 
+# Arabic letters and digits are the subject matter here, not look-alike typos.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import hashlib

@@ -400,8 +400,8 @@ def best_match(
     best = threshold
     for candidate_id, text in candidates:
         score = _score(mine, _features(text, lang))
-        # ">" after the first hit keeps the earliest candidate on a tie: callers pass the
-        # newest first, and the newest published item is the one to point at.
+        # On a tie the earlier candidate stays: callers order candidates by preference
+        # (oldest first points a duplicate at the original report).
         if score > best or (best_id is None and score >= best):
             best_id, best = candidate_id, score
     return best_id
