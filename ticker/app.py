@@ -19,6 +19,7 @@ from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.errors import exception_handlers
 from ticker.hub import Hub
+from ticker.openapi import openapi_document
 from ticker.sse import stream_endpoint
 from ticker.store import Store
 from ticker.subscriber import Subscriber
@@ -40,6 +41,10 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
     )
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(request.state.settings.editions))
 
 
 async def _heartbeat(hub: Hub, settings: Settings) -> None:
@@ -92,5 +97,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/v1/ws", ws_endpoint),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)  # type: ignore[arg-type]
