@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from ticker.filters import Filter, Subject
+from ticker.wire import chunk, ws_text_frame
 
 __all__ = [
     "ZERO_ID",
@@ -47,7 +48,18 @@ def envelope(stream_id: str, body: bytes) -> bytes:
 class Event:
     """One event, decoded once; its per-transport encodings are built on first use."""
 
-    __slots__ = ("_sse", "_text", "data", "id", "key", "payload", "subjects", "type")
+    __slots__ = (
+        "_chunk",
+        "_frame",
+        "_sse",
+        "_text",
+        "data",
+        "id",
+        "key",
+        "payload",
+        "subjects",
+        "type",
+    )
 
     def __init__(self, payload: bytes, data: dict[str, Any] | None = None) -> None:
         self.payload = payload
@@ -66,6 +78,8 @@ class Event:
         self.subjects: tuple[Subject, ...] = tuple(subjects)
         self._sse: bytes | None = None
         self._text: str | None = None
+        self._chunk: bytes | None = None
+        self._frame: bytes | None = None
 
     @classmethod
     def from_entry(cls, stream_id: str, fields: Mapping[bytes, bytes]) -> Event:
@@ -93,6 +107,20 @@ class Event:
                 + b"\n\n"
             )
         return self._sse
+
+    @property
+    def sse_chunk(self) -> bytes:
+        """The SSE frame as one HTTP chunk, for direct writes."""
+        if self._chunk is None:
+            self._chunk = chunk(self.sse)
+        return self._chunk
+
+    @property
+    def ws_frame(self) -> bytes:
+        """The WebSocket text frame, for direct writes."""
+        if self._frame is None:
+            self._frame = ws_text_frame(self.payload)
+        return self._frame
 
     @property
     def text(self) -> str:

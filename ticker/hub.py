@@ -24,6 +24,7 @@ from ticker.events import (
     snapshot_event,
 )
 from ticker.filters import Filter, Subject
+from ticker.wire import DirectTransport, chunk
 
 __all__ = ["Client", "Hub", "Ping"]
 
@@ -33,11 +34,13 @@ log = logging.getLogger("ticker.hub")
 class Ping:
     """Heartbeat marker in a client's buffer, with the hub position when queued."""
 
-    __slots__ = ("id", "sse")
+    __slots__ = ("id", "sse", "sse_chunk", "ws_frame")
 
     def __init__(self, stream_id: str) -> None:
         self.id = stream_id
         self.sse = ping_frame(stream_id)
+        self.sse_chunk = chunk(self.sse)
+        self.ws_frame = b""  # WebSocket keepalive is the protocol's own ping
 
 
 Frame = Event | Ping
@@ -51,11 +54,14 @@ class Client:
         "after",
         "buffer",
         "busy_since",
+        "byte_limit",
         "closed",
+        "direct",
         "filter",
         "limit",
         "on_cut",
         "transport",
+        "wire",
     )
 
     def __init__(
@@ -75,9 +81,30 @@ class Client:
         self.after: tuple[int, int] | None = None
         self.busy_since = 0.0  # loop time a write started; 0 when idle
         self.on_cut = on_cut
+        # Set once the client is caught up and its server allows direct writes:
+        # the transport, and which shared encoding it takes (an Event attribute).
+        self.direct: DirectTransport | None = None
+        self.wire = "sse_chunk"
+        self.byte_limit = limit * 1024
+
+    def go_direct(self, transport: DirectTransport, wire: str) -> bool:
+        """Switch to direct writes; only between events (nothing buffered or pending)."""
+        if self.buffer or self.after is not None or self.closed:
+            return False
+        self.direct, self.wire = transport, wire
+        return True
 
     def push(self, frame: Frame) -> None:
         if self.closed:
+            return
+        direct = self.direct
+        if direct is not None:
+            if direct.is_closing():
+                self.cut("gone")
+            elif direct.get_write_buffer_size() > self.byte_limit:
+                self.cut("slow")
+            elif data := getattr(frame, self.wire):
+                direct.write(data)
             return
         if len(self.buffer) >= self.limit:
             self.cut("slow")
@@ -94,6 +121,12 @@ class Client:
         self._wake.set()
         if self.on_cut is not None:
             self.on_cut(self)
+
+    async def wait_closed(self) -> None:
+        """Direct clients have nothing to drain: wait until the client is cut."""
+        while not self.closed:
+            self._wake.clear()
+            await self._wake.wait()
 
     async def next_batch(self) -> list[Frame]:
         """Everything waiting (coalesced into one write), or [] once closed."""
@@ -222,6 +255,12 @@ class Hub:
         """Queue a ping for every client; cut those stuck in one write too long."""
         ping = Ping(self.last_id)
         for c in list(self.clients()):
+            if c.direct is not None:
+                # A direct client is stuck if its buffer has not emptied for a while.
+                if not c.direct.get_write_buffer_size():
+                    c.busy_since = 0.0
+                elif not c.busy_since:
+                    c.busy_since = now
             if c.busy_since and now - c.busy_since > send_timeout:
                 c.cut("send_timeout")
             else:

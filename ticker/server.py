@@ -9,10 +9,11 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.config import Settings
 
-__all__ = ["TickerServer", "bind", "server_config"]
+__all__ = ["TickerServer", "TransportTap", "bind", "server_config"]
 
 log = logging.getLogger("ticker.server")
 
@@ -37,6 +38,18 @@ class TickerServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class TransportTap:
+    """Outermost ASGI wrapper: keeps uvicorn's own ``send`` in the scope, so the
+    streaming endpoints can reach the transport for direct writes (ticker.wire)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["ticker.raw_send"] = send
+        await self.app(scope, receive, send)
+
+
 def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvicorn.Config:
     options: dict[str, Any] = {
         "lifespan": "on",
@@ -52,7 +65,7 @@ def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvico
         "access_log": False,
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)
+    return uvicorn.Config(TransportTap(app), **options)
 
 
 def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

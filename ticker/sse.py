@@ -15,6 +15,7 @@ from ticker.hub import Client, Hub, Ping
 from ticker.metrics import Metrics
 from ticker.session import open_session, parse_last_id, tracked
 from ticker.store import Store
+from ticker.wire import DROP_AFTER, DirectTransport, chunked_of, transport_of
 
 __all__ = ["EventStream", "stream_endpoint"]
 
@@ -59,14 +60,18 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with tracked(self.metrics, "sse", self.filter) as holder:
-            await self._serve(receive, send, holder)
+            await self._serve(scope, receive, send, holder)
 
-    async def _serve(self, receive: Receive, send: Send, holder: list[Client]) -> None:
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, holder: list[Client]
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
+        raw_send = scope.get("ticker.raw_send")
+        transport = transport_of(raw_send)
 
         def on_cut(client: Client) -> None:
-            if client.busy_since:
+            if client.busy_since and client.direct is None:
                 task.cancel()  # the writer is stuck on a full socket: drop it
 
         client, first = await open_session(
@@ -98,7 +103,14 @@ class EventStream(Response):
                     "body": preamble + b"".join(e.sse for e in first),
                 }
             )
-            while batch := await client.next_batch():
+            direct = transport is not None and chunked_of(raw_send) is True
+            while not client.closed:
+                if direct and client.go_direct(transport, "sse_chunk"):  # type: ignore[arg-type]
+                    await client.wait_closed()
+                    break
+                batch = await client.next_batch()
+                if not batch:
+                    break
                 client.busy_since = loop.time()
                 await send(
                     {
@@ -108,7 +120,10 @@ class EventStream(Response):
                     }
                 )
                 client.busy_since = 0.0
-            if client.closed != "gone":
+            if client.direct is not None and client.closed in ("slow", "send_timeout"):
+                # Its buffer is full: close after what is queued, then drop it.
+                await _drop(client.direct, watcher)
+            elif client.closed != "gone":
                 # Shutdown or slow: end the response with a retry hint; EventSource
                 # reconnects (to another node) and resumes by its last id.
                 last = b"retry: %d\n\n" % self.retry_ms
@@ -124,6 +139,16 @@ class EventStream(Response):
             client.cut("gone")
             self.hub.detach(client)
             watcher.cancel()
+
+
+async def _drop(transport: DirectTransport, watcher: asyncio.Task[None]) -> None:
+    transport.close()
+    loop = asyncio.get_running_loop()
+    loop.call_later(DROP_AFTER, transport.abort)
+    # Return only once the server has seen the connection go, or it would log
+    # an incomplete response.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(watcher), DROP_AFTER + 1)
 
 
 async def _watch_disconnect(receive: Receive, client: Client) -> None:

@@ -12,6 +12,7 @@ from ticker.exceptions import ClientError, UnavailableError
 from ticker.filters import Filter
 from ticker.hub import Client, Ping
 from ticker.session import open_session, parse_last_id, tracked
+from ticker.wire import DROP_AFTER, transport_of, ws_close_frame
 
 __all__ = ["ws_endpoint"]
 
@@ -48,8 +49,10 @@ async def _serve(
     writer = asyncio.current_task()
     assert writer is not None
 
+    transport = transport_of(websocket.scope.get("ticker.raw_send"))
+
     def on_cut(client: Client) -> None:
-        if client.busy_since:
+        if client.busy_since and client.direct is None:
             writer.cancel()  # stuck on a full socket
 
     try:
@@ -73,13 +76,24 @@ async def _serve(
     try:
         for event in first:
             await send({"type": "websocket.send", "text": event.text})
-        while batch := await client.next_batch():
+        while not client.closed:
+            if transport is not None and client.go_direct(transport, "ws_frame"):
+                await client.wait_closed()
+                break
+            batch = await client.next_batch()
             client.busy_since = loop.time()
             for frame in batch:
                 if not isinstance(frame, Ping):  # the protocol's own pings keep WS alive
                     await send({"type": "websocket.send", "text": frame.text})
             client.busy_since = 0.0
-        if client.closed in CLOSE_CODES:
+        direct = client.direct
+        if direct is not None and client.closed in ("slow", "send_timeout"):
+            # Behind a full buffer: queue the close frame, and drop it if never read.
+            direct.write(ws_close_frame(CLOSE_SLOW_CLIENT, client.closed))
+            loop.call_later(DROP_AFTER, direct.abort)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reader), DROP_AFTER + 1)
+        elif client.closed in CLOSE_CODES:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     websocket.close(CLOSE_CODES[client.closed], client.closed), 1

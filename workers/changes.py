@@ -124,6 +124,6 @@ async def sweep_expired(ctx: dict[str, Any]) -> int:
         if doc is None:
             continue
         item = orjson.loads(doc)
-        if parse_time(item["expires_at"], "expires_at") <= now:
+        if item.get("expires_at") and parse_time(item["expires_at"], "expires_at") <= now:
             n += await expire_item(ctx, item["id"], item["expires_at"]) == "published"
     return n

@@ -1,0 +1,68 @@
+"""Wire encodings built once per event and shared by every client (pure), and
+the direct write path to a connection's transport.
+
+Under uvicorn, once a client is caught up, the hub writes an event's bytes
+straight to each client's transport (a non-blocking, buffered write) instead
+of waking one task per client. A client whose transport buffer grows past its
+bound is cut. Other ASGI servers keep the generic path (a task per client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any, Protocol
+
+__all__ = ["DROP_AFTER", "DirectTransport", "chunk", "transport_of", "ws_text_frame"]
+
+# Seconds a cut slow client gets to read its backlog (and, on WebSocket, the
+# close frame with CLOSE_SLOW_CLIENT) before the connection is dropped.
+DROP_AFTER = 10.0
+
+
+class DirectTransport(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def is_closing(self) -> bool: ...
+    def get_write_buffer_size(self) -> int: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def chunk(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk (the server set chunked transfer encoding)."""
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """An unmasked, final WebSocket text frame (RFC 6455 5.2): servers never mask."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 1 << 16:
+        head = b"\x81\x7e" + struct.pack("!H", n)
+    else:
+        head = b"\x81\x7f" + struct.pack("!Q", n)
+    return head + payload
+
+
+def ws_close_frame(code: int, reason: str) -> bytes:
+    body = struct.pack("!H", code) + reason.encode()[:120]
+    return bytes((0x88, len(body))) + body
+
+
+def transport_of(send: Any) -> DirectTransport | None:
+    """The transport behind uvicorn's ASGI ``send`` (a bound method of its
+    protocol or request cycle); None for other servers."""
+    owner = getattr(send, "__self__", None)
+    transport = getattr(owner, "transport", None)
+    if transport is None or not isinstance(transport, asyncio.BaseTransport):
+        return None
+    if not all(hasattr(transport, m) for m in ("write", "get_write_buffer_size", "abort")):
+        return None
+    return transport  # type: ignore[return-value]
+
+
+def chunked_of(send: Any) -> bool | None:
+    """Whether uvicorn chose chunked encoding for this response (None: unknown)."""
+    value = getattr(getattr(send, "__self__", None), "chunked_encoding", None)
+    return value if isinstance(value, bool) else None
