@@ -42,8 +42,23 @@ class Received:
     data: dict[str, Any]
 
 
+class _Stream:
+    """Shared by the SSE and WebSocket test clients."""
+
+    async def next(self, timeout: float = 5.0) -> Received:
+        raise NotImplementedError
+
+    async def until(self, pred: Callable[[Received], bool], timeout: float = 5.0) -> Received:
+        """The next event that satisfies ``pred``, skipping others."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = await self.next(max(0.01, deadline - time.monotonic()))
+            if pred(got):
+                return got
+
+
 @dataclass
-class SSEStream:
+class SSEStream(_Stream):
     """An open SSE connection with its parsed events queued."""
 
     response: httpx.Response
@@ -67,13 +82,6 @@ class SSEStream:
         if got is None:
             raise EOFError("stream closed")
         return got
-
-    async def until(self, pred: Callable[[Received], bool], timeout: float = 5.0) -> Received:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = await self.next(max(0.01, deadline - time.monotonic()))
-            if pred(got):
-                return got
 
     def drain(self) -> list[Received]:
         out = []
@@ -111,20 +119,13 @@ async def sse(
 
 
 @dataclass
-class WSStream:
+class WSStream(_Stream):
     conn: ClientConnection
 
     async def next(self, timeout: float = 5.0) -> Received:
         text = await asyncio.wait_for(self.conn.recv(), timeout)
         data = orjson.loads(text)
         return Received(data["id"], data["type"], data)
-
-    async def until(self, pred: Callable[[Received], bool], timeout: float = 5.0) -> Received:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = await self.next(max(0.01, deadline - time.monotonic()))
-            if pred(got):
-                return got
 
 
 @contextlib.asynccontextmanager

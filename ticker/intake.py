@@ -187,13 +187,19 @@ async def _after_change(request: Request, item_id: str, accepted: Any) -> Respon
     return JSONResponse(view, 202, {"Location": status_url(item_id)})
 
 
+async def _change_request(request: Request, scope: str) -> tuple[ApiKey, str]:
+    """The caller's key (with ``scope``) and the id of an existing item."""
+    key = authenticate(request)
+    key.require(scope)
+    item_id = request.path_params["item_id"]
+    await load_item(request, item_id)
+    return key, item_id
+
+
 async def correct_item(request: Request) -> Response:
     """A correction: a new version of the item, and an `item.updated` event."""
     state = request.state
-    key = authenticate(request)
-    key.require("correct")
-    item_id = request.path_params["item_id"]
-    await load_item(request, item_id)
+    key, item_id = await _change_request(request, "correct")
     patch = validate_item(
         await read_json(request, state.settings.max_body_bytes),
         state.settings.editions,
@@ -217,10 +223,7 @@ async def correct_item(request: Request) -> Response:
 async def retract_item(request: Request) -> Response:
     """A retraction (kill): every screen drops the item; it needs a reason."""
     state = request.state
-    key = authenticate(request)
-    key.require("retract")
-    item_id = request.path_params["item_id"]
-    await load_item(request, item_id)
+    key, item_id = await _change_request(request, "retract")
     reason = request.query_params.get("reason")
     if reason is None and request.headers.get("content-type"):
         body = await read_json(request, state.settings.max_body_bytes)
