@@ -1,0 +1,148 @@
+"""Pure logic without sockets: filters, envelopes, SSE framing and parsing, the hub."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ticker.events import Event, envelope, parse_stream_id
+from ticker.exceptions import ValidationError
+from ticker.filters import Filter, Subject
+from ticker.hub import Client, Hub, Ping
+from ticker.sseparse import SSEParser
+
+
+def item(item_id: str, **kw: object) -> dict[str, object]:
+    return {"id": item_id, "edition": "en", "categories": [], "regions": [], "urgency": 5, **kw}
+
+
+def event(stream_id: str, etype: str = "item.published", **kw: object) -> Event:
+    body = orjson.dumps({"type": etype, "item": item(kw.pop("item_id", "i1"), **kw)})  # type: ignore[arg-type]
+    return Event(envelope(stream_id, body))
+
+
+def test_filter_parse_and_match() -> None:
+    """Comma and repeated values are ORed; empty filters match all; urgency is a ceiling."""
+    f = Filter.parse(
+        {"category": ["politics,world"], "region": ["mena"], "max_urgency": ["3"]}, ["en"]
+    )
+    assert f.matches(Subject("en", frozenset({"world"}), frozenset({"mena"}), 2))
+    assert not f.matches(Subject("en", frozenset({"sports"}), frozenset({"mena"}), 2))
+    assert not f.matches(Subject("en", frozenset({"world"}), frozenset({"mena"}), 4))
+    assert Filter().matches(Subject("ar", frozenset(), frozenset(), 9))
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"edition": ["fr"]}, "edition"),
+        ({"max_urgency": ["0"]}, "max_urgency"),
+        ({"category": ["No Way"]}, "category"),
+        ({"region": [",".join("abcdefghijklmnopqrstu")]}, "region"),
+    ],
+)
+def test_filter_rejects_bad_values(params: dict[str, list[str]], field: str) -> None:
+    """Bad filter values raise a 400 naming the parameter."""
+    with pytest.raises(ValidationError) as info:
+        Filter.parse(params, ["en"])
+    assert info.value.field == field and info.value.status == 400
+
+
+def test_envelope_splices_the_id_like_lua() -> None:
+    """The envelope is the body with the stream id first, byte for byte."""
+    assert envelope("1-2", b'{"type":"x","a":1}') == b'{"id":"1-2","type":"x","a":1}'
+    assert parse_stream_id("1700000000000-5") == (1700000000000, 5)
+    with pytest.raises(ValueError):
+        parse_stream_id("1-2-3")
+
+
+def test_event_encodes_once_per_transport() -> None:
+    """The SSE frame and WS text are built once and shared by every client."""
+    ev = event("5-0", headline="a\nb")
+    assert ev.sse is ev.sse and ev.text is ev.text
+    assert ev.sse.startswith(b"id: 5-0\nevent: item.published\ndata: {")
+    assert ev.sse.count(b"\n") == 4  # no newline inside the data line
+
+
+@given(st.text())
+def test_any_text_survives_sse_framing(text: str) -> None:
+    """Whatever a field holds, the SSE frame parses back to the same JSON."""
+    ev = Event(
+        envelope("1-0", orjson.dumps({"type": "item.published", "item": item("x", headline=text)}))
+    )
+    (msg,) = SSEParser().feed(ev.sse)
+    assert orjson.loads(msg.data)["item"]["headline"] == text
+    assert msg.id == "1-0" and msg.event == "item.published"
+
+
+def test_sse_parser_handles_split_chunks_and_crlf() -> None:
+    """Frames split anywhere, with CRLF or CR line ends, parse the same."""
+    raw = b"retry: 10\r\n: c\r\nid: 1\r\nevent: e\r\ndata: a\r\ndata: b\r\n\r\nid: 2\rdata: z\r\r"
+    p = SSEParser()
+    msgs = [m for i in range(len(raw)) for m in p.feed(raw[i : i + 1])]
+    assert [(m.id, m.event, m.data) for m in msgs] == [("1", "e", "a\nb"), ("2", "message", "z")]
+    assert p.retry == 10
+
+
+async def test_hub_groups_filters_and_mirrors_state() -> None:
+    """Dispatch reaches matching groups only, skips old ids, and keeps the live mirror."""
+    hub = Hub(client_limit=10)
+    hub.load("1-0", [item("old")])
+    en, ar = (
+        Client(Filter(frozenset({"en"})), 10, "sse"),
+        Client(Filter(frozenset({"ar"})), 10, "sse"),
+    )
+    hub.attach(en)
+    hub.attach(ar)
+    assert hub.dispatch(event("2-0", item_id="new"))
+    assert not hub.dispatch(event("2-0", item_id="new"))  # a duplicate id is dropped
+    assert not hub.dispatch(event("1-5", item_id="older"))
+    assert [f.id for f in await en.next_batch()] == ["2-0"]  # type: ignore[union-attr]
+    assert not ar.buffer
+    assert [i["id"] for i in hub.snapshot(Filter()).data["items"]] == ["new", "old"]
+    hub.dispatch(event("3-0", "item.retracted", item_id="old"))
+    assert [i["id"] for i in hub.snapshot(Filter()).data["items"]] == ["new"]
+
+
+async def test_slow_client_is_cut_and_others_are_not() -> None:
+    """A client over its bound is cut with reason 'slow'; its neighbour keeps everything."""
+    hub = Hub(client_limit=3)
+    hub.load("0-0", [])
+    cut: list[str] = []
+    slow = Client(Filter(), 3, "ws", on_cut=lambda c: cut.append(c.closed or ""))
+    fine = Client(Filter(), 100, "ws")
+    hub.attach(slow)
+    hub.attach(fine)
+    for n in range(1, 6):
+        hub.dispatch(event(f"{n}-0", item_id=f"i{n}"))
+    assert cut == ["slow"] and slow.closed == "slow"
+    assert await slow.next_batch() == []
+    assert len(await fine.next_batch()) == 5
+
+
+async def test_heartbeat_pings_and_cuts_stuck_writers() -> None:
+    """Heartbeats queue one shared ping; a client stuck in a write too long is cut."""
+    hub = Hub()
+    hub.load("7-0", [])
+    idle, stuck = Client(Filter(), 10, "sse"), Client(Filter(), 10, "sse")
+    stuck.busy_since = 1.0
+    hub.attach(idle)
+    hub.attach(stuck)
+    hub.heartbeat(now=100.0, send_timeout=30)
+    (ping,) = await idle.next_batch()
+    assert isinstance(ping, Ping) and ping.sse == b": ping\nid: 7-0\n\n"
+    assert stuck.closed == "send_timeout"
+
+
+async def test_resume_point_skips_already_sent_events() -> None:
+    """Events at or before a resumed client's position are not sent again."""
+    c = Client(Filter(), 10, "sse")
+    c.after = (2, 0)
+    for n in (1, 2, 3):
+        c.push(event(f"{n}-0"))
+    assert [f.id for f in await asyncio.wait_for(c.next_batch(), 1)] == ["3-0"]  # type: ignore[union-attr]
+    assert c.after is None

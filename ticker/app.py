@@ -1,0 +1,96 @@
+"""The ASGI app: routes, and the resources its lifespan holds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from arq.connections import ArqRedis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from ticker import intake
+from ticker.auth import KeyRing
+from ticker.config import Settings
+from ticker.constants import Keys
+from ticker.errors import exception_handlers
+from ticker.hub import Hub
+from ticker.sse import stream_endpoint
+from ticker.store import Store
+from ticker.subscriber import Subscriber
+from ticker.ws import ws_endpoint
+
+__all__ = ["create_app"]
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    state = request.state
+    checks = {"redis": False, "subscription": state.subscriber.live}
+    with contextlib.suppress(Exception):
+        checks["redis"] = bool(await asyncio.wait_for(state.redis.ping(), 1.0))
+    ok = all(checks.values())
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+    )
+
+
+async def _heartbeat(hub: Hub, settings: Settings) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(settings.sse_ping_seconds)
+        hub.heartbeat(loop.time(), settings.client_send_timeout)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the app; ``ticker serve`` calls this once per process."""
+    settings = settings or Settings.from_env()
+    keys = Keys(settings.redis_prefix)
+    keyring = KeyRing.from_entries(settings.api_key_entries())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        redis = ArqRedis.from_url(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+        )
+        hub = Hub(settings.client_queue_max)
+        store = Store(redis, keys)
+        subscriber = Subscriber(redis, keys, hub, store, watchdog_seconds=settings.catchup_seconds)
+        tasks = [
+            asyncio.create_task(subscriber.run(), name="ticker-subscriber"),
+            asyncio.create_task(_heartbeat(hub, settings), name="ticker-heartbeat"),
+        ]
+        app.state.hub = hub  # for the server's shutdown hook
+        try:
+            yield {
+                "settings": settings,
+                "keys": keys,
+                "keyring": keyring,
+                "redis": redis,
+                "arq": redis,
+                "hub": hub,
+                "store": store,
+                "subscriber": subscriber,
+            }
+        finally:
+            hub.close_all("shutdown")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await redis.aclose()
+
+    routes = [
+        *intake.routes,
+        Route("/v1/stream", stream_endpoint, methods=["GET"]),
+        WebSocketRoute("/v1/ws", ws_endpoint),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)  # type: ignore[arg-type]

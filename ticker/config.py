@@ -1,0 +1,136 @@
+"""Settings: one typed object read from ``TICKER_*`` environment variables.
+
+Each field's default is the value used when its variable is unset.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import orjson
+
+from ticker.exceptions import ConfigError
+
+__all__ = ["Settings"]
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Service configuration. ``Settings.from_env()`` reads ``TICKER_<FIELD>``."""
+
+    # Redis URL; `ticker run` starts a private Redis when this is unset.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Hash tag of every key, so several deployments can share one Redis.
+    redis_prefix: str = "ticker"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # API processes sharing the port (each holds one subscription and one hub).
+    workers: int = 1
+    log_level: str = "info"
+    # API keys as JSON: [{"name", "key" | "key_sha256", "scopes", "editions"?}].
+    api_keys: str = "[]"
+    # A file holding the same JSON; read at startup (secrets from a mounted file).
+    api_keys_file: str = ""
+    # Editions (BCP 47 tags) the intake accepts.
+    editions: tuple[str, ...] = ("en", "ar", "es")
+    # Stream retention: the newest N events, and none older than this many seconds.
+    stream_maxlen: int = 10_000
+    stream_retention_seconds: int = 7 * 24 * 3600
+    # Window in which an identical headline in the same edition is a duplicate.
+    dedupe_window_seconds: int = 3600
+    # Near-duplicate threshold (0-100, rapidfuzz score) over the same window.
+    near_duplicate_threshold: float = 88.0
+    # Events a client may have waiting before it is cut as a slow client.
+    client_queue_max: int = 1000
+    # Seconds one write to a client may block before it is cut.
+    client_send_timeout: float = 30.0
+    # How often each API process checks the stream for events pub/sub did not bring.
+    catchup_seconds: float = 5.0
+    # SSE heartbeat comment interval; WebSocket protocol ping interval.
+    sse_ping_seconds: float = 15.0
+    ws_ping_seconds: float = 20.0
+    # Reconnect delay (ms) suggested to SSE clients by the `retry:` field.
+    sse_retry_ms: int = 2000
+    # Origins allowed to embed the ticker and open WebSockets; "*" for any.
+    allowed_origins: tuple[str, ...] = ("*",)
+    # Largest intake body accepted, in bytes.
+    max_body_bytes: int = 64 * 1024
+    # arq poll delay: the worst-case queue latency added to every item.
+    worker_poll_delay: float = 0.01
+    # Items leave the ticker after this long unless they say otherwise (urgency 1..9).
+    expiry_seconds_by_urgency: tuple[int, ...] = (
+        6 * 3600,
+        6 * 3600,
+        4 * 3600,
+        3 * 3600,
+        2 * 3600,
+        2 * 3600,
+        3600,
+        3600,
+        3600,
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"TICKER_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not self.editions:
+            raise ConfigError("TICKER_EDITIONS must name at least one edition")
+        if len(self.expiry_seconds_by_urgency) != 9:
+            raise ConfigError("TICKER_EXPIRY_SECONDS_BY_URGENCY needs nine values (urgency 1..9)")
+        if self.client_queue_max < 1 or self.stream_maxlen < 1:
+            raise ConfigError("queue and stream bounds must be positive")
+
+    def api_key_entries(self) -> list[dict[str, Any]]:
+        """The configured API keys, from TICKER_API_KEYS and TICKER_API_KEYS_FILE."""
+        entries: list[dict[str, Any]] = []
+        sources = [("TICKER_API_KEYS", self.api_keys)]
+        if self.api_keys_file:
+            try:
+                with open(self.api_keys_file, "rb") as fh:
+                    sources.append(("TICKER_API_KEYS_FILE", fh.read().decode()))
+            except OSError as exc:
+                raise ConfigError(f"TICKER_API_KEYS_FILE: {exc.strerror}") from None
+        for name, text in sources:
+            try:
+                data = orjson.loads(text or "[]")
+            except orjson.JSONDecodeError:
+                raise ConfigError(f"{name} is not valid JSON") from None
+            if not isinstance(data, list):
+                raise ConfigError(f"{name} must be a JSON list")
+            entries.extend(data)
+        return entries
+
+
+def _parse(name: str, kind: Any, raw: str) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "tuple[str, ...]":
+            return _csv(raw)
+        if kind == "tuple[int, ...]":
+            return tuple(int(v) for v in _csv(raw))
+    except ValueError:
+        raise ConfigError(f"TICKER_{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

@@ -1,0 +1,88 @@
+"""Exceptions raised by Ticker.
+
+TickerError
+├── ConfigError            bad configuration at startup
+├── ClientError            the caller's fault; becomes a 4xx JSON body
+│   ├── AuthError          401: missing or unknown API key
+│   ├── ForbiddenError     403: key lacks the scope or edition
+│   ├── ValidationError    422 (or 400/413/415): names the offending field
+│   ├── NotFoundError      404
+│   └── ConflictError      409/422: idempotency key reused with another body
+└── UnavailableError       503: Redis unreachable; retry after a while
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "ClientError",
+    "ConfigError",
+    "ConflictError",
+    "ForbiddenError",
+    "NotFoundError",
+    "TickerError",
+    "UnavailableError",
+    "ValidationError",
+]
+
+
+class TickerError(Exception):
+    """Base of every Ticker exception."""
+
+
+class ConfigError(TickerError):
+    """The configuration cannot be used."""
+
+
+class ClientError(TickerError):
+    """A request the client must fix; rendered as a JSON error body."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+
+
+class AuthError(ClientError):
+    status = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(ClientError):
+    status = 403
+    code = "forbidden"
+
+
+class ValidationError(ClientError):
+    status = 422
+    code = "invalid"
+
+
+class NotFoundError(ClientError):
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(ClientError):
+    status = 422
+    code = "idempotency_conflict"
+
+
+class UnavailableError(TickerError):
+    """A dependency (Redis) is down; the client should retry later."""
+
+    retry_after = 2

@@ -1,0 +1,220 @@
+"""The in-process hub: one per API process, fed by the one Redis subscription.
+
+It keeps a mirror of the live ticker (so a new client's snapshot needs no
+Redis round trip and lines up exactly with the live events after it), groups
+clients by filter (each distinct filter is evaluated once per event), and
+hands each client its events through a bounded buffer that a per-client
+writer drains. The fan-out loop never awaits a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ticker.events import (
+    ZERO_ID,
+    Event,
+    parse_stream_id,
+    ping_frame,
+    reset_event,
+    snapshot_event,
+)
+from ticker.filters import Filter, Subject
+
+__all__ = ["Client", "Hub", "Ping"]
+
+log = logging.getLogger("ticker.hub")
+
+
+class Ping:
+    """Heartbeat marker in a client's buffer, with the hub position when queued."""
+
+    __slots__ = ("id", "sse")
+
+    def __init__(self, stream_id: str) -> None:
+        self.id = stream_id
+        self.sse = ping_frame(stream_id)
+
+
+Frame = Event | Ping
+
+
+class Client:
+    """One connected SSE or WebSocket client: its filter and its bounded buffer."""
+
+    __slots__ = (
+        "_wake",
+        "after",
+        "buffer",
+        "busy_since",
+        "closed",
+        "filter",
+        "limit",
+        "on_cut",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        filter: Filter,
+        limit: int,
+        transport: str,
+        on_cut: Callable[[Client], None] | None = None,
+    ) -> None:
+        self.filter = filter
+        self.limit = limit
+        self.transport = transport
+        self.buffer: deque[Frame] = deque()
+        self._wake = asyncio.Event()
+        self.closed: str | None = None
+        # While set, events at or before this stream key were already sent (resume).
+        self.after: tuple[int, int] | None = None
+        self.busy_since = 0.0  # loop time a write started; 0 when idle
+        self.on_cut = on_cut
+
+    def push(self, frame: Frame) -> None:
+        if self.closed:
+            return
+        if len(self.buffer) >= self.limit:
+            self.cut("slow")
+            return
+        self.buffer.append(frame)
+        self._wake.set()
+
+    def cut(self, reason: str) -> None:
+        """Disconnect this client (slow, send timeout, shutdown, gone)."""
+        if self.closed:
+            return
+        self.closed = reason
+        self.buffer.clear()
+        self._wake.set()
+        if self.on_cut is not None:
+            self.on_cut(self)
+
+    async def next_batch(self) -> list[Frame]:
+        """Everything waiting (coalesced into one write), or [] once closed."""
+        while not self.buffer and not self.closed:
+            self._wake.clear()
+            await self._wake.wait()
+        if self.closed:
+            return []
+        batch = list(self.buffer)
+        self.buffer.clear()
+        if self.after is not None:
+            batch = self._past_resume_point(batch)
+        return batch
+
+    def _past_resume_point(self, batch: list[Frame]) -> list[Frame]:
+        after = self.after
+        out = [f for f in batch if not isinstance(f, Event) or f.key > after]  # type: ignore[operator]
+        if any(isinstance(f, Event) for f in out):
+            self.after = None
+        return out
+
+
+class Hub:
+    def __init__(self, client_limit: int = 1000) -> None:
+        self.client_limit = client_limit
+        self.groups: dict[Filter, set[Client]] = {}
+        self.last_id = ZERO_ID
+        self.last_key = (0, 0)
+        self.items: dict[str, dict[str, Any]] = {}  # live mirror, in publish order
+        self.subjects: dict[str, Subject] = {}
+        self.ready = asyncio.Event()
+        self._snapshots: dict[Filter, Event] = {}
+        self.delivered = 0
+
+    # -- state ---------------------------------------------------------------
+
+    def load(self, last_id: str, items: Iterable[dict[str, Any]]) -> None:
+        """Replace the mirror with a snapshot read from Redis at ``last_id``."""
+        self.items = {item["id"]: item for item in items}
+        self.subjects = {i: Subject.of(item) for i, item in self.items.items()}
+        self.last_id, self.last_key = last_id, parse_stream_id(last_id)
+        self._snapshots.clear()
+        self.ready.set()
+
+    def reset(self, last_id: str, items: Iterable[dict[str, Any]], reason: str) -> None:
+        """The hub lost its place in the stream: reload and restart every client."""
+        log.warning("hub reset at %s: %s", last_id, reason)
+        self.load(last_id, items)
+        notice = reset_event(last_id, reason)
+        for f, clients in self.groups.items():
+            snap = self.snapshot(f)
+            for c in list(clients):
+                c.after = None
+                c.push(notice)
+                c.push(snap)
+
+    def snapshot(self, f: Filter) -> Event:
+        """The current state for a filter, encoded once per filter per state."""
+        snap = self._snapshots.get(f)
+        if snap is None:
+            items = [it for i, it in reversed(self.items.items()) if f.matches(self.subjects[i])]
+            snap = self._snapshots[f] = snapshot_event(self.last_id, items)
+        return snap
+
+    # -- fan-out -------------------------------------------------------------
+
+    def dispatch(self, event: Event) -> bool:
+        """Apply one event in stream order and hand it to matching clients."""
+        if event.key <= self.last_key:
+            return False  # already seen (catch-up overlaps pub/sub)
+        self._apply(event)
+        self.last_id, self.last_key = event.id, event.key
+        self._snapshots.clear()
+        n = 0
+        for f, clients in self.groups.items():
+            if event.matches(f):
+                for c in clients:
+                    c.push(event)
+                n += len(clients)
+        self.delivered += n
+        return True
+
+    def _apply(self, event: Event) -> None:
+        item = event.data.get("item")
+        if item is None:
+            return
+        if event.type in ("item.published", "item.updated"):
+            self.items[item["id"]] = item
+            self.subjects[item["id"]] = Subject.of(item)
+        elif event.type in ("item.retracted", "item.expired"):
+            self.items.pop(item["id"], None)
+            self.subjects.pop(item["id"], None)
+
+    def attach(self, client: Client) -> None:
+        self.groups.setdefault(client.filter, set()).add(client)
+
+    def detach(self, client: Client) -> None:
+        group = self.groups.get(client.filter)
+        if group is not None:
+            group.discard(client)
+            if not group:
+                del self.groups[client.filter]
+                self._snapshots.pop(client.filter, None)
+
+    def clients(self) -> Iterable[Client]:
+        for group in self.groups.values():
+            yield from group
+
+    @property
+    def client_count(self) -> int:
+        return sum(len(g) for g in self.groups.values())
+
+    def heartbeat(self, now: float, send_timeout: float) -> None:
+        """Queue a ping for every client; cut those stuck in one write too long."""
+        ping = Ping(self.last_id)
+        for c in list(self.clients()):
+            if c.busy_since and now - c.busy_since > send_timeout:
+                c.cut("send_timeout")
+            else:
+                c.push(ping)
+
+    def close_all(self, reason: str) -> None:
+        for c in list(self.clients()):
+            c.cut(reason)

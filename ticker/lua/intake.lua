@@ -1,0 +1,13 @@
+-- Record an accepted item, once per idempotency key.
+-- KEYS: 1 idempotency key ('' for none), 2 item hash, 3 history list
+-- ARGV: 1 body hash, 2 response JSON, 3 ttl, 4 submitted JSON, 5 principal,
+--       6 created_at, 7 history entry JSON, 8 status (queued | embargoed)
+if KEYS[1] ~= '' then
+  local prev = redis.call('GET', KEYS[1])
+  if prev then return prev end
+  redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. ARGV[2], 'EX', ARGV[3])
+end
+redis.call('HSET', KEYS[2], 'status', ARGV[8], 'submitted', ARGV[4], 'version', '1',
+  'principal', ARGV[5], 'created_at', ARGV[6])
+redis.call('RPUSH', KEYS[3], ARGV[7])
+return false

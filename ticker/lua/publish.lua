@@ -1,0 +1,65 @@
+-- The one atomic step: store the item, update the live set, append the event
+-- to the stream and publish it (carrying its stream id). Idempotent on the
+-- item id and version: a job that runs twice publishes once.
+--
+-- KEYS: 1 item hash, 2 live zset, 3 events stream, 4 dedupe key ('' for none),
+--       5 recent zset of the edition
+-- ARGV: 1 item id, 2 version, 3 event type, 4 item JSON ('' keeps the stored one),
+--       5 event body JSON without id, 6 score (ms), 7 channel, 8 maxlen,
+--       9 minid ('0' for none), 10 dedupe ttl (s), 11 status, 12 live action
+--       (add | remove | keep), 13 recent window (ms), 14 publish command,
+--       15 the draft revision the job read ('' when versions are immutable)
+local item, live, events, dedupe, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, version = ARGV[1], tonumber(ARGV[2])
+
+local done = tonumber(redis.call('HGET', item, 'published_version') or '0')
+if done >= version then
+  return {'exists', redis.call('HGET', item, 'event_id') or ''}
+end
+-- Changes apply in version order: a later one waits for the one before it.
+if done ~= version - 1 then
+  return {'wait', tostring(done)}
+end
+-- An unpublished draft edited since the job read it: the job must read again.
+if ARGV[15] ~= '' and (redis.call('HGET', item, 'rev') or '0') ~= ARGV[15] then
+  return {'stale', ''}
+end
+if redis.call('HGET', item, 'status') == 'cancelled' then
+  return {'cancelled', ''}
+end
+
+if dedupe ~= '' then
+  local first = redis.call('GET', dedupe)
+  if first and first ~= id then
+    redis.call('HSET', item, 'status', 'duplicate', 'duplicate_of', first)
+    return {'duplicate', first}
+  end
+  redis.call('SET', dedupe, id, 'EX', ARGV[10])
+end
+
+local body = ARGV[5]
+local eid = redis.call('XADD', events, 'MAXLEN', '~', ARGV[8], '*',
+  'type', ARGV[3], 'item', id, 'data', body)
+if ARGV[9] ~= '0' then
+  redis.call('XTRIM', events, 'MINID', '~', ARGV[9])
+end
+
+redis.call('HSET', item, 'published_version', version, 'event_id', eid, 'status', ARGV[11])
+if ARGV[4] ~= '' then
+  redis.call('HSET', item, 'item', ARGV[4])
+end
+
+local action = ARGV[12]
+if action == 'add' then
+  redis.call('ZADD', live, ARGV[6], id)
+  if recent ~= '' then
+    redis.call('ZADD', recent, ARGV[6], id)
+    redis.call('ZREMRANGEBYSCORE', recent, '-inf', tonumber(ARGV[6]) - tonumber(ARGV[13]))
+  end
+elseif action == 'remove' then
+  redis.call('ZREM', live, id)
+  if recent ~= '' then redis.call('ZREM', recent, id) end
+end
+
+redis.call(ARGV[14], ARGV[7], '{"id":"' .. eid .. '",' .. string.sub(body, 2))
+return {'published', eid}

@@ -1,0 +1,129 @@
+"""The item input schema (JSON Schema 2020-12) and validation naming the field."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from ticker.exceptions import ValidationError
+
+__all__ = ["item_schema", "parse_time", "validate_item"]
+
+# Plain text: no C0/C1 controls except tab, CR and LF (folded to spaces later),
+# and at least one visible character.
+_PLAIN = r"^(?=[\s\S]*\S)[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+_SLUG = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,39}$"}
+_TIME = {"type": "string", "maxLength": 40}
+
+
+def _text(max_length: int) -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": _PLAIN}
+
+
+@lru_cache(maxsize=8)
+def item_schema(editions: tuple[str, ...], partial: bool = False) -> dict[str, Any]:
+    """Schema for POST (all required fields) or PATCH (partial, plus a correction note)."""
+    props: dict[str, Any] = {
+        "headline": _text(300),
+        "edition": {"type": "string", "enum": list(editions)},
+        "language": {"type": "string", "pattern": r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
+        "summary": _text(1000),
+        "body": {"type": "string", "maxLength": 20000},
+        "url": {"type": "string", "maxLength": 2048, "pattern": r"^https?://[^\s<>\"]+$"},
+        "categories": {"type": "array", "items": _SLUG, "maxItems": 10, "uniqueItems": True},
+        "regions": {"type": "array", "items": _SLUG, "maxItems": 10, "uniqueItems": True},
+        "tags": {"type": "array", "items": _text(50), "maxItems": 20, "uniqueItems": True},
+        "urgency": {"type": "integer", "minimum": 1, "maximum": 9},
+        "source": _text(200),
+        "byline": _text(200),
+        "expires_at": _TIME,
+        "embargoed_until": _TIME,
+        "pinned": {"type": "boolean"},
+        "force": {"type": "boolean"},
+    }
+    schema: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": props,
+        "additionalProperties": False,
+    }
+    if partial:
+        del props["edition"]  # an item never moves edition; post a new one instead
+        props["correction_note"] = _text(500)
+        schema["minProperties"] = 1
+    else:
+        schema["required"] = ["headline", "edition"]
+    return schema
+
+
+@lru_cache(maxsize=8)
+def _validator(editions: tuple[str, ...], partial: bool) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(item_schema(editions, partial))
+
+
+def _field_of(error: jsonschema.ValidationError) -> str | None:
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else None
+        return ".".join([*path, missing]) if missing else None
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return ".".join([*path, extra[0]]) if extra else None
+    return ".".join(path) or None
+
+
+def _message(error: jsonschema.ValidationError, field: str | None) -> str:
+    v = error.validator
+    if v == "required":
+        return f"{field} is required"
+    if v == "additionalProperties":
+        return f"{field} is not a known field"
+    if (
+        v == "pattern"
+        and field
+        and field.split(".")[0] in {"headline", "summary", "tags", "source", "byline"}
+    ):
+        return f"{field} must be plain text with a visible character and no control characters"
+    if v == "pattern":
+        return f"{field} has an invalid format"
+    if v == "enum":
+        return f"{field} must be one of {', '.join(map(str, error.validator_value))}"
+    if v in {"maxLength", "minLength"}:
+        bound = "most" if v == "maxLength" else "least"
+        return f"{field} must be {error.validator_value} characters at {bound}"
+    if v in {"minimum", "maximum"}:
+        return (
+            f"{field} must be {'at least' if v == 'minimum' else 'at most'} {error.validator_value}"
+        )
+    if v == "type":
+        return f"{field or 'body'} must be of type {error.validator_value}"
+    if v == "minProperties":
+        return "the body must change at least one field"
+    return f"{field or 'body'}: {error.message}"
+
+
+def parse_time(value: str, field: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{field} must be an ISO 8601 date-time", field) from None
+    if parsed.tzinfo is None:
+        raise ValidationError(f"{field} must include a time zone (e.g. Z)", field)
+    return parsed.astimezone(UTC)
+
+
+def validate_item(data: Any, editions: Sequence[str], *, partial: bool = False) -> dict[str, Any]:
+    """Validate a decoded JSON body; raise ValidationError naming the first bad field."""
+    error = best_match(_validator(tuple(editions), partial).iter_errors(data))
+    if error is not None:
+        field = _field_of(error)
+        raise ValidationError(_message(error, field), field)
+    for name in ("expires_at", "embargoed_until"):
+        if name in data:
+            parse_time(data[name], name)
+    return dict(data)

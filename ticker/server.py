@@ -1,0 +1,68 @@
+"""Serving the app with uvicorn: one process per core, sharing the port."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import socket
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from ticker.config import Settings
+
+__all__ = ["TickerServer", "bind", "server_config"]
+
+log = logging.getLogger("ticker.server")
+
+
+class TickerServer(uvicorn.Server):
+    """uvicorn, plus: on shutdown, tell streaming clients first.
+
+    uvicorn waits for open connections before the lifespan ends, and a stream
+    never ends by itself; so the hub's clients are cut (SSE ends with a retry
+    hint, WebSocket closes with 1012) as soon as shutdown starts.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        super().__init__(config)
+        self.ticker_app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        hub = getattr(self.ticker_app.state, "hub", None)
+        if hub is not None:
+            log.info("shutting down: closing %d streaming clients", hub.client_count)
+            hub.close_all("shutdown")
+        await super().shutdown(sockets)
+
+
+def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    options: dict[str, Any] = {
+        "lifespan": "on",
+        "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+        "ws": "websockets-sansio",
+        "ws_ping_interval": settings.ws_ping_seconds,
+        "ws_ping_timeout": settings.ws_ping_seconds,
+        "ws_max_size": 64 * 1024,  # clients have nothing big to say
+        "proxy_headers": True,
+        "timeout_graceful_shutdown": 10,
+        "log_level": settings.log_level,
+        "access_log": False,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
+
+
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket; with SO_REUSEPORT several processes share one port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

@@ -1,0 +1,71 @@
+"""Opening a client session: snapshot-then-live, or resume from a last id.
+
+Shared by the SSE and WebSocket transports. The client is attached to the hub
+before anything is read, and everything the first frames cover is skipped in
+its buffer, so there is no gap and no duplicate between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ticker.events import Event, parse_stream_id, reset_event
+from ticker.exceptions import UnavailableError, ValidationError
+from ticker.filters import Filter
+from ticker.hub import Client, Hub
+from ticker.store import Store
+
+__all__ = ["open_session", "parse_last_id"]
+
+
+def parse_last_id(value: str | None, field: str) -> str | None:
+    """Validate a client's last event id ("ms-seq"); None or "" means none."""
+    if value is None or not value.strip():
+        return None
+    try:
+        ms, seq = parse_stream_id(value)
+    except ValueError:
+        raise ValidationError(
+            f"{field} must be a stream id like 1700000000000-0", field, status=400
+        ) from None
+    return f"{ms}-{seq}"
+
+
+async def open_session(
+    hub: Hub,
+    store: Store,
+    filter: Filter,
+    last_id: str | None,
+    *,
+    transport: str,
+    limit: int,
+    on_cut: Callable[[Client], None] | None = None,
+    ready_timeout: float = 5.0,
+) -> tuple[Client, list[Event]]:
+    """Attach a client; return it with the events to send before its live ones."""
+    if not hub.ready.is_set():
+        try:
+            await asyncio.wait_for(hub.ready.wait(), ready_timeout)
+        except TimeoutError:
+            raise UnavailableError("the ticker is not ready (Redis unreachable)") from None
+    client = Client(filter, limit, transport, on_cut)
+    if last_id is None:
+        # No await between the snapshot and attach: the hub's state at this
+        # instant is what the snapshot shows, and every later event is queued.
+        first = [hub.snapshot(filter)]
+        hub.attach(client)
+        return client, first
+    hub.attach(client)
+    try:
+        resume = await store.resume(last_id)
+    except Exception:
+        hub.detach(client)
+        raise
+    if resume.reset:
+        snap = hub.snapshot(filter)
+        client.after = snap.key
+        return client, [reset_event(snap.id, "events after your last id are gone"), snap]
+    missed = [e for e in resume.events if e.matches(filter)]
+    client.after = parse_stream_id(resume.last_id)
+    return client, missed

@@ -1,0 +1,147 @@
+"""GET /v1/stream: the ticker as Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ticker.events import Event
+from ticker.filters import Filter
+from ticker.hub import Client, Hub, Ping
+from ticker.session import open_session, parse_last_id
+from ticker.store import Store
+
+__all__ = ["EventStream", "stream_endpoint"]
+
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),  # nginx: do not buffer the stream
+]
+
+
+def frames(batch: list[Event | Ping], resuming: bool) -> bytes:
+    out = []
+    for f in batch:
+        if isinstance(f, Ping):
+            # Mid-resume the hub may be behind the client: keep its id where it is.
+            out.append(b": ping\n\n" if resuming else f.sse)
+        else:
+            out.append(f.sse)
+    return b"".join(out)
+
+
+class EventStream(Response):
+    """A raw ASGI response that drains one client's buffer until it goes away."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        store: Store,
+        filter: Filter,
+        last_id: str | None,
+        *,
+        limit: int,
+        retry_ms: int,
+        extra_headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        self.hub, self.store, self.filter, self.last_id = hub, store, filter, last_id
+        self.limit, self.retry_ms = limit, retry_ms
+        self.extra_headers = extra_headers
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_cut(client: Client) -> None:
+            if client.busy_since:
+                task.cancel()  # the writer is stuck on a full socket: drop it
+
+        client, first = await open_session(
+            self.hub,
+            self.store,
+            self.filter,
+            self.last_id,
+            transport="sse",
+            limit=self.limit,
+            on_cut=on_cut,
+        )
+        watcher = asyncio.create_task(_watch_disconnect(receive, client))
+        loop = asyncio.get_running_loop()
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": HEADERS + self.extra_headers,
+                }
+            )
+            preamble = b"retry: %d\n\n" % self.retry_ms
+            await send(
+                {
+                    "type": "http.response.body",
+                    "more_body": True,
+                    "body": preamble + b"".join(e.sse for e in first),
+                }
+            )
+            while batch := await client.next_batch():
+                client.busy_since = loop.time()
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "more_body": True,
+                        "body": frames(batch, client.after is not None),
+                    }
+                )
+                client.busy_since = 0.0
+            if client.closed != "gone":
+                # Shutdown or slow: end the response; EventSource reconnects and resumes.
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if client.closed in (None, "gone") or task.cancelling() > 1:
+                raise
+            # We cut this client while its write was stuck; the server drops the socket.
+            task.uncancel()
+        except OSError:
+            pass
+        finally:
+            client.cut("gone")
+            self.hub.detach(client)
+            watcher.cancel()
+
+
+async def _watch_disconnect(receive: Receive, client: Client) -> None:
+    with contextlib.suppress(Exception):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    client.cut("gone")
+
+
+async def stream_endpoint(request: Request) -> Response:
+    state = request.state
+    settings = state.settings
+    f = Filter.parse(_multi(request), settings.editions)
+    last_id = parse_last_id(request.headers.get("last-event-id"), "Last-Event-ID")
+    if last_id is None:
+        last_id = parse_last_id(request.query_params.get("last_event_id"), "last_event_id")
+    return EventStream(
+        state.hub,
+        state.store,
+        f,
+        last_id,
+        limit=settings.client_queue_max,
+        retry_ms=settings.sse_retry_ms,
+        extra_headers=[],
+    )
+
+
+def _multi(request: Request) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for k, v in request.query_params.multi_items():
+        out.setdefault(k, []).append(v)
+    return out

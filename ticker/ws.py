@@ -1,0 +1,95 @@
+"""GET /v1/ws: the ticker over WebSocket, one JSON text message per event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ticker.constants import CLOSE_BAD_REQUEST, CLOSE_SHUTDOWN, CLOSE_SLOW_CLIENT
+from ticker.exceptions import ClientError, UnavailableError
+from ticker.filters import Filter
+from ticker.hub import Client, Ping
+from ticker.session import open_session, parse_last_id
+
+__all__ = ["ws_endpoint"]
+
+CLOSE_CODES = {
+    "slow": CLOSE_SLOW_CLIENT,
+    "send_timeout": CLOSE_SLOW_CLIENT,
+    "shutdown": CLOSE_SHUTDOWN,
+}
+
+
+async def ws_endpoint(websocket: WebSocket) -> None:
+    state = websocket.state
+    settings = state.settings
+    params: dict[str, list[str]] = {}
+    for k, v in websocket.query_params.multi_items():
+        params.setdefault(k, []).append(v)
+    await websocket.accept()
+    try:
+        f = Filter.parse(params, settings.editions)
+        last_id = parse_last_id(websocket.query_params.get("last_event_id"), "last_event_id")
+    except ClientError as exc:
+        await websocket.close(CLOSE_BAD_REQUEST, exc.message[:120])
+        return
+
+    writer = asyncio.current_task()
+    assert writer is not None
+
+    def on_cut(client: Client) -> None:
+        if client.busy_since:
+            writer.cancel()  # stuck on a full socket
+
+    try:
+        client, first = await open_session(
+            state.hub,
+            state.store,
+            f,
+            last_id,
+            transport="ws",
+            limit=settings.client_queue_max,
+            on_cut=on_cut,
+        )
+    except UnavailableError:
+        await websocket.close(1013, "try again later")
+        return
+    reader = asyncio.create_task(_read(websocket, client))
+    send = websocket.send
+    loop = asyncio.get_running_loop()
+    try:
+        for event in first:
+            await send({"type": "websocket.send", "text": event.text})
+        while batch := await client.next_batch():
+            client.busy_since = loop.time()
+            for frame in batch:
+                if not isinstance(frame, Ping):  # the protocol's own pings keep WS alive
+                    await send({"type": "websocket.send", "text": frame.text})
+            client.busy_since = 0.0
+        if client.closed in CLOSE_CODES:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    websocket.close(CLOSE_CODES[client.closed], client.closed), 1
+                )
+    except asyncio.CancelledError:
+        if client.closed in (None, "gone") or writer.cancelling() > 1:
+            raise
+        writer.uncancel()  # cut while stuck: the server drops the connection
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        pass
+    finally:
+        client.cut("gone")
+        state.hub.detach(client)
+        reader.cancel()
+
+
+async def _read(websocket: WebSocket, client: Client) -> None:
+    """Drain what the client sends (nothing is expected) and notice when it leaves."""
+    with contextlib.suppress(Exception):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+    client.cut("gone")

@@ -1,0 +1,1 @@
+"""arq workers: ingest (normalise, dedupe, publish) and the jobs that follow."""
