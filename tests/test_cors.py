@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route, WebSocketRoute
-from starlette.testclient import TestClient
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
+from ticker.constants import CLOSE_ORIGIN_REFUSED
 from ticker.cors import (
-    CLOSE_ORIGIN_REFUSED,
+    OriginPolicyMiddleware,
     cors_middleware,
     normalise_origin,
     origin_allowed,
     parse_allowed_origins,
 )
+from ticker.exceptions import ConfigError
 
 SITES = parse_allowed_origins(
     "https://news.example, https://*.partner.example,http://localhost:8080"
@@ -61,7 +66,7 @@ def test_star_allows_any_origin() -> None:
 def test_parse_rejects_what_is_not_an_origin() -> None:
     """A path, a bare host or "null" in TICKER_ALLOWED_ORIGINS is a configuration error."""
     for bad in ("https://news.example/page", "news.example", "null"):
-        with pytest.raises(ValueError, match="not an origin"):
+        with pytest.raises(ConfigError, match="not an origin"):
             parse_allowed_origins(bad)
     assert parse_allowed_origins(" https://A.example:443 ,, ") == ("https://a.example",)
     assert normalise_origin("http://[::1]:8000") == "http://[::1]:8000"
@@ -74,90 +79,114 @@ def _app(allowed: str) -> Starlette:
     async def health(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    async def ws(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.send_text("hello")
-        await websocket.close()
-
     return Starlette(
         routes=[
             Route("/v1/items", items, methods=["GET", "POST"]),
             Route("/v1/stream", items),
             Route("/healthz", health),
-            WebSocketRoute("/v1/ws", ws),
         ],
         middleware=[cors_middleware(allowed)],
     )
 
 
+def _client(allowed: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=_app(allowed))
+    return httpx.AsyncClient(transport=transport, base_url="http://ticker.test")
+
+
 @pytest.fixture
-def client() -> TestClient:
-    return TestClient(_app("https://news.example"), base_url="http://ticker.test")
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with _client("https://news.example") as c:
+        yield c
 
 
-def test_allowed_origin_gets_cors_headers(client: TestClient) -> None:
+async def test_allowed_origin_gets_cors_headers(client: httpx.AsyncClient) -> None:
     """An allowed page gets its origin echoed back, with Vary: Origin for caches."""
-    r = client.get("/v1/stream", headers={"Origin": "https://news.example"})
+    r = await client.get("/v1/stream", headers={"Origin": "https://news.example"})
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "https://news.example"
     assert "Origin" in r.headers["vary"]
     assert "access-control-allow-credentials" not in r.headers
 
 
-def test_refused_origin_gets_a_json_403(client: TestClient) -> None:
+async def test_refused_origin_gets_a_json_403(client: httpx.AsyncClient) -> None:
     """A page not on the list is refused before the endpoint runs, with a named error."""
-    r = client.post("/v1/items", json={}, headers={"Origin": "https://evil.example"})
+    r = await client.post("/v1/items", json={}, headers={"Origin": "https://evil.example"})
     assert r.status_code == 403
     assert r.json()["error"]["code"] == "origin_not_allowed"
     assert "access-control-allow-origin" not in r.headers
 
 
-def test_requests_without_origin_and_same_origin_pass(client: TestClient) -> None:
+async def test_requests_without_origin_and_same_origin_pass(client: httpx.AsyncClient) -> None:
     """Servers (no Origin) and the service's own pages (same origin) are never refused."""
-    assert client.post("/v1/items", json={}).status_code == 202
-    r = client.post("/v1/items", json={}, headers={"Origin": "http://ticker.test"})
+    assert (await client.post("/v1/items", json={})).status_code == 202
+    r = await client.post("/v1/items", json={}, headers={"Origin": "http://ticker.test"})
     assert r.status_code == 202
 
 
-def test_preflight(client: TestClient) -> None:
+async def test_preflight(client: httpx.AsyncClient) -> None:
     """A preflight from an allowed origin lists the API's methods and headers; others get 403."""
     asks = {
         "Access-Control-Request-Method": "PATCH",
         "Access-Control-Request-Headers": "authorization",
     }
-    r = client.options("/v1/items/abc", headers={"Origin": "https://news.example", **asks})
+    r = await client.options("/v1/items/abc", headers={"Origin": "https://news.example", **asks})
     assert r.status_code == 204
     assert "PATCH" in r.headers["access-control-allow-methods"]
     assert "DELETE" in r.headers["access-control-allow-methods"]
     assert "Authorization" in r.headers["access-control-allow-headers"]
     assert "Idempotency-Key" in r.headers["access-control-allow-headers"]
-    refused = client.options("/v1/items", headers={"Origin": "https://evil.example", **asks})
+    refused = await client.options("/v1/items", headers={"Origin": "https://evil.example", **asks})
     assert refused.status_code == 403
 
 
-def test_uncovered_paths_are_untouched(client: TestClient) -> None:
+async def test_uncovered_paths_are_untouched(client: httpx.AsyncClient) -> None:
     """Pages and health checks are outside the policy: no CORS headers, no refusal."""
-    r = client.get("/healthz", headers={"Origin": "https://evil.example"})
+    r = await client.get("/healthz", headers={"Origin": "https://evil.example"})
     assert r.status_code == 200
     assert "access-control-allow-origin" not in r.headers
 
 
-def test_star_sends_a_wildcard() -> None:
+async def test_star_sends_a_wildcard() -> None:
     """With "*" the response allows any origin without echoing it."""
-    client = TestClient(_app("*"))
-    r = client.get("/v1/stream", headers={"Origin": "https://whoever.example"})
+    async with _client("*") as client:
+        r = await client.get("/v1/stream", headers={"Origin": "https://whoever.example"})
     assert r.headers["access-control-allow-origin"] == "*"
 
 
-def test_websocket_origin_policy(client: TestClient) -> None:
-    """A WebSocket from an allowed origin is served; others are closed with 1008."""
-    with client.websocket_connect("/v1/ws", headers={"Origin": "https://news.example"}) as ws:
-        assert ws.receive_text() == "hello"
-    with client.websocket_connect("/v1/ws") as ws:  # no Origin: a server-side client
-        assert ws.receive_text() == "hello"
-    with (
-        pytest.raises(WebSocketDisconnect) as closed,
-        client.websocket_connect("/v1/ws", headers={"Origin": "https://evil.example"}) as ws,
-    ):
-        ws.receive_text()
-    assert closed.value.code == CLOSE_ORIGIN_REFUSED
+async def _handshake(origin: str | None) -> list[Message]:
+    """Run one WebSocket handshake through the middleware; return what it sent."""
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "hello"})
+
+    headers = [(b"host", b"ticker.test")]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    scope: dict[str, Any] = {"type": "websocket", "path": "/v1/ws", "headers": headers}
+    incoming = [{"type": "websocket.connect"}]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    app = OriginPolicyMiddleware(endpoint, allowed_origins=("https://news.example",))
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_websocket_origin_policy() -> None:
+    """A WebSocket from an allowed origin, the same origin or no browser is served; others: 1008."""
+    for origin in ("https://news.example", "http://ticker.test", None):
+        assert [m["type"] for m in await _handshake(origin)] == [
+            "websocket.accept",
+            "websocket.send",
+        ]
+    refused = await _handshake("https://evil.example")
+    assert [m["type"] for m in refused] == ["websocket.accept", "websocket.close"]
+    assert refused[1]["code"] == CLOSE_ORIGIN_REFUSED

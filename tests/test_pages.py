@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 
 from ticker import pages
+from ticker.config import Settings
 
 STATIC = Path(pages.__file__).parent / "static"
 
 
+def _client(settings: Settings | None = None) -> httpx.AsyncClient:
+    app = Starlette(routes=pages.routes)
+
+    async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
+        # What the service's lifespan provides: its Settings in the request state.
+        if settings is not None:
+            scope["state"] = {"settings": settings}
+        await app(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=with_state)
+    return httpx.AsyncClient(transport=transport, base_url="http://ticker.test")
+
+
 @pytest.fixture
-def client() -> TestClient:
-    return TestClient(Starlette(routes=pages.routes))
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with _client() as c:
+        yield c
 
 
 class _Scripts(HTMLParser):
@@ -51,9 +68,9 @@ class _Scripts(HTMLParser):
 
 
 @pytest.mark.parametrize(("path", "cache"), [("/", "no-cache"), ("/console", "no-store")])
-def test_pages_carry_a_strict_csp(client: TestClient, path: str, cache: str) -> None:
+async def test_pages_carry_a_strict_csp(client: httpx.AsyncClient, path: str, cache: str) -> None:
     """Each page is HTML with a CSP allowing only this origin and the usual hardening headers."""
-    r = client.get(path)
+    r = await client.get(path)
     assert r.status_code == 200
     assert r.headers["content-type"] == "text/html; charset=utf-8"
     csp = r.headers["content-security-policy"]
@@ -73,25 +90,25 @@ def test_pages_carry_a_strict_csp(client: TestClient, path: str, cache: str) -> 
 
 
 @pytest.mark.parametrize("path", ["/", "/console"])
-def test_pages_have_no_inline_script_or_style(client: TestClient, path: str) -> None:
+async def test_pages_have_no_inline_script_or_style(client: httpx.AsyncClient, path: str) -> None:
     """No inline script, handler or style attribute: everything the CSP allows comes from files."""
     parser = _Scripts()
-    parser.feed(client.get(path).text)
+    parser.feed((await client.get(path)).text)
     assert parser.inline == []
     assert "/embed.js" in parser.srcs
 
 
-def test_console_lists_configured_editions(client: TestClient) -> None:
+async def test_console_lists_configured_editions() -> None:
     """The console gets the configured editions through a data attribute, escaped."""
-    client.app.state.settings = type("S", (), {"editions": ("en", 'x"><b>')})()  # type: ignore[attr-defined]
-    text = client.get("/console").text
+    async with _client(Settings(editions=("en", 'x"><b>'))) as client:
+        text = (await client.get("/console")).text
     assert 'data-editions="en,x&quot;&gt;&lt;b&gt;"' in text
     assert "{{" not in text
 
 
-def test_embed_js_is_public_cacheable_javascript(client: TestClient) -> None:
+async def test_embed_js_is_public_cacheable_javascript(client: httpx.AsyncClient) -> None:
     """The widget script is JavaScript, cacheable, loadable cross-origin, with a working ETag."""
-    r = client.get("/embed.js")
+    r = await client.get("/embed.js")
     assert r.status_code == 200
     assert r.headers["content-type"] == "text/javascript; charset=utf-8"
     assert r.headers["cache-control"].startswith("public, max-age=")
@@ -99,7 +116,7 @@ def test_embed_js_is_public_cacheable_javascript(client: TestClient) -> None:
     assert r.headers["cross-origin-resource-policy"] == "cross-origin"
     assert r.headers["x-content-type-options"] == "nosniff"
     assert 'customElements.define("breaking-ticker"' in r.text
-    again = client.get("/embed.js", headers={"If-None-Match": r.headers["etag"]})
+    again = await client.get("/embed.js", headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
 
 
@@ -107,9 +124,9 @@ def test_embed_js_is_public_cacheable_javascript(client: TestClient) -> None:
     ("name", "content_type"),
     [("console.js", "text/javascript; charset=utf-8"), ("pages.css", "text/css; charset=utf-8")],
 )
-def test_static_files(client: TestClient, name: str, content_type: str) -> None:
+async def test_static_files(client: httpx.AsyncClient, name: str, content_type: str) -> None:
     """Static assets are served with their type and a cache lifetime."""
-    r = client.get(f"/static/{name}")
+    r = await client.get(f"/static/{name}")
     assert r.status_code == 200
     assert r.headers["content-type"] == content_type
     assert r.headers["cache-control"] == "public, max-age=3600"
@@ -118,9 +135,9 @@ def test_static_files(client: TestClient, name: str, content_type: str) -> None:
 @pytest.mark.parametrize(
     "path", ["/static/missing.js", "/static/..%2Fpages.py", "/static/.hidden.js", "/static/x.py"]
 )
-def test_static_refuses_anything_else(client: TestClient, path: str) -> None:
+async def test_static_refuses_anything_else(client: httpx.AsyncClient, path: str) -> None:
     """Unknown names, traversal and other extensions are 404s."""
-    assert client.get(path).status_code == 404
+    assert (await client.get(path)).status_code == 404
 
 
 def test_scripts_never_parse_data_as_html() -> None:

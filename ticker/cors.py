@@ -16,6 +16,10 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ticker.constants import CLOSE_ORIGIN_REFUSED
+from ticker.errors import error_body
+from ticker.exceptions import ConfigError
+
 __all__ = [
     "ANY_ORIGIN",
     "COVERED_PATHS",
@@ -33,9 +37,6 @@ ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
 EXPOSE_HEADERS = "Location, Retry-After"
 PREFLIGHT_MAX_AGE = "600"
-# Named in the internal spec: the WebSocket is accepted, then closed with this code and a reason,
-# so a client learns why instead of seeing a bare failed handshake.
-CLOSE_ORIGIN_REFUSED = 1008
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -75,7 +76,7 @@ def parse_allowed_origins(value: str | Iterable[str]) -> tuple[str, ...]:
         wildcard = "://*." in entry
         normal = normalise_origin(entry.replace("://*.", "://", 1) if wildcard else entry)
         if normal is None or normal == "null":
-            raise ValueError(f"TICKER_ALLOWED_ORIGINS: not an origin: {entry!r}")
+            raise ConfigError(f"TICKER_ALLOWED_ORIGINS: not an origin: {entry!r}")
         if wildcard:
             scheme, rest = normal.split("://", 1)
             normal = f"{scheme}://*.{rest}"
@@ -128,15 +129,8 @@ def _same_origin(origin: str, headers: Headers) -> bool:
 
 
 def _error_body(origin: str) -> bytes:
-    return orjson.dumps(
-        {
-            "error": {
-                "code": "origin_not_allowed",
-                "field": None,
-                "message": f"origin {origin!r} is not in TICKER_ALLOWED_ORIGINS",
-            }
-        }
-    )
+    message = f"origin {origin!r} is not in TICKER_ALLOWED_ORIGINS"
+    return orjson.dumps(error_body("origin_not_allowed", message))
 
 
 class OriginPolicyMiddleware:
@@ -222,6 +216,8 @@ class OriginPolicyMiddleware:
 
     @staticmethod
     async def _refuse_websocket(receive: Receive, send: Send) -> None:
+        # Accepted, then closed with the named code and a reason, so the client learns why
+        # (a refused handshake only shows it a bare failure).
         message = await receive()
         if message["type"] != "websocket.connect":
             return

@@ -93,7 +93,8 @@ def _file_response(request: Request, path: Path, headers: dict[str, str]) -> Res
 
 
 def _editions(request: Request) -> tuple[str, ...]:
-    settings = getattr(request.app.state, "settings", None)
+    # The app's lifespan puts its Settings in request.state; a bare pages app has none.
+    settings = getattr(request.state, "settings", None)
     editions = getattr(settings, "editions", None)
     return tuple(editions) if editions else DEFAULT_EDITIONS
 
