@@ -13,10 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from ticker import intake
+from ticker import intake, pages
 from ticker.auth import KeyRing
 from ticker.config import Settings
 from ticker.constants import Keys
+from ticker.cors import cors_middleware
 from ticker.errors import exception_handlers
 from ticker.hub import Hub
 from ticker.sse import stream_endpoint
@@ -92,5 +93,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/v1/ws", ws_endpoint),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *pages.routes,
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)  # type: ignore[arg-type]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        middleware=[cors_middleware(settings.allowed_origins)],
+    )
