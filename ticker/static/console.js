@@ -103,6 +103,8 @@
 
   function merge(entry, data) {
     entry.status = data.status || entry.status;
+    entry.version = data.version || entry.version || 1;
+    entry.published_version = data.published_version || 0;
     if (data.item && typeof data.item === "object") entry.item = data.item;
     entry.duplicate_of = data.duplicate_of || null;
     entry.event_id = data.event_id || null;
@@ -229,7 +231,7 @@
     badge.className = "badge status-" + entry.status;
     $('[data-role="headline"]', li).textContent = item.headline || "";
     const meta = [entry.id, item.edition, "urgency " + (item.urgency ?? "?")];
-    if (item.version) meta.push("v" + item.version);
+    if (entry.version) meta.push("v" + entry.version);
     if ((item.categories || []).length) meta.push(item.categories.join(", "));
     if ((item.regions || []).length) meta.push(item.regions.join(", "));
     $('[data-role="meta"]', li).textContent = meta.join(" · ");
@@ -242,9 +244,8 @@
       link.dataset.original = entry.duplicate_of;
     }
     $('[data-role="error"]', li).textContent = entry.error || (entry.status === "rejected" ? statusText(entry) : "");
-    const live = entry.status === "published";
-    $('[data-action="correct"]', li).disabled = !live;
-    $('[data-action="retract"]', li).disabled = !live;
+    // Only a live item can be corrected or retracted.
+    $(".actions", li).hidden = entry.status !== "published";
     // Keep the list in the same order as state.recent (newest first).
     const at = state.recent.findIndex((e) => e.id === entry.id);
     const next = state.recent.slice(at + 1).map((e) => document.getElementById("recent-" + e.id)).find(Boolean);
@@ -270,6 +271,7 @@
       correctForm.elements.url.value = item.url || "";
       correctForm.elements.categories.value = (item.categories || []).join(", ");
       correctForm.elements.regions.value = (item.regions || []).join(", ");
+      correctForm.elements.correction_note.value = "";
       retractForm.hidden = true;
       correctForm.hidden = false;
       correctForm.elements.headline.focus();
@@ -295,10 +297,11 @@
       const proposed = {
         headline: f.headline.value.trim(),
         urgency: parseInt(f.urgency.value, 10),
-        url: f.url.value.trim() || null,
         categories: splitList(f.categories.value),
         regions: splitList(f.regions.value),
       };
+      // A link can be replaced, not removed: the API has no null url.
+      if (f.url.value.trim()) proposed.url = f.url.value.trim();
       // PATCH carries only what changed.
       const changes = {};
       for (const [name, value] of Object.entries(proposed)) {
@@ -310,17 +313,18 @@
         errorSlot.textContent = "Nothing changed.";
         return;
       }
+      const note = f.correction_note.value.trim();
+      if (note) changes.correction_note = note;
       errorSlot.textContent = "";
-      const version = item.version || 0;
       const result = await api("PATCH", "/v1/items/" + encodeURIComponent(id), changes);
       if (!result.ok) {
         errorSlot.textContent = errorOf(result).message;
         return;
       }
       correctForm.hidden = true;
-      entry.status = "queued";
-      render(entry);
-      await follow(entry, (d) => d.status !== "queued" && ((d.item && d.item.version) || 0) > version);
+      const wanted = (result.data && result.data.version) || (entry.version || 1) + 1;
+      // Landed once the new version is the published one (or the item left the ticker).
+      await follow(entry, (d) => (d.published_version || 0) >= wanted || d.status !== "published");
     });
 
     retractForm.addEventListener("submit", async (event) => {

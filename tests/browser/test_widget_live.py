@@ -1,0 +1,239 @@
+"""The widget and the console against the whole service: API, worker, Redis, SSE."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import Api, Stack, auth
+from tests.helpers import wait_for
+
+from .conftest import PageWatch
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+async def open_ticker(page: Any, stack: Stack, selector: str = "#ticker-en") -> None:
+    """Open the demo page and wait until the widget has its snapshot."""
+    await page.goto(stack.base + "/")
+    await page.wait_for_function(
+        "(sel) => { const t = document.querySelector(sel);"
+        " return t.status === 'open' && t.lastEventId !== null; }",
+        arg=selector,
+        timeout=10000,
+    )
+
+
+async def shown(page: Any, selector: str = "#ticker-en") -> list[str]:
+    return await page.evaluate(  # type: ignore[no-any-return]
+        "(sel) => document.querySelector(sel).items.map(i => i.headline)", selector
+    )
+
+
+async def wait_headlines(page: Any, expected: list[str], selector: str = "#ticker-en") -> None:
+    await page.wait_for_function(
+        "([sel, want]) => JSON.stringify(document.querySelector(sel).items.map(i => i.headline))"
+        " === JSON.stringify(want)",
+        arg=[selector, expected],
+        timeout=5000,
+    )
+
+
+async def test_posted_item_shows_within_a_second(page: Any, stack: Stack, watch: PageWatch) -> None:
+    """An item posted through the API is on screen in under a second, worker included."""
+    await open_ticker(page, stack)
+    started = time.monotonic()
+    r = await stack.post(
+        {"headline": "At least 60 dead in shipwreck off Yemen: IOM", "edition": "en"}
+    )
+    assert r.status_code == 202, r.text
+    item_id = r.json()["id"]
+    await page.wait_for_function(
+        "(id) => document.querySelector('#ticker-en').items.some(i => i.id === id)",
+        arg=item_id,
+        timeout=1000,
+    )
+    assert time.monotonic() - started < 1.0
+    assert await shown(page, "#ticker-ar") == []  # other editions are filtered out
+    assert watch.errors == [] and watch.csp_violations == []
+
+
+async def test_retraction_removes_and_correction_changes(page: Any, stack: Stack) -> None:
+    """A correction replaces the headline in place; a retraction takes the item off the bar."""
+    first = await stack.publish("Earthquake of magnitude 6.1 hits central Chile")
+    second = await stack.publish("Central bank raises rates by half a point")
+    await open_ticker(page, stack)
+    await wait_headlines(
+        page,
+        [
+            "Central bank raises rates by half a point",
+            "Earthquake of magnitude 6.1 hits central Chile",
+        ],
+    )
+    r = await stack.http.patch(
+        f"/v1/items/{first['id']}",
+        json={"headline": "Earthquake of magnitude 6.4 hits central Chile"},
+        headers=auth(),
+    )
+    assert r.status_code == 202, r.text
+    await wait_headlines(
+        page,
+        [
+            "Central bank raises rates by half a point",
+            "Earthquake of magnitude 6.4 hits central Chile",
+        ],
+    )
+    r = await stack.http.request(
+        "DELETE", f"/v1/items/{second['id']}", json={"reason": "wrong figure"}, headers=auth()
+    )
+    assert r.status_code == 202, r.text
+    await wait_headlines(page, ["Earthquake of magnitude 6.4 hits central Chile"])
+
+
+async def test_markup_headline_runs_nothing(page: Any, stack: Stack, watch: PageWatch) -> None:
+    """A markup headline from the API shows as its own text: no element, no dialog."""
+    await open_ticker(page, stack)
+    view = await stack.publish(XSS)
+    await page.wait_for_function(
+        "(id) => document.querySelector('#ticker-en').items.some(i => i.id === id)",
+        arg=view["id"],
+        timeout=5000,
+    )
+    text = await page.evaluate(
+        "() => document.querySelector('#ticker-en').shadowRoot"
+        ".querySelector('li.item:not([hidden]) .headline').textContent"
+    )
+    assert text == XSS
+    assert (
+        await page.evaluate(
+            "() => document.querySelectorAll('img').length"
+            " + document.querySelector('#ticker-en').shadowRoot.querySelectorAll('img').length"
+        )
+        == 0
+    )
+    assert watch.dialogs == [] and watch.errors == []
+
+
+async def test_arabic_renders_right_to_left(page: Any, stack: Stack, artifacts: Path) -> None:
+    """An Arabic item renders in a right-to-left bar labelled عاجل; screenshots are saved."""
+    await open_ticker(page, stack, "#ticker-ar")
+    await stack.publish("مقتل 60 على الأقل في غرق سفينة قبالة اليمن", edition="ar", urgency=2)
+    await stack.publish("At least 60 dead in shipwreck off Yemen: IOM", urgency=4)
+    await stack.publish("Mueren al menos 60 personas en un naufragio frente a Yemen", edition="es")
+    await wait_headlines(page, ["مقتل 60 على الأقل في غرق سفينة قبالة اليمن"], "#ticker-ar")
+    await wait_headlines(page, ["At least 60 dead in shipwreck off Yemen: IOM"], "#ticker-en")
+    direction = await page.evaluate(
+        "() => getComputedStyle(document.querySelector('#ticker-ar').shadowRoot"
+        ".querySelector('.bar')).direction"
+    )
+    assert direction == "rtl"
+    # Wait for the urgent flash to finish so the screenshot shows the resting colours.
+    await page.wait_for_function(
+        "() => document.querySelector('#ticker-ar').shadowRoot.querySelector('.label')"
+        ".getAnimations().length === 0",
+        timeout=10000,
+    )
+    await page.screenshot(path=str(artifacts / "live-demo-page.png"), full_page=True)
+    await page.locator("#ticker-en").screenshot(path=str(artifacts / "live-widget-en.png"))
+    await page.locator("#ticker-ar").screenshot(path=str(artifacts / "live-widget-ar.png"))
+
+
+async def test_items_posted_while_the_server_was_down_appear(page: Any, stack: Stack) -> None:
+    """After a restart on the same port the widget resumes and shows what it missed."""
+    await stack.publish("Before the restart")
+    await open_ticker(page, stack)
+    await wait_headlines(page, ["Before the restart"])
+    port = stack.api.port
+    await stack.api.stop()
+    await page.wait_for_function(
+        "() => document.querySelector('#ticker-en').status !== 'open'", timeout=10000
+    )
+    # Another API node takes the post while this one is down; the worker publishes it.
+    other = Api(stack.settings)
+    await other.start()
+    try:
+        async with httpx.AsyncClient(base_url=other.base, timeout=10) as http:
+            r = await http.post(
+                "/v1/items", json={"headline": "During the outage", "edition": "en"}, headers=auth()
+            )
+            assert r.status_code == 202, r.text
+            item_id = r.json()["id"]
+
+            async def published() -> bool:
+                view = (await http.get(f"/v1/items/{item_id}", headers=auth())).json()
+                return view["status"] == "published"
+
+            await wait_for(published, 5, what="the outage item to publish")
+    finally:
+        await other.stop()
+    restarted = Api(stack.settings, port)
+    await restarted.start()
+    try:
+        await page.wait_for_function(
+            "() => document.querySelector('#ticker-en').items.some("
+            "i => i.headline === 'During the outage')",
+            timeout=20000,
+        )
+        assert await shown(page) == ["During the outage", "Before the restart"]
+    finally:
+        await restarted.stop()
+
+
+async def test_console_posts_warns_corrects_and_retracts(
+    page: Any, stack: Stack, watch: PageWatch, artifacts: Path
+) -> None:
+    """The console posts, shows status and preview, flags a duplicate, corrects and retracts."""
+    await page.goto(stack.base + "/console")
+    await page.fill("#api-key", auth()["Authorization"].removeprefix("Bearer "))
+    await page.click("#key-form button[type=submit]")
+    headline = "Floods force thousands from homes in Valencia"
+    await page.fill("#f-headline", headline)
+    await page.fill("#f-categories", "world, climate")
+    await page.fill("#f-regions", "europe")
+    await page.fill("#f-url", "https://news.example/valencia")
+    await page.click("#post-button")
+    first = page.locator("#recent li.recent-item").first
+    await first.locator(".badge", has_text="published").wait_for(timeout=5000)
+    await page.wait_for_function(
+        "(h) => document.querySelector('#preview').items.some(i => i.headline === h)",
+        arg=headline,
+        timeout=5000,
+    )
+    original_id = (await first.get_attribute("id") or "").removeprefix("recent-")
+
+    await page.fill("#f-headline", headline)
+    await page.click("#post-button")
+    dup = page.locator("#recent li.recent-item").first
+    await dup.locator(".badge", has_text="duplicate").wait_for(timeout=5000)
+    link = dup.locator("[data-role=duplicate-link]")
+    assert await link.text_content() == original_id
+    assert await link.get_attribute("href") == f"/v1/items/{original_id}"
+
+    item = page.locator(f"#recent-{original_id}")
+    await item.locator("[data-action=correct]").click()
+    await item.locator("[data-role=correct-form] textarea[name=headline]").fill(
+        "Floods force 10,000 from homes in Valencia"
+    )
+    await item.locator("[data-role=correct-form] button[type=submit]").click()
+    await page.wait_for_function(
+        "() => document.querySelector('#preview').items.some("
+        "i => i.headline === 'Floods force 10,000 from homes in Valencia')",
+        timeout=5000,
+    )
+    await item.locator(
+        "[data-role=headline]", has_text="Floods force 10,000 from homes in Valencia"
+    ).wait_for(timeout=5000)
+    assert await dup.locator(".actions").is_hidden()
+    await page.screenshot(path=str(artifacts / "console.png"), full_page=True)
+
+    await item.locator("[data-action=retract]").click()
+    await item.locator("[data-role=retract-form] input[name=reason]").fill("Figures unconfirmed")
+    await item.locator("[data-role=retract-form] button[type=submit]").click()
+    await item.locator(".badge", has_text="retracted").wait_for(timeout=5000)
+    await page.wait_for_function(
+        "() => document.querySelector('#preview').items.length === 0", timeout=5000
+    )
+    assert watch.errors == [] and watch.csp_violations == []
