@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
+from tests.conftest import running_stack
+from ticker.config import Settings
 from ticker.constants import CLOSE_ORIGIN_REFUSED
 from ticker.cors import (
     OriginPolicyMiddleware,
@@ -190,3 +197,27 @@ async def test_websocket_origin_policy() -> None:
     refused = await _handshake("https://evil.example")
     assert [m["type"] for m in refused] == ["websocket.accept", "websocket.close"]
     assert refused[1]["code"] == CLOSE_ORIGIN_REFUSED
+
+
+async def test_service_applies_the_allowlist(settings: Settings) -> None:
+    """The running service refuses other sites on the API (403, WebSocket 1008), not on pages."""
+    limited = replace(settings, allowed_origins=("https://news.example",))
+    async with running_stack(limited) as stack:
+        evil = {"Origin": "https://evil.example"}
+        r = await stack.http.post(
+            "/v1/items", json={"headline": "x", "edition": "en"}, headers=evil
+        )
+        assert r.status_code == 403
+        assert (await stack.http.get("/embed.js", headers=evil)).status_code == 200
+        async with stack.http.stream(
+            "GET", "/v1/stream", headers={"Origin": "https://news.example"}
+        ) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["access-control-allow-origin"] == "https://news.example"
+        url = stack.base.replace("http://", "ws://") + "/v1/ws"
+        async with connect(url, origin="https://news.example") as ok:  # type: ignore[arg-type]
+            assert orjson.loads(await asyncio.wait_for(ok.recv(), 5))["type"] == "snapshot"
+        async with connect(url, origin="https://evil.example") as refused:  # type: ignore[arg-type]
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(refused.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_ORIGIN_REFUSED

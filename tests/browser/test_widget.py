@@ -79,10 +79,15 @@ async def test_published_item_shows_and_is_announced(page: Any, fake: Fake) -> N
     """A new item becomes the visible headline, announced politely (urgency 1: assertively)."""
     stream, base = fake
     await open_demo(page, base, stream)
+    await page.evaluate(
+        "() => { window.updates = []; document.addEventListener('ticker:update',"
+        " e => window.updates.push([e.target.id, e.detail.type, e.detail.items.length])); }"
+    )
     stream.send("item.published", item=make_item("n1", "Routine update", urgency=5))
     await wait_items(page, "#ticker-en", ["n1"])
     s = await state(page)
     assert s["shownText"] == "Routine update" and not s["urgent"]
+    assert await page.evaluate("() => window.updates") == [["ticker-en", "item.published", 1]]
     await page.wait_for_function(
         "() => document.querySelector('#ticker-en').shadowRoot"
         ".querySelector('[aria-live=polite]').textContent === 'BREAKING: Routine update'"
