@@ -72,6 +72,7 @@ async def test_snapshot_renders_newest_first(page: Any, fake: Fake, watch: PageW
     assert s["label"] == "BREAKING"
     assert s["dir"] == "ltr"
     assert s["lastEventId"] == "2-0"
+    assert len(stream.requests) == 3  # one stream per widget
     assert watch.errors == [] and watch.csp_violations == []
 
 

@@ -15,6 +15,9 @@
  *
  * Headlines are data: every string goes into the DOM through textContent or attributes,
  * never parsed as markup.
+ *
+ * A host page with its own Content-Security-Policy must allow the service's origin in
+ * script-src (this file) and connect-src (the event stream).
  */
 (() => {
   "use strict";
@@ -229,6 +232,7 @@
       this._currentId = null;
       this._lastEventId = null;
       this._status = "idle";
+      this._started = false;
       this._source = null;
       this._attempt = 0;
       this._retryTimer = null;
@@ -300,6 +304,7 @@
     // ---- lifecycle ----------------------------------------------------------------------
 
     connectedCallback() {
+      this._started = true;
       this._applyLocale();
       this._render();
       this._connect();
@@ -307,13 +312,15 @@
     }
 
     disconnectedCallback() {
+      this._started = false;
       this._disconnect();
       clearInterval(this._clock);
       this._clock = null;
     }
 
     attributeChangedCallback(name, oldValue, newValue) {
-      if (oldValue === newValue || !this.isConnected) return;
+      // Upgrades report every attribute before connectedCallback: one connection, not several.
+      if (oldValue === newValue || !this._started) return;
       this._applyLocale();
       if (name === "lang") {
         this._render();
