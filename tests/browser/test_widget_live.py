@@ -237,3 +237,26 @@ async def test_console_posts_warns_corrects_and_retracts(
         "() => document.querySelector('#preview').items.length === 0", timeout=5000
     )
     assert watch.errors == [] and watch.csp_violations == []
+
+
+async def test_console_reports_errors_and_keeps_the_key_per_tab(page: Any, stack: Stack) -> None:
+    """A refused key and a bad field are reported where the editor looks; the key stays per tab."""
+    await page.goto(stack.base + "/console")
+    await page.fill("#api-key", "not-a-key")
+    await page.click("#key-form button[type=submit]")
+    await page.fill("#f-headline", "Storm closes ports along the coast")
+    await page.click("#post-button")
+    await page.locator("#post-status").filter(has_text="key").wait_for(timeout=5000)
+
+    await page.fill("#api-key", auth()["Authorization"].removeprefix("Bearer "))
+    await page.click("#key-form button[type=submit]")
+    await page.fill("#f-urgency", "12")
+    await page.click("#post-button")
+    error = page.locator('[data-error-for="urgency"]')
+    await error.filter(has_text="urgency").wait_for(timeout=5000)
+    assert await page.get_attribute("#f-urgency", "aria-invalid") == "true"
+
+    await page.reload()
+    assert "ending" in (await page.text_content("#key-status") or "")
+    await page.click("#forget-key")
+    assert await page.evaluate("() => sessionStorage.getItem('ticker.apiKey')") is None
