@@ -213,6 +213,14 @@ async def test_arabic_bar_is_right_to_left(page: Any, fake: Fake, artifacts: Pat
     await page.locator("body").screenshot(path=str(artifacts / "demo-page.png"))
     await page.locator("#ticker-en").screenshot(path=str(artifacts / "widget-en.png"))
     await page.locator("#ticker-ar").screenshot(path=str(artifacts / "widget-ar.png"))
+    # On a phone the headline takes the room: two lines, no time.
+    await page.set_viewport_size({"width": 390, "height": 700})
+    time_display = await page.evaluate(
+        "() => getComputedStyle(document.querySelector('#ticker-ar').shadowRoot"
+        ".querySelector('.time')).display"
+    )
+    assert time_display == "none"
+    await page.screenshot(path=str(artifacts / "demo-page-narrow.png"))
 
 
 async def test_reduced_motion_and_hover(browser: Any, fake: Fake, watch: PageWatch) -> None:

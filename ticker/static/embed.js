@@ -61,7 +61,7 @@
   };
 
   const CSS = `
-    :host { display: block; contain: content; }
+    :host { display: block; contain: content; container-type: inline-size; }
     :host([hidden]) { display: none; }
     /* all: initial on the inner bar: the host page's inherited styles stop here. */
     .bar {
@@ -169,6 +169,23 @@
       clip: rect(0 0 0 0);
       white-space: nowrap;
       border: 0;
+    }
+    /* Phones: the headline gets the room, wrapping to two lines; the time gives way. */
+    @container (max-width: 520px) {
+      .label { padding: 0 0.6em; letter-spacing: 0.02em; font-size: 0.85em; }
+      .items { padding: 0.35em 0.6em; }
+      .item { flex: 1 1 auto; }
+      .headline {
+        display: -webkit-box;
+        -webkit-box-orient: vertical;
+        -webkit-line-clamp: 2;
+        flex: 1 1 auto;
+        white-space: normal;
+        line-height: 1.3;
+      }
+      .time { display: none; }
+      .controls { padding: 0 0.15em; }
+      button { min-width: 1.6em; }
     }
     @keyframes ticker-flash { 50% { opacity: 0.35; } }
     @keyframes ticker-in { from { opacity: 0; transform: translateY(0.4em); } }
