@@ -36,12 +36,6 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/browser/" in item.nodeid.replace("\\", "/"):
-            item.add_marker(pytest.mark.browser)
-
-
 @pytest.fixture
 def chromium_path() -> str:
     path = _chromium_path()

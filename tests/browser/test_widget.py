@@ -11,6 +11,8 @@ import pytest
 from .conftest import PageWatch, open_page
 from .fake_stream import FakeStream, make_item, serve_fake_stream, stamp
 
+pytestmark = pytest.mark.browser
+
 XSS = "<img src=x onerror=alert(1)>"
 Fake = tuple[FakeStream, str]
 # Reads the widget's shadow DOM: the visible item, the bar's state and the label.

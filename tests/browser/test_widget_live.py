@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import Api, Stack, auth
 from tests.helpers import wait_for
 
 from .conftest import PageWatch
+
+pytestmark = pytest.mark.browser
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -141,6 +144,7 @@ async def test_arabic_renders_right_to_left(page: Any, stack: Stack, artifacts: 
     await page.locator("#ticker-ar").screenshot(path=str(artifacts / "live-widget-ar.png"))
 
 
+@pytest.mark.slow
 async def test_items_posted_while_the_server_was_down_appear(page: Any, stack: Stack) -> None:
     """After a restart on the same port the widget resumes and shows what it missed."""
     await stack.publish("Before the restart")
