@@ -178,3 +178,17 @@ async def test_job_rerun_publishes_once(stack: Stack) -> None:
     assert len(await stack.events()) == 1
     view = (await stack.http.get(f"/v1/items/{item['id']}", headers=auth())).json()
     assert view["event_id"] == item["event_id"]
+
+
+async def test_openapi_document_is_served_and_valid(stack: Stack) -> None:
+    """/openapi.json is a valid OpenAPI 3.1 document whose item schema is the intake's."""
+    from jsonschema import Draft202012Validator
+
+    r = await stack.http.get("/openapi.json")
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["openapi"].startswith("3.1")
+    schema = doc["components"]["schemas"]["ItemInput"]
+    Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["edition"]["enum"] == list(stack.settings.editions)
+    assert {"/v1/items", "/v1/items/{item_id}", "/v1/stream"} <= set(doc["paths"])

@@ -20,6 +20,7 @@ from ticker.constants import Keys
 from ticker.cors import cors_middleware
 from ticker.errors import exception_handlers
 from ticker.hub import Hub
+from ticker.openapi import openapi_document
 from ticker.sse import stream_endpoint
 from ticker.store import Store
 from ticker.subscriber import Subscriber
@@ -41,6 +42,10 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
     )
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(request.state.settings.editions))
 
 
 async def _heartbeat(hub: Hub, settings: Settings) -> None:
@@ -93,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/v1/ws", ws_endpoint),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         *pages.routes,
     ]
     return Starlette(

@@ -11,6 +11,9 @@ Two forms of a headline exist and must not be confused:
 No I/O here; everything is deterministic and safe to call from any process.
 """
 
+# Arabic letters and digits are the subject matter here, not look-alike typos.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import hashlib
@@ -76,7 +79,7 @@ _ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u0652\u0656-\u065f\u0670\u06d6
 _ARABIC_LETTERS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه"})
 # Latin letters with no canonical decomposition that readers still treat as accented.
 _LATIN_EXTRA = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "ŀ": "l"})
-# Thousands groups ("1,000", "1.000", "١٬٠٠٠") collapse; any other separator splits numbers.
+# Thousands groups ("1,000", "1.000", Arabic "1\u066c000") collapse; other separators split.
 _THOUSANDS = re.compile(r"(?<=\d)[,.\u066c](?=\d{3}(?!\d))")
 _APOSTROPHES = re.compile("['’ʼ`´]")
 
@@ -96,7 +99,8 @@ def language_of(edition: str) -> str:
 
 def strip_alert_prefix(text: str, lang: str) -> str:
     """Return ``text`` without leading alert labels such as "BREAKING:" or "عاجل:"."""
-    pattern = _PATTERNS.get(lang, _ANY_PATTERN)
+    # An edition tag ("es-419") is accepted where a language is asked for.
+    pattern = _PATTERNS.get(language_of(lang), _ANY_PATTERN)
     while True:
         stripped = pattern.sub("", text, count=1)
         if stripped == text or not stripped.strip():
@@ -106,16 +110,17 @@ def strip_alert_prefix(text: str, lang: str) -> str:
 
 
 def _fold_char_marks(text: str) -> str:
-    # Drop combining marks only after Latin letters: "é" -> "e", but marks that change the
-    # letter in other scripts (Cyrillic "й", Devanagari vowel signs) are kept.
+    # Keep combining marks only on letters of other scripts, where they change the letter
+    # (Cyrillic "й", Devanagari vowel signs); on Latin letters they are accents ("é" -> "e"),
+    # and on digits or punctuation they are noise.
     out: list[str] = []
-    base_is_latin = False
+    keep_marks = False
     for ch in unicodedata.normalize("NFD", text):
         if unicodedata.combining(ch):
-            if not base_is_latin:
+            if keep_marks:
                 out.append(ch)
             continue
-        base_is_latin = ch.isascii() or unicodedata.name(ch, "").startswith("LATIN")
+        keep_marks = ch.isalpha() and not unicodedata.name(ch, "LATIN").startswith("LATIN")
         out.append(ch)
     return unicodedata.normalize("NFC", "".join(out))
 
@@ -133,11 +138,15 @@ def _fold(text: str) -> str:
 def _strip_punctuation(text: str) -> str:
     text = _THOUSANDS.sub("", text)
     text = _APOSTROPHES.sub("", text)  # "Israel's" -> "israels", not "israel s"
-    # Keep letters, digits and combining marks (non-Latin vowel signs); everything else,
-    # punctuation, symbols and format characters (RLM, ZWJ), separates words.
-    return "".join(
-        ch if ch.isalnum() or unicodedata.category(ch).startswith("M") else " " for ch in text
-    )
+    # Keep letters, digits and the combining marks on them (non-Latin vowel signs); everything
+    # else, punctuation, symbols and format characters (RLM, ZWJ), separates words. A mark left
+    # on punctuation goes with it, or it would start a word of its own.
+    out: list[str] = []
+    for ch in text:
+        is_mark = unicodedata.category(ch).startswith("M")
+        keep = ch.isalnum() or (is_mark and bool(out) and out[-1] != " ")
+        out.append(ch if keep else " ")
+    return "".join(out)
 
 
 def comparison_form(text: str, lang: str) -> str:

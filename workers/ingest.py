@@ -99,7 +99,9 @@ async def near_duplicate(ctx: dict[str, Any], item: dict[str, Any]) -> str | Non
         for i in ids:
             pipe.hget(keys.item(i.decode()), "item")
         docs = await pipe.execute()
-    candidates = [(d["id"], d["headline"]) for d in map(_loads, docs) if d]
+    candidates = [
+        (d["id"], d["headline"]) for d in map(_loads, docs) if d and d["id"] != item["id"]
+    ]
     return best_match(
         item["headline"],
         candidates,

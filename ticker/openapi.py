@@ -1,0 +1,223 @@
+"""The OpenAPI 3.1 document of the public API, built from the same JSON schemas
+the intake validates with, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ticker import __version__
+from ticker.schema import item_schema
+
+__all__ = ["openapi_document"]
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "field": {"type": ["string", "null"]},
+                "message": {"type": "string"},
+            },
+        }
+    },
+}
+_VIEW = {
+    "type": "object",
+    "required": ["id", "status", "version", "item", "status_url"],
+    "properties": {
+        "id": {"type": "string"},
+        "status": {
+            "type": "string",
+            "enum": [
+                "queued",
+                "embargoed",
+                "published",
+                "duplicate",
+                "rejected",
+                "retracted",
+                "expired",
+                "cancelled",
+            ],
+        },
+        "version": {"type": "integer"},
+        "published_version": {"type": "integer"},
+        "item": {"type": "object"},
+        "event_id": {"type": ["string", "null"]},
+        "duplicate_of": {"type": ["string", "null"]},
+        "reason": {"type": ["string", "null"]},
+        "status_url": {"type": "string"},
+    },
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    ref = {"$ref": "#/components/schemas/Error"}
+    return {
+        str(c): {"description": "error", "content": {"application/json": {"schema": ref}}}
+        for c in codes
+    }
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _strip(schema: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k != "$schema"}
+
+
+def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
+    item_id = {
+        "name": "item_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    }
+    view = {"$ref": "#/components/schemas/ItemView"}
+    filters = [
+        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+        for n in ("edition", "category", "region", "max_urgency", "last_event_id")
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Ticker",
+            "version": __version__,
+            "description": "Real-time breaking-news push service.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "ItemInput": _strip(item_schema(editions)),
+                "ItemPatch": _strip(item_schema(editions, partial=True)),
+                "ItemView": _VIEW,
+                "Error": _ERROR,
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/items": {
+                "post": {
+                    "summary": "Post a breaking item",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string", "maxLength": 200},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ItemInput"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "required": ["id", "status"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "status": {"type": "string"},
+                                    "status_url": {"type": "string"},
+                                },
+                            },
+                            "accepted",
+                        ),
+                        **_errors(400, 401, 403, 413, 415, 422, 429, 503),
+                    },
+                }
+            },
+            "/v1/items/{item_id}": {
+                "parameters": [item_id],
+                "get": {
+                    "summary": "An item and its status",
+                    "responses": {"200": _json(view, "the item"), **_errors(401, 404)},
+                },
+                "patch": {
+                    "summary": "Correct an item (a new version)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ItemPatch"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(view, "accepted"),
+                        **_errors(400, 401, 403, 404, 409, 413, 415, 422),
+                    },
+                },
+                "delete": {
+                    "summary": "Retract an item",
+                    "parameters": [
+                        {
+                            "name": "reason",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "202": _json(view, "accepted"),
+                        **_errors(400, 401, 403, 404, 409, 422),
+                    },
+                },
+            },
+            "/v1/items/{item_id}/history": {
+                "parameters": [item_id],
+                "get": {
+                    "summary": "The item's audit trail",
+                    "responses": {"200": _json({"type": "object"}, "history"), **_errors(401, 404)},
+                },
+            },
+            "/v1/stream": {
+                "get": {
+                    "summary": "The ticker as Server-Sent Events",
+                    "security": [],
+                    "parameters": [
+                        *filters,
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "an event stream",
+                            "content": {"text/event-stream": {}},
+                        },
+                        **_errors(400, 429, 503),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": {"200": _json({"type": "object"}, "alive")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness",
+                    "security": [],
+                    "responses": {
+                        "200": _json({"type": "object"}, "ready"),
+                        "503": _json({"type": "object"}, "not ready"),
+                    },
+                }
+            },
+        },
+    }
