@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -146,9 +146,10 @@ def make_item(item_id: str, headline: str, **fields: Any) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def serve_fake_stream(fake: FakeStream) -> AsyncIterator[str]:
-    """Serve the real pages plus the fake stream on a free port; yield the base URL."""
-    app = Starlette(routes=[*pages.routes, Route("/v1/stream", fake.endpoint)])
+async def serve_app(
+    app: Starlette, on_exit: Callable[[], None] | None = None
+) -> AsyncIterator[int]:
+    """Serve an ASGI app with uvicorn on a free loopback port in this loop; yield the port."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", ws="none", lifespan="off"
     )
@@ -157,10 +158,18 @@ async def serve_fake_stream(fake: FakeStream) -> AsyncIterator[str]:
     async with asyncio.timeout(10):
         while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to await)
             await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
-        fake.drop_clients()
+        if on_exit is not None:
+            on_exit()
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def serve_fake_stream(fake: FakeStream) -> AsyncIterator[str]:
+    """Serve the real pages plus the fake stream on a free port; yield the base URL."""
+    app = Starlette(routes=[*pages.routes, Route("/v1/stream", fake.endpoint)])
+    async with serve_app(app, fake.drop_clients) as port:
+        yield f"http://127.0.0.1:{port}"

@@ -8,11 +8,17 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 
-from tests.conftest import Api, Stack, auth
+from tests.conftest import Api, Stack, auth, replace, running_stack
 from tests.helpers import wait_for
+from ticker.config import Settings
 
 from .conftest import PageWatch
+from .fake_stream import serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -264,3 +270,51 @@ async def test_console_reports_errors_and_keeps_the_key_per_tab(page: Any, stack
     assert "ending" in (await page.text_content("#key-status") or "")
     await page.click("#forget-key")
     assert await page.evaluate("() => sessionStorage.getItem('ticker.apiKey')") is None
+
+
+def partner_site(service: dict[str, str]) -> Starlette:
+    """Another site's article page embedding the ticker, with loud page styles and no CSP."""
+
+    async def article(request: Request) -> HTMLResponse:
+        return HTMLResponse(
+            "<!doctype html><html><head><title>Partner</title>"
+            "<style>body { font: 40px serif; color: green; text-transform: uppercase; }</style>"
+            f'<script src="{service["base"]}/embed.js" defer></script></head><body>'
+            '<p>Partner site</p><breaking-ticker id="partner" edition="en"></breaking-ticker>'
+            "</body></html>"
+        )
+
+    return Starlette(routes=[Route("/", article)])
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+async def test_cross_origin_embed_follows_the_allowlist(
+    page: Any, settings: Settings, allowed: bool, artifacts: Path
+) -> None:
+    """A page on another origin gets the live ticker only when its origin is on the allowlist."""
+    service: dict[str, str] = {}
+    async with serve_app(partner_site(service)) as port:
+        # localhost and 127.0.0.1 are two origins, both loopback: Chromium's local-network
+        # rule (public pages may not call loopback) stays out of the way.
+        partner = f"http://localhost:{port}"
+        origins = (partner,) if allowed else ("https://news.example",)
+        async with running_stack(replace(settings, allowed_origins=origins)) as stack:
+            service["base"] = stack.base
+            await page.goto(partner + "/")
+            await page.wait_for_function(
+                "() => ['open', 'reconnecting'].includes(document.querySelector('#partner').status)"
+            )
+            view = await stack.publish("Partner sites get the ticker too")
+            if allowed:
+                await page.wait_for_function(
+                    "(id) => document.querySelector('#partner').items.some(i => i.id === id)",
+                    arg=view["id"],
+                    timeout=5000,
+                )
+                await page.locator("#partner").screenshot(path=str(artifacts / "partner.png"))
+            else:
+                await page.wait_for_function(
+                    "() => document.querySelector('#partner').status === 'reconnecting'",
+                    timeout=5000,
+                )
+                assert await page.evaluate("() => document.querySelector('#partner').items") == []
