@@ -34,7 +34,8 @@ class FakeStream:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: list[tuple[int, str | None, bytes]] = field(default_factory=list)
     requests: list[StreamRequest] = field(default_factory=list)
-    fail_statuses: list[int] = field(default_factory=list)
+    # Edition -> how many more stream requests for it get a 503.
+    refuse: dict[str, int] = field(default_factory=dict)
     clients: list[tuple[str | None, asyncio.Queue[bytes | None]]] = field(default_factory=list)
     seq: int = 0
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -79,9 +80,10 @@ class FakeStream:
     async def endpoint(self, request: Request) -> Response:
         last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
         self.requests.append(StreamRequest(dict(request.query_params), last_id))
-        if self.fail_statuses:
-            return Response(status_code=self.fail_statuses.pop(0))
         wanted = request.query_params.get("edition")
+        if self.refuse.get(wanted or "", 0) > 0:
+            self.refuse[wanted or ""] -= 1
+            return Response(status_code=503)
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         if last_id:
             after = int(last_id.split("-")[0])

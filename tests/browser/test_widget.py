@@ -274,7 +274,7 @@ async def test_resumes_with_last_event_id_after_the_stream_fails(page: Any, fake
     await open_demo(page, base, stream)
     await wait_items(page, "#ticker-en", ["a"])
     # An HTTP error ends EventSource for good: only the widget's own backoff can bring it back.
-    stream.fail_statuses.extend([503] * 6)
+    stream.refuse["en"] = 2
     stream.drop_clients()
     await page.wait_for_function(
         "() => document.querySelector('#ticker-en').status === 'reconnecting'"
@@ -285,6 +285,7 @@ async def test_resumes_with_last_event_id_after_the_stream_fails(page: Any, fake
     )
     await wait_items(page, "#ticker-en", ["b", "a"], ms=15000)
     resumed = [r for r in stream.requests if r.query.get("edition") == "en"][-1]
+    assert stream.refuse["en"] == 0  # both refusals were met: EventSource alone gives up on 503
     assert resumed.query.get("last_event_id") == "1-0"
 
 
