@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from arq.connections import ArqRedis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -19,7 +21,10 @@ from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.cors import cors_middleware
 from ticker.errors import exception_handlers
+from ticker.events import Event
 from ticker.hub import Hub
+from ticker.logs import RequestContext
+from ticker.metrics import CONTENT_TYPE_LATEST, Metrics
 from ticker.openapi import openapi_document
 from ticker.sse import stream_endpoint
 from ticker.store import Store
@@ -44,6 +49,12 @@ async def readyz(request: Request) -> Response:
     )
 
 
+async def metrics_endpoint(request: Request) -> Response:
+    state = request.state
+    body = await state.metrics.render(state.redis, state.keys)
+    return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document(request.state.settings.editions))
 
@@ -60,13 +71,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     keys = Keys(settings.redis_prefix)
     keyring = KeyRing.from_entries(settings.api_key_entries())
+    metrics = Metrics()
+
+    def observe(event: Event, delivered: int) -> None:
+        metrics.events.labels(event.type).inc()
+        metrics.deliveries.inc(delivered)
+        metrics.lag.observe(max(0.0, time.time() - event.key[0] / 1000))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         redis = ArqRedis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
         )
-        hub = Hub(settings.client_queue_max)
+        hub = Hub(
+            settings.client_queue_max, observe=observe, on_reset=metrics.resets.labels("node").inc
+        )
         store = Store(redis, keys)
         subscriber = Subscriber(redis, keys, hub, store, watchdog_seconds=settings.catchup_seconds)
         tasks = [
@@ -76,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.hub = hub  # for the server's shutdown hook
         try:
             yield {
+                "metrics": metrics,
                 "settings": settings,
                 "keys": keys,
                 "keyring": keyring,
@@ -99,11 +119,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         *pages.routes,
     ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
-        middleware=[cors_middleware(settings.allowed_origins)],
+        # Request context outermost, so origin refusals are logged and counted too.
+        middleware=[
+            Middleware(RequestContext, metrics=metrics),
+            cors_middleware(settings.allowed_origins),
+        ],
     )

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from ticker.config import Settings
+from ticker.logs import configure_logging
 
 __all__ = ["main"]
 
@@ -32,10 +33,10 @@ def _serve(args: argparse.Namespace) -> int:
     from ticker.app import create_app
     from ticker.server import TickerServer, bind, server_config
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    configure_logging(settings.log_level)
     app = create_app(settings)
     sock = bind(settings.host, settings.port, reuse_port=args.child or settings.workers > 1)
-    server = TickerServer(server_config(app, settings), app)
+    server = TickerServer(server_config(app, settings, log_config=None), app)
     server.run(sockets=[sock])
     return 0
 
@@ -43,8 +44,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _supervise_api(settings: Settings) -> int:
     """One API process per worker, sharing the port with SO_REUSEPORT."""
     cmd = [sys.executable, "-m", "ticker", "serve", "--child"]
-    procs = [subprocess.Popen(cmd) for _ in range(settings.workers)]
-    return _wait_all(procs)
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="ticker-metrics-") as metrics_dir:
+        # Every process writes its metrics here, so any of them can answer a scrape.
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+        procs = [subprocess.Popen(cmd, env=env) for _ in range(settings.workers)]
+        return _wait_all(procs)
 
 
 def _wait_all(procs: list[subprocess.Popen[bytes]]) -> int:
@@ -65,7 +70,7 @@ def _worker(args: argparse.Namespace) -> int:
     from workers.settings import run_worker
 
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    configure_logging(settings.log_level)
     asyncio.run(run_worker(settings))
     return 0
 

@@ -69,6 +69,11 @@ class Keys:
         # arq's queue: a sorted set of job ids plus its own job keys.
         return f"{self.tag}:queue"
 
+    @property
+    def stats(self) -> str:
+        """Counters the workers keep for /metrics (duplicates, webhook deliveries)."""
+        return f"{self.tag}:stats"
+
     def item(self, item_id: str) -> str:
         return f"{self.item_prefix}{item_id}"
 

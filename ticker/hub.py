@@ -117,8 +117,16 @@ class Client:
 
 
 class Hub:
-    def __init__(self, client_limit: int = 1000) -> None:
+    def __init__(
+        self,
+        client_limit: int = 1000,
+        observe: Callable[[Event, int], None] | None = None,
+        on_reset: Callable[[], None] | None = None,
+    ) -> None:
         self.client_limit = client_limit
+        # Called once per dispatched event with its delivery count (metrics).
+        self.observe = observe
+        self.on_reset = on_reset
         self.groups: dict[Filter, set[Client]] = {}
         self.last_id = ZERO_ID
         self.last_key = (0, 0)
@@ -141,6 +149,8 @@ class Hub:
     def reset(self, last_id: str, items: Iterable[dict[str, Any]], reason: str) -> None:
         """The hub lost its place in the stream: reload and restart every client."""
         log.warning("hub reset at %s: %s", last_id, reason)
+        if self.on_reset is not None:
+            self.on_reset()
         self.load(last_id, items)
         notice = reset_event(last_id, reason)
         for f, clients in self.groups.items():
@@ -174,6 +184,8 @@ class Hub:
                     c.push(event)
                 n += len(clients)
         self.delivered += n
+        if self.observe is not None:
+            self.observe(event, n)
         return True
 
     def _apply(self, event: Event) -> None:

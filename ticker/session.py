@@ -8,15 +8,37 @@ its buffer, so there is no gap and no duplicate between the two.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 from ticker.events import Event, parse_stream_id, reset_event
 from ticker.exceptions import UnavailableError, ValidationError
 from ticker.filters import Filter
 from ticker.hub import Client, Hub
+from ticker.metrics import Metrics
 from ticker.store import Store
 
-__all__ = ["open_session", "parse_last_id"]
+__all__ = ["open_session", "parse_last_id", "tracked"]
+
+# Reasons the server cuts a client (counted); "gone" is the client leaving.
+DROPPED = ("slow", "send_timeout", "shutdown")
+
+
+@contextlib.contextmanager
+def tracked(metrics: Metrics | None, transport: str, f: Filter) -> Iterator[list[Client]]:
+    """Count an open connection, and why the server cut it, if it did."""
+    holder: list[Client] = []
+    if metrics is None:
+        yield holder
+        return
+    gauge = metrics.connections.labels(transport, ",".join(sorted(f.editions)) or "all")
+    gauge.inc()
+    try:
+        yield holder
+    finally:
+        gauge.dec()
+        if holder and holder[0].closed in DROPPED:
+            metrics.dropped.labels(transport, holder[0].closed).inc()
 
 
 def parse_last_id(value: str | None, field: str) -> str | None:
@@ -42,6 +64,7 @@ async def open_session(
     limit: int,
     on_cut: Callable[[Client], None] | None = None,
     ready_timeout: float = 5.0,
+    metrics: Metrics | None = None,
 ) -> tuple[Client, list[Event]]:
     """Attach a client; return it with the events to send before its live ones."""
     if not hub.ready.is_set():
@@ -63,6 +86,8 @@ async def open_session(
         hub.detach(client)
         raise
     if resume.reset:
+        if metrics is not None:
+            metrics.resets.labels("client").inc()
         snap = hub.snapshot(filter)
         client.after = snap.key
         return client, [reset_event(snap.id, "events after your last id are gone"), snap]

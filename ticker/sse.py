@@ -12,7 +12,8 @@ from starlette.types import Receive, Scope, Send
 from ticker.events import Event
 from ticker.filters import Filter
 from ticker.hub import Client, Hub, Ping
-from ticker.session import open_session, parse_last_id
+from ticker.metrics import Metrics
+from ticker.session import open_session, parse_last_id, tracked
 from ticker.store import Store
 
 __all__ = ["EventStream", "stream_endpoint"]
@@ -48,13 +49,19 @@ class EventStream(Response):
         limit: int,
         retry_ms: int,
         extra_headers: list[tuple[bytes, bytes]],
+        metrics: Metrics | None = None,
     ) -> None:
         self.hub, self.store, self.filter, self.last_id = hub, store, filter, last_id
+        self.metrics = metrics
         self.limit, self.retry_ms = limit, retry_ms
         self.extra_headers = extra_headers
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with tracked(self.metrics, "sse", self.filter) as holder:
+            await self._serve(receive, send, holder)
+
+    async def _serve(self, receive: Receive, send: Send, holder: list[Client]) -> None:
         task = asyncio.current_task()
         assert task is not None
 
@@ -70,7 +77,9 @@ class EventStream(Response):
             transport="sse",
             limit=self.limit,
             on_cut=on_cut,
+            metrics=self.metrics,
         )
+        holder.append(client)
         watcher = asyncio.create_task(_watch_disconnect(receive, client))
         loop = asyncio.get_running_loop()
         try:
@@ -100,8 +109,10 @@ class EventStream(Response):
                 )
                 client.busy_since = 0.0
             if client.closed != "gone":
-                # Shutdown or slow: end the response; EventSource reconnects and resumes.
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                # Shutdown or slow: end the response with a retry hint; EventSource
+                # reconnects (to another node) and resumes by its last id.
+                last = b"retry: %d\n\n" % self.retry_ms
+                await send({"type": "http.response.body", "body": last, "more_body": False})
         except asyncio.CancelledError:
             if client.closed in (None, "gone") or task.cancelling() > 1:
                 raise
@@ -137,6 +148,7 @@ async def stream_endpoint(request: Request) -> Response:
         limit=settings.client_queue_max,
         retry_ms=settings.sse_retry_ms,
         extra_headers=[],
+        metrics=state.metrics,
     )
 
 

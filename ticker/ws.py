@@ -11,7 +11,7 @@ from ticker.constants import CLOSE_BAD_REQUEST, CLOSE_SHUTDOWN, CLOSE_SLOW_CLIEN
 from ticker.exceptions import ClientError, UnavailableError
 from ticker.filters import Filter
 from ticker.hub import Client, Ping
-from ticker.session import open_session, parse_last_id
+from ticker.session import open_session, parse_last_id, tracked
 
 __all__ = ["ws_endpoint"]
 
@@ -36,6 +36,15 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_BAD_REQUEST, exc.message[:120])
         return
 
+    with tracked(state.metrics, "ws", f) as holder:
+        await _serve(websocket, f, last_id, holder)
+
+
+async def _serve(
+    websocket: WebSocket, f: Filter, last_id: str | None, holder: list[Client]
+) -> None:
+    state = websocket.state
+    settings = state.settings
     writer = asyncio.current_task()
     assert writer is not None
 
@@ -52,10 +61,12 @@ async def ws_endpoint(websocket: WebSocket) -> None:
             transport="ws",
             limit=settings.client_queue_max,
             on_cut=on_cut,
+            metrics=state.metrics,
         )
     except UnavailableError:
         await websocket.close(1013, "try again later")
         return
+    holder.append(client)
     reader = asyncio.create_task(_read(websocket, client))
     send = websocket.send
     loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.items import build_item, iso
 from ticker.jobs import enqueue_expiry
+from ticker.metrics import incr_stat
 from ticker.normalise import dedupe_key, language_of
 from ticker.publish import Outcome
 from ticker.schema import parse_time
@@ -56,11 +57,16 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
         settings=settings,
     )
     force = bool(data.get("force"))
-    if not force and (original := await near_duplicate(ctx, item)):
+    if not force and (match := await near_duplicate(ctx, item)):
+        original, headline = match
+        same = dedupe_key(headline, item["edition"]) == dedupe_key(
+            item["headline"], item["edition"]
+        )
         await redis.hset(
             keys.item(item_id), mapping={"status": "duplicate", "duplicate_of": original}
         )
-        await record(ctx, item_id, Outcome("duplicate", original), 1, now, near=True)
+        await record(ctx, item_id, Outcome("duplicate", original), 1, now, near=not same)
+        await incr_stat(redis, keys, "duplicates", "exact" if same else "near")
         return "duplicate"
     outcome = await ctx["publisher"].emit(
         item_id=item_id,
@@ -79,13 +85,15 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
     if outcome.status == "stale":
         raise Retry(defer=0.05)  # the draft was edited while we read it
     await record(ctx, item_id, outcome, 1, now)
+    if outcome.status == "duplicate":
+        await incr_stat(redis, keys, "duplicates", "exact")
     if outcome.status == "published":
         await schedule_expiry(ctx, item)
     return outcome.status
 
 
-async def near_duplicate(ctx: dict[str, Any], item: dict[str, Any]) -> str | None:
-    """The id of a recent item of the same edition telling the same story, if any."""
+async def near_duplicate(ctx: dict[str, Any], item: dict[str, Any]) -> tuple[str, str] | None:
+    """The id and headline of a recent item of the same edition telling the same story."""
     from workers.dedupe import best_match
 
     settings: Settings = ctx["settings"]
@@ -102,12 +110,13 @@ async def near_duplicate(ctx: dict[str, Any], item: dict[str, Any]) -> str | Non
     candidates = [
         (d["id"], d["headline"]) for d in map(_loads, docs) if d and d["id"] != item["id"]
     ]
-    return best_match(
+    found = best_match(
         item["headline"],
         candidates,
         language_of(item["edition"]),
         settings.near_duplicate_threshold,
     )
+    return (found, dict(candidates)[found]) if found else None
 
 
 def _loads(doc: bytes | None) -> dict[str, Any] | None:

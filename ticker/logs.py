@@ -1,0 +1,101 @@
+"""Structured JSON logs, and the request id that ties a request's lines together."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from contextvars import ContextVar
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ticker.metrics import Metrics
+
+__all__ = ["JsonFormatter", "RequestContext", "configure_logging", "request_id"]
+
+request_id: ContextVar[str | None] = ContextVar("ticker_request_id", default=None)
+_SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+access_log = logging.getLogger("ticker.access")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, object] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if rid := request_id.get():
+            doc["request_id"] = rid
+        for key in ("method", "path", "status", "duration_ms", "principal", "client"):
+            if hasattr(record, key):
+                doc[key] = getattr(record, key)
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(doc, default=str).decode()
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "arq"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+class RequestContext:
+    """ASGI middleware: a request id per request (kept from X-Request-Id when sane),
+    echoed in the response, an access log line and the intake request counter."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _SANE_ID.match(given) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            path: str = scope["path"]
+            if scope["type"] == "http" and path.startswith("/v1/items"):
+                self.metrics.intake.labels(scope["method"], str(status or 500)).inc()
+            if scope["type"] == "http" and path not in ("/v1/stream", "/healthz", "/metrics"):
+                access_log.info(
+                    "%s %s %s",
+                    scope["method"],
+                    path,
+                    status,
+                    extra={
+                        "method": scope["method"],
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "principal": scope.get("ticker.principal"),
+                    },
+                )
+            request_id.reset(token)
