@@ -58,8 +58,12 @@ async def wait_items(page: Any, selector: str, expected: list[str], ms: float = 
 
 
 async def open_demo(page: Any, base: str, fake: FakeStream, streams: int = 3) -> None:
+    """Open the demo page and wait until every ticker on it has applied its snapshot."""
     await page.goto(base + "/")
     await fake.wait_clients(streams)
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('breaking-ticker')].every(t => t.lastEventId)"
+    )
 
 
 async def test_snapshot_renders_newest_first(page: Any, fake: Fake, watch: PageWatch) -> None:
