@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from ticker import intake
+from ticker import intake, pages
 from ticker.auth import KeyRing
 from ticker.config import Settings
 from ticker.constants import Keys
+from ticker.cors import cors_middleware
 from ticker.errors import exception_handlers
 from ticker.events import Event
 from ticker.hub import Hub
@@ -119,10 +120,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *pages.routes,
     ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
-        middleware=[Middleware(RequestContext, metrics=metrics)],
+        # Request context outermost, so origin refusals are logged and counted too.
+        middleware=[
+            Middleware(RequestContext, metrics=metrics),
+            cors_middleware(settings.allowed_origins),
+        ],
     )
