@@ -136,7 +136,7 @@ class Stack:
         assert r.status_code == 202, r.text
         return await self.wait_status(r.json()["id"], "published", timeout)
 
-    async def wait_status(self, item_id: str, status: str, timeout: float = 5.0) -> dict[str, Any]:
+    async def wait_status(self, item_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
         view: dict[str, Any] = {}
 
         async def check() -> bool:
