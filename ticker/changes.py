@@ -62,7 +62,7 @@ async def accept_change(
         while True:
             try:
                 await pipe.watch(key)
-                raw: dict[bytes, bytes] = await pipe.hgetall(key)
+                raw: dict[bytes, bytes] = await pipe.hgetall(key)  # type: ignore[misc]
                 if not raw:
                     raise NotFoundError(f"no item {item_id!r}", "id")
                 if check is not None:
@@ -91,7 +91,7 @@ async def accept_change(
                         fields["closed"] = KIND_CLOSES[kind]
                     pipe.hset(key, mapping=fields)
                 action = {"update": "correction", "retract": "retraction", "expire": "expiry"}
-                extra = {"reason": reason} if reason else {}
+                extra: dict[str, Any] = {"reason": reason} if reason else {}
                 if patch:
                     extra["fields"] = sorted(patch)
                 pipe.rpush(

@@ -40,7 +40,7 @@ STATS = {
 
 
 async def incr_stat(redis: Redis, keys: Keys, stat: str, label: str, by: int = 1) -> None:
-    await redis.hincrby(keys.stats, f"{stat}|{label}", by)
+    await redis.hincrby(keys.stats, f"{stat}|{label}", by)  # type: ignore[misc]
 
 
 class _RedisStats:
@@ -106,7 +106,7 @@ class Metrics:
         self.registry.register(self.redis_stats)  # type: ignore[arg-type]
 
     async def render(self, redis: Redis, keys: Keys) -> bytes:
-        raw: Mapping[bytes, bytes] = await redis.hgetall(keys.stats)
+        raw: Mapping[bytes, bytes] = await redis.hgetall(keys.stats)  # type: ignore[misc]
         self.redis_stats.values = {k.decode(): float(v) for k, v in raw.items()}
         self.redis_stats.queue_depth = float(await redis.zcard(keys.queue))
         return generate_latest(self.registry)

@@ -69,7 +69,7 @@ class Publisher:
             self.keys.dedupe(dedupe_key) if dedupe_key else "",
             self.keys.recent(edition) if recent_window_ms else "",
         ]
-        args = [
+        args: list[Any] = [
             item_id,
             version,
             event_type,

@@ -54,7 +54,7 @@ class Store:
         return Resume(False, _s(out[1]), events)
 
     async def item(self, item_id: str) -> dict[bytes, bytes]:
-        return await self.redis.hgetall(self.keys.item(item_id))  # type: ignore[no-any-return]
+        return await self.redis.hgetall(self.keys.item(item_id))  # type: ignore[misc]
 
 
 def _s(value: bytes | str) -> str:
