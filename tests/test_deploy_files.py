@@ -426,9 +426,9 @@ async def test_streams_pass_through_nginx_live(settings: Settings) -> None:
         await api2.stop()
 
 
-async def _answers(http: httpx.AsyncClient) -> bool:
+async def _answers(http: httpx.AsyncClient, path: str = "/healthz") -> bool:
     try:
-        return (await http.get("/healthz")).status_code == 200
+        return (await http.get(path)).status_code == 200
     except httpx.TransportError:
         return False
 
@@ -463,3 +463,15 @@ def _logged(nginx: Nginx, rid: str, uri: str) -> bool:
     """nginx's JSON access log has a line for ``uri`` with request id ``rid``."""
     lines = [orjson.loads(line) for line in nginx.log("access_log").splitlines()]
     return any(line["request_id"] == rid and line["uri"] == uri for line in lines)
+
+
+async def test_nginx_answers_json_when_no_replica_does() -> None:
+    """With every API replica down, nginx answers 503 in the API's JSON error shape with
+    Retry-After, and its own health location still answers."""
+    down = {"api1:8000": f"127.0.0.1:{free_port()}", "api2:8000": f"127.0.0.1:{free_port()}"}
+    with Nginx.running(down, free_port()) as nginx:
+        async with httpx.AsyncClient(base_url=nginx.base, timeout=10) as http:
+            await wait_for(lambda: _answers(http, "/nginx-health"), 15, what="nginx to answer")
+            r = await http.get("/v1/items/x")
+    assert r.status_code == 503 and r.headers["retry-after"] == "2"
+    assert r.json()["error"]["code"] == "unavailable"
