@@ -3,6 +3,7 @@ exist in the code (commands, settings, routes, ports), checked without a Docker 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import re
@@ -408,8 +409,9 @@ def test_yaml_has_no_duplicate_keys() -> None:
 @pytest.mark.timeout(60)
 async def test_streams_pass_through_nginx_live(settings: Settings) -> None:
     """Through a real nginx running deploy/nginx/nginx.conf in front of two API replicas,
-    an SSE client and a WebSocket client each get a posted item live, on both replicas,
-    and request ids and nginx's own refusals keep the API's shape."""
+    an SSE client and a WebSocket client each get a posted item live, on both replicas;
+    request ids and nginx's own refusals keep the API's shape; the image's and compose's
+    health check commands pass."""
     api1, api2 = Api(settings), Api(settings)
     worker = WorkerRunner(settings)
     for part in (api1, api2, worker):
@@ -420,6 +422,7 @@ async def test_streams_pass_through_nginx_live(settings: Settings) -> None:
             async with httpx.AsyncClient(base_url=nginx.base, timeout=10) as http:
                 await wait_for(lambda: _answers(http), 15, what="nginx to answer")
                 await _stream_both_ways(http, nginx, api1, api2)
+        await _health_checks_pass(api1)
     finally:
         await worker.stop()
         await api1.stop()
@@ -457,6 +460,19 @@ async def _stream_both_ways(http: httpx.AsyncClient, nginx: Nginx, api1: Api, ap
     big = {"headline": "x", "edition": "en", "body": "y" * (Settings().max_body_bytes + 10)}
     r = await http.post("/v1/items", json=big, headers=auth())
     assert r.status_code == 413 and r.json()["error"]["field"] == "body"
+
+
+async def _health_checks_pass(api: Api) -> None:
+    """The image's and compose's health check commands, run for real against ``api``."""
+    image_check = json.loads(_ins(_stages()[-1], "HEALTHCHECK")[0].partition(" CMD ")[2])
+    compose_check = compose()["services"]["api1"]["healthcheck"]["test"][1:]
+    compose_check[-1] = compose_check[-1].replace(":8000/", f":{api.port}/")
+    for argv in (image_check, compose_check):
+        assert argv[0] == "python"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *argv[1:], env={"TICKER_PORT": str(api.port)}
+        )
+        assert await asyncio.wait_for(proc.wait(), 30) == 0, argv
 
 
 def _logged(nginx: Nginx, rid: str, uri: str) -> bool:
