@@ -17,6 +17,7 @@ import httpx
 import kubernetes_validate
 import orjson
 import pytest
+import redis as redis_sync
 import uvicorn.config
 import yaml
 
@@ -36,7 +37,7 @@ from tests.deploy_helpers import (
 from tests.helpers import is_item, sse, wait_for, ws
 from ticker.app import create_app
 from ticker.config import Settings
-from ticker.embedded_redis import free_port
+from ticker.embedded_redis import RedisProcess, free_port
 from ticker.server import server_config
 
 SETTINGS_VARS = {f"TICKER_{name.upper()}" for name in Settings.__dataclass_fields__}
@@ -160,6 +161,23 @@ def test_compose_is_valid_and_has_every_service() -> None:
     assert keys_file == f"/run/secrets/{services['api1']['secrets'][0]}"
     example = compose()["secrets"]["api_keys"]["file"].split(":-")[1].rstrip("}")
     Settings(api_keys_file=str(ROOT / example)).api_key_entries()  # valid key JSON
+
+
+def test_compose_redis_command_runs_append_only() -> None:
+    """compose's Redis command line, given to a real redis-server, persists every write in
+    an append-only file and refuses to evict (the stream and arq's queue must stay)."""
+    command = compose()["services"]["redis"]["command"]
+    assert command[0] == "redis-server"
+    server = RedisProcess(extra=tuple(command[1:]))  # later arguments override RedisProcess's
+    server.start()
+    try:
+        with redis_sync.Redis(port=server.port) as r:
+            assert r.config_get("appendonly") == {"appendonly": "yes"}
+            assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+            r.xadd("{ticker}:events", {"v": "1"})
+        assert list(server.data_dir.rglob("*.aof"))  # in appendonlydir/ on Redis 7
+    finally:
+        server.close()
 
 
 def _commands() -> set[tuple[str, ...]]:
