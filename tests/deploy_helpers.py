@@ -25,10 +25,13 @@ __all__ = [
     "directives",
     "dockerfile",
     "find_nginx",
+    "instructions",
     "k8s_docs",
+    "k8s_object",
     "location",
     "nginx_config",
     "render_nginx",
+    "stages",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +41,31 @@ K8S = ROOT / "deploy" / "k8s"
 
 def dockerfile() -> DockerfileParser:
     return DockerfileParser(str(ROOT / "Dockerfile"))
+
+
+def stages() -> list[list[dict[str, Any]]]:
+    """The Dockerfile's instructions, split by FROM."""
+    out: list[list[dict[str, Any]]] = []
+    for ins in dockerfile().structure:
+        if ins["instruction"] == "FROM":
+            out.append([])
+        if out:
+            out[-1].append(ins)
+    return out
+
+
+def instructions(stage: list[dict[str, Any]], name: str) -> list[str]:
+    """The values of one kind of instruction (RUN, COPY, USER...) in a stage."""
+    return [i["value"] for i in stage if i["instruction"] == name]
+
+
+def k8s_object(kind: str, name: str) -> dict[str, Any]:
+    """One object of deploy/k8s by kind and name."""
+    for docs in k8s_docs().values():
+        for doc in docs:
+            if doc.get("kind") == kind and doc["metadata"]["name"] == name:
+                return doc
+    raise AssertionError(f"no {kind} {name} in deploy/k8s")
 
 
 def compose() -> dict[str, Any]:

@@ -1,9 +1,8 @@
-"""Deployment files: what the Dockerfile, compose, nginx and Kubernetes files name must
-exist in the code (commands, settings, routes, ports), checked without a Docker engine."""
+"""Deployment files: what the Dockerfile, compose and Kubernetes files name must exist in
+the code (commands, settings, routes, ports), checked without a Docker engine."""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import re
@@ -13,31 +12,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import kubernetes_validate
-import orjson
-import pytest
 import redis as redis_sync
 import uvicorn.config
 import yaml
 
-from tests.conftest import Api, WorkerRunner, auth
 from tests.deploy_helpers import (
     ROOT,
-    Nginx,
     compose,
     directives,
     dockerfile,
-    find_nginx,
+    instructions,
     k8s_docs,
-    location,
+    k8s_object,
     nginx_config,
-    render_nginx,
+    stages,
 )
-from tests.helpers import is_item, sse, wait_for, ws
 from ticker.app import create_app
 from ticker.config import Settings
-from ticker.embedded_redis import RedisProcess, free_port
+from ticker.embedded_redis import RedisProcess
 from ticker.server import server_config
 
 SETTINGS_VARS = {f"TICKER_{name.upper()}" for name in Settings.__dataclass_fields__}
@@ -47,31 +40,8 @@ PIP_VARS = {"PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_CACHE_DIR"}  # builder stag
 API_PORT = 8000
 
 
-def _stages() -> list[list[dict[str, Any]]]:
-    """The Dockerfile's instructions, split by FROM."""
-    stages: list[list[dict[str, Any]]] = []
-    for ins in dockerfile().structure:
-        if ins["instruction"] == "FROM":
-            stages.append([])
-        if stages:
-            stages[-1].append(ins)
-    return stages
-
-
-def _ins(stage: list[dict[str, Any]], name: str) -> list[str]:
-    return [i["value"] for i in stage if i["instruction"] == name]
-
-
-def _k8s(kind: str, name: str) -> dict[str, Any]:
-    for docs in k8s_docs().values():
-        for doc in docs:
-            if doc.get("kind") == kind and doc["metadata"]["name"] == name:
-                return doc
-    raise AssertionError(f"no {kind} {name} in deploy/k8s")
-
-
 def _container(deployment: str) -> dict[str, Any]:
-    containers = _k8s("Deployment", deployment)["spec"]["template"]["spec"]["containers"]
+    containers = k8s_object("Deployment", deployment)["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     return containers[0]  # type: ignore[no-any-return]
 
@@ -79,19 +49,19 @@ def _container(deployment: str) -> dict[str, Any]:
 def test_dockerfile_is_multi_stage_and_runs_as_a_user() -> None:
     """The image builds in one stage and runs in a slim one, as a non-root user, with no
     compilers, `ticker serve` by default, and a /healthz health check."""
-    builder, runtime = _stages()
+    builder, runtime = stages()
     df = dockerfile()
-    assert "build-essential" in " ".join(_ins(builder, "RUN"))
-    assert not any("apt-get" in r or "pip" in r for r in _ins(runtime, "RUN"))
-    assert any(c.startswith("--from=builder") for c in _ins(runtime, "COPY"))
-    user = _ins(runtime, "USER")[-1].split(":")[0]
+    assert "build-essential" in " ".join(instructions(builder, "RUN"))
+    assert not any("apt-get" in r or "pip" in r for r in instructions(runtime, "RUN"))
+    assert any(c.startswith("--from=builder") for c in instructions(runtime, "COPY"))
+    user = instructions(runtime, "USER")[-1].split(":")[0]
     assert user not in {"0", "root"} and int(user) >= 1000
     assert df.parent_images == ["python:3.11-slim", "python:3.11-slim"]
-    assert _ins(runtime, "ENTRYPOINT") == ['["ticker"]']
-    assert _ins(runtime, "CMD") == ['["serve"]']
-    assert _ins(runtime, "EXPOSE") == [str(API_PORT)]
+    assert instructions(runtime, "ENTRYPOINT") == ['["ticker"]']
+    assert instructions(runtime, "CMD") == ['["serve"]']
+    assert instructions(runtime, "EXPOSE") == [str(API_PORT)]
     assert df.envs["TICKER_PORT"] == str(API_PORT) and df.envs["TICKER_HOST"] == "0.0.0.0"
-    assert "/healthz" in _ins(runtime, "HEALTHCHECK")[0]
+    assert "/healthz" in instructions(runtime, "HEALTHCHECK")[0]
 
 
 def test_hadolint_finds_nothing() -> None:
@@ -110,12 +80,12 @@ def test_hadolint_finds_nothing() -> None:
 
 def test_dockerignore_lets_in_what_the_image_copies() -> None:
     """Every file the builder copies exists and is let into the build context."""
-    builder = _stages()[0]
+    builder = stages()[0]
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     # Everything is left out, then the sources are let back in (the last match wins).
     assert lines.index("*") < min(i for i, line in enumerate(lines) if line.startswith("!"))
-    for copy in _ins(builder, "COPY"):
+    for copy in instructions(builder, "COPY"):
         *sources, _dest = copy.split()
         for src in sources:
             assert (ROOT / src).exists(), src
@@ -182,7 +152,7 @@ def test_compose_redis_command_runs_append_only() -> None:
 
 def _commands() -> set[tuple[str, ...]]:
     """The arguments to `ticker` (the image's ENTRYPOINT) of every container started."""
-    cmds = {tuple(json.loads(_ins(_stages()[-1], "CMD")[0]))}
+    cmds = {tuple(json.loads(instructions(stages()[-1], "CMD")[0]))}
     cmds |= {tuple(s["command"]) for s in compose()["services"].values() if "build" in s}
     for docs in k8s_docs().values():
         for doc in docs:
@@ -213,7 +183,7 @@ def _environments() -> list[tuple[str, dict[str, str]]]:
     envs = [("Dockerfile", dict(dockerfile().envs))]
     for name, svc in compose()["services"].items():
         envs.append((f"compose {name}", dict(svc.get("environment") or {})))
-    envs.append(("ConfigMap", _k8s("ConfigMap", "ticker-config")["data"]))
+    envs.append(("ConfigMap", k8s_object("ConfigMap", "ticker-config")["data"]))
     for dep in ("ticker-api", "ticker-worker"):
         env = {e["name"]: e.get("value", "") for e in _container(dep).get("env", [])}
         envs.append((dep, env))
@@ -251,7 +221,7 @@ def test_probe_and_proxied_paths_are_routes() -> None:
 
 def _blob() -> str:
     """The health checks of the Dockerfile and compose, as text."""
-    checks = _ins(_stages()[-1], "HEALTHCHECK")
+    checks = instructions(stages()[-1], "HEALTHCHECK")
     checks += [
         " ".join(s["healthcheck"]["test"])
         for s in compose()["services"].values()
@@ -272,14 +242,14 @@ def test_ports_agree_everywhere() -> None:
     servers = [d["args"][0] for d in upstream["block"] if d["directive"] == "server"]
     assert servers == [f"api1:{API_PORT}", f"api2:{API_PORT}"]
     assert directives(nginx_config(), "listen")[0]["args"] == ["8080"]
-    assert _k8s("ConfigMap", "ticker-config")["data"]["TICKER_PORT"] == str(API_PORT)
-    api = _k8s("Deployment", "ticker-api")
+    assert k8s_object("ConfigMap", "ticker-config")["data"]["TICKER_PORT"] == str(API_PORT)
+    api = k8s_object("Deployment", "ticker-api")
     (port,) = _container("ticker-api")["ports"]
     assert port == {"name": "http", "containerPort": API_PORT, "protocol": "TCP"}
     assert api["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8000"
-    (svc_port,) = _k8s("Service", "ticker-api")["spec"]["ports"]
+    (svc_port,) = k8s_object("Service", "ticker-api")["spec"]["ports"]
     assert svc_port["targetPort"] == port["name"]
-    backend = _k8s("Ingress", "ticker")["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+    backend = k8s_object("Ingress", "ticker")["spec"]["rules"][0]["http"]["paths"][0]["backend"]
     assert backend["service"] == {"name": "ticker-api", "port": {"name": svc_port["name"]}}
 
 
@@ -298,19 +268,21 @@ def test_kubernetes_manifests_validate() -> None:
 
 def test_kubernetes_selectors_meet() -> None:
     """The Service, the HPA and the PDBs pick the pods of the Deployment they mean."""
-    api_labels = _k8s("Deployment", "ticker-api")["spec"]["template"]["metadata"]["labels"]
-    worker_labels = _k8s("Deployment", "ticker-worker")["spec"]["template"]["metadata"]["labels"]
-    selector = _k8s("Service", "ticker-api")["spec"]["selector"]
+    api_labels, worker_labels = (
+        k8s_object("Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        for name in ("ticker-api", "ticker-worker")
+    )
+    selector = k8s_object("Service", "ticker-api")["spec"]["selector"]
     assert selector.items() <= api_labels.items()
     assert not selector.items() <= worker_labels.items()
-    assert _k8s("HorizontalPodAutoscaler", "ticker-api")["spec"]["scaleTargetRef"] == {
+    assert k8s_object("HorizontalPodAutoscaler", "ticker-api")["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "name": "ticker-api",
     }
     for name, labels in (("ticker-api", api_labels), ("ticker-worker", worker_labels)):
-        pdb = _k8s("PodDisruptionBudget", name)["spec"]["selector"]["matchLabels"]
-        dep = _k8s("Deployment", name)["spec"]["selector"]["matchLabels"]
+        pdb = k8s_object("PodDisruptionBudget", name)["spec"]["selector"]["matchLabels"]
+        dep = k8s_object("Deployment", name)["spec"]["selector"]["matchLabels"]
         assert pdb == dep and pdb.items() <= labels.items()
 
 
@@ -318,7 +290,7 @@ def test_api_pods_drain_before_sigterm_and_run_locked_down() -> None:
     """The API pod sleeps in preStop while load balancers forget it, has time after that
     for uvicorn's graceful shutdown, runs as the image's user on a read-only root, and
     finds its API keys where TICKER_API_KEYS_FILE says."""
-    pod = _k8s("Deployment", "ticker-api")["spec"]["template"]["spec"]
+    pod = k8s_object("Deployment", "ticker-api")["spec"]["template"]["spec"]
     c = _container("ticker-api")
     command = c["lifecycle"]["preStop"]["exec"]["command"]
     assert command[:2] == ["python", "-c"]
@@ -328,79 +300,24 @@ def test_api_pods_drain_before_sigterm_and_run_locked_down() -> None:
     assert pod["terminationGracePeriodSeconds"] >= sleep + graceful + 5
     stop = compose()["services"]["api1"]["stop_grace_period"]
     assert int(stop.rstrip("s")) > graceful
-    uid = int(_ins(_stages()[-1], "USER")[-1].split(":")[0])
+    uid = int(instructions(stages()[-1], "USER")[-1].split(":")[0])
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == uid
     for name in ("ticker-api", "ticker-worker"):
         sc = _container(name)["securityContext"]
         assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
         assert any(m["mountPath"] == "/tmp" for m in _container(name)["volumeMounts"])
-    keys_file = Path(_k8s("ConfigMap", "ticker-config")["data"]["TICKER_API_KEYS_FILE"])
+    keys_file = Path(k8s_object("ConfigMap", "ticker-config")["data"]["TICKER_API_KEYS_FILE"])
     mount = next(m for m in c["volumeMounts"] if m["mountPath"] == str(keys_file.parent))
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["secret"]["items"][0]["path"] == keys_file.name
     assert c["resources"]["requests"]["cpu"], "the HPA's CPU target needs a request"
 
 
-def _headers(tree: list[dict[str, Any]], *loc: str) -> dict[str, str]:
-    """The headers nginx sends upstream from one location: its own proxy_set_header
-    lines if it has any (nginx does not merge them), else the server's."""
-    (server,) = directives(tree, "server")[-1:]
-    block = next(d["block"] for d in directives(tree, "location") if tuple(d["args"]) == loc)
-    own = [d for d in block if d["directive"] == "proxy_set_header"]
-    inherited = [d for d in server["block"] if d["directive"] == "proxy_set_header"]
-    return {d["args"][0]: d["args"][1] for d in own or inherited}
-
-
-def test_nginx_config_streams_unbuffered_and_upgrades_websockets() -> None:
-    """nginx does not buffer SSE, forwards the WebSocket upgrade, keeps both open for an
-    hour, passes the request id and client address on from every location, and refuses
-    bodies over TICKER_MAX_BODY_BYTES."""
-    tree = nginx_config()
-    stream = location(tree, "=", "/v1/stream")
-    assert stream["proxy_buffering"] == "off" and stream["proxy_cache"] == "off"
-    assert stream["proxy_read_timeout"] == "1h"
-    assert location(tree, "=", "/v1/ws")["proxy_read_timeout"] == "1h"
-    (upgrade,) = [m for m in directives(tree, "map") if m["args"][0] == "$http_upgrade"]
-    assert upgrade["args"][1] == "$connection_upgrade"
-    # No Upgrade header: no Connection header either (keep-alive upstream, SSE).
-    assert {d["directive"]: d["args"] for d in upgrade["block"]} == {
-        "default": ["upgrade"],
-        "": [""],
-    }
-    for loc in (("=", "/v1/stream"), ("=", "/v1/ws"), ("/",)):
-        headers = _headers(tree, *loc)
-        assert headers["Upgrade"] == "$http_upgrade", loc
-        assert headers["Connection"] == "$connection_upgrade", loc
-        assert headers["X-Request-Id"] == "$request_id_out", loc
-        assert headers["X-Forwarded-For"] == "$proxy_add_x_forwarded_for", loc
-        assert location(tree, *loc)["proxy_pass"] == "http://ticker_api"
-    assert directives(tree, "proxy_http_version")[0]["args"] == ["1.1"]
-    (size,) = directives(tree, "client_max_body_size")
-    assert int(size["args"][0].removesuffix("k")) * 1024 == Settings().max_body_bytes
-    assert compose()["services"]["api1"]["environment"]["TICKER_MAX_BODY_BYTES"] == str(
-        Settings().max_body_bytes
-    )
-    assert str(Settings().max_body_bytes) in location(tree, "@too_large")["return"]
-
-
-def test_nginx_accepts_the_config(tmp_path: Path) -> None:
-    """`nginx -t` passes the config, with only its upstream addresses and paths rendered
-    for this machine."""
-    binary = find_nginx()
-    tmp_path.chmod(0o755)
-    conf = tmp_path / "nginx.conf"
-    upstreams = {"api1:8000": "127.0.0.1:1", "api2:8000": "127.0.0.1:2"}
-    conf.write_text(render_nginx(upstreams, "127.0.0.1:1", tmp_path))
-    done = Nginx.check(binary, conf, tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "test is successful" in done.stderr
-
-
 def test_ingress_annotations_match_nginx() -> None:
     """The Kubernetes Ingress asks ingress-nginx for what deploy/nginx does: no buffering,
     hour-long reads, the same body limit."""
-    ann = _k8s("Ingress", "ticker")["metadata"]["annotations"]
+    ann = k8s_object("Ingress", "ticker")["metadata"]["annotations"]
     assert ann["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
     assert ann["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
     size = ann["nginx.ingress.kubernetes.io/proxy-body-size"]
@@ -421,91 +338,3 @@ def test_yaml_has_no_duplicate_keys() -> None:
     Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     for path in [ROOT / "docker-compose.yml", *(ROOT / "deploy" / "k8s").glob("*.yaml")]:
         list(yaml.load_all(path.read_text(), Loader=Strict))
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(60)
-async def test_streams_pass_through_nginx_live(settings: Settings) -> None:
-    """Through a real nginx running deploy/nginx/nginx.conf in front of two API replicas,
-    an SSE client and a WebSocket client each get a posted item live, on both replicas;
-    request ids and nginx's own refusals keep the API's shape; the image's and compose's
-    health check commands pass."""
-    api1, api2 = Api(settings), Api(settings)
-    worker = WorkerRunner(settings)
-    for part in (api1, api2, worker):
-        await part.start()
-    upstreams = {"api1:8000": f"127.0.0.1:{api1.port}", "api2:8000": f"127.0.0.1:{api2.port}"}
-    try:
-        with Nginx.running(upstreams, free_port()) as nginx:
-            async with httpx.AsyncClient(base_url=nginx.base, timeout=10) as http:
-                await wait_for(lambda: _answers(http), 15, what="nginx to answer")
-                await _stream_both_ways(http, nginx, api1, api2)
-        await _health_checks_pass(api1)
-    finally:
-        await worker.stop()
-        await api1.stop()
-        await api2.stop()
-
-
-async def _answers(http: httpx.AsyncClient, path: str = "/healthz") -> bool:
-    try:
-        return (await http.get(path)).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-async def _stream_both_ways(http: httpx.AsyncClient, nginx: Nginx, api1: Api, api2: Api) -> None:
-    async with sse(nginx.base, {"edition": "en"}) as s, ws(nginx.base) as w:
-        sse_rid = s.response.headers["x-request-id"]
-        assert (await s.next(10)).type == "snapshot"
-        assert (await w.next(10)).type == "snapshot"
-        # least_conn put one stream on each replica: both fan out from their own hub.
-        assert (api1.app.state.hub.client_count, api2.app.state.hub.client_count) == (1, 1)
-        r = await http.post(
-            "/v1/items", json={"headline": "Through nginx", "edition": "en"}, headers=auth()
-        )
-        assert r.status_code == 202, r.text
-        item_id = r.json()["id"]
-        got_sse = await s.until(is_item("item.published", item_id), 15)
-        got_ws = await w.until(is_item("item.published", item_id), 15)
-        assert got_sse.id == got_ws.id
-    # The API kept the id nginx made for each request (so both logs share it).
-    post_rid = r.headers["x-request-id"]
-    await wait_for(lambda: _logged(nginx, sse_rid, "/v1/stream?edition=en"), 10, what="SSE log")
-    await wait_for(lambda: _logged(nginx, post_rid, "/v1/items"), 10, what="POST log")
-    given = await http.get("/healthz", headers={"X-Request-Id": "deploy-check-1"})
-    assert given.headers["x-request-id"] == "deploy-check-1"
-    big = {"headline": "x", "edition": "en", "body": "y" * (Settings().max_body_bytes + 10)}
-    r = await http.post("/v1/items", json=big, headers=auth())
-    assert r.status_code == 413 and r.json()["error"]["field"] == "body"
-
-
-async def _health_checks_pass(api: Api) -> None:
-    """The image's and compose's health check commands, run for real against ``api``."""
-    image_check = json.loads(_ins(_stages()[-1], "HEALTHCHECK")[0].partition(" CMD ")[2])
-    compose_check = compose()["services"]["api1"]["healthcheck"]["test"][1:]
-    compose_check[-1] = compose_check[-1].replace(":8000/", f":{api.port}/")
-    for argv in (image_check, compose_check):
-        assert argv[0] == "python"
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, *argv[1:], env={"TICKER_PORT": str(api.port)}
-        )
-        assert await asyncio.wait_for(proc.wait(), 30) == 0, argv
-
-
-def _logged(nginx: Nginx, rid: str, uri: str) -> bool:
-    """nginx's JSON access log has a line for ``uri`` with request id ``rid``."""
-    lines = [orjson.loads(line) for line in nginx.log("access_log").splitlines()]
-    return any(line["request_id"] == rid and line["uri"] == uri for line in lines)
-
-
-async def test_nginx_answers_json_when_no_replica_does() -> None:
-    """With every API replica down, nginx answers 503 in the API's JSON error shape with
-    Retry-After, and its own health location still answers."""
-    down = {"api1:8000": f"127.0.0.1:{free_port()}", "api2:8000": f"127.0.0.1:{free_port()}"}
-    with Nginx.running(down, free_port()) as nginx:
-        async with httpx.AsyncClient(base_url=nginx.base, timeout=10) as http:
-            await wait_for(lambda: _answers(http, "/nginx-health"), 15, what="nginx to answer")
-            r = await http.get("/v1/items/x")
-    assert r.status_code == 503 and r.headers["retry-after"] == "2"
-    assert r.json()["error"]["code"] == "unavailable"
