@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+from unicodedata import category
 
 import jsonschema
 from jsonschema.exceptions import best_match
@@ -19,6 +20,9 @@ __all__ = ["item_schema", "parse_time", "validate_item"]
 _PLAIN = r"^(?=[\s\S]*\S)[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 _SLUG = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,39}$"}
 _TIME = {"type": "string", "maxLength": 40}
+# Fields held to _PLAIN; each also needs a character that is neither whitespace nor a format
+# control (a headline of only U+200B or U+202E would show nothing).
+_PLAIN_FIELDS = ("headline", "summary", "source", "byline", "correction_note")
 
 
 def _text(max_length: int) -> dict[str, Any]:
@@ -126,4 +130,13 @@ def validate_item(data: Any, editions: Sequence[str], *, partial: bool = False) 
     for name in ("expires_at", "embargoed_until"):
         if name in data:
             parse_time(data[name], name)
+    texts = [(n, data[n]) for n in _PLAIN_FIELDS if n in data]
+    texts += [(f"tags.{i}", t) for i, t in enumerate(data.get("tags", ()))]
+    for name, text in texts:
+        if not any(_visible(c) for c in text):
+            raise ValidationError(f"{name} must have a visible character", name)
     return dict(data)
+
+
+def _visible(ch: str) -> bool:
+    return not ch.isspace() and category(ch) != "Cf"
