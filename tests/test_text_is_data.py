@@ -110,6 +110,8 @@ def live(redis_server: RedisProcess) -> Iterator[Live]:
         api_keys=API_KEYS,
         worker_poll_delay=0.01,
         sse_ping_seconds=3600,
+        rate_limit_per_key="",
+        rate_limit_per_ip="",
     )
     runner = BackgroundStack(cfg)
     with runner as stack:
