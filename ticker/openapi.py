@@ -140,7 +140,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 "parameters": [item_id],
                 "get": {
                     "summary": "An item and its status",
-                    "responses": {"200": _json(view, "the item"), **_errors(401, 404)},
+                    "responses": {"200": _json(view, "the item"), **_errors(401, 404, 503)},
                 },
                 "patch": {
                     "summary": "Correct an item (a new version)",
@@ -154,7 +154,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     },
                     "responses": {
                         "202": _json(view, "accepted"),
-                        **_errors(400, 401, 403, 404, 409, 413, 415, 422),
+                        **_errors(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
                     },
                 },
                 "delete": {
@@ -169,7 +169,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     ],
                     "responses": {
                         "202": _json(view, "accepted"),
-                        **_errors(400, 401, 403, 404, 409, 422),
+                        **_errors(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
                     },
                 },
             },
@@ -177,7 +177,10 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 "parameters": [item_id],
                 "get": {
                     "summary": "The item's audit trail",
-                    "responses": {"200": _json({"type": "object"}, "history"), **_errors(401, 404)},
+                    "responses": {
+                        "200": _json({"type": "object"}, "history"),
+                        **_errors(401, 404, 503),
+                    },
                 },
             },
             "/v1/stream": {
