@@ -87,7 +87,10 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
         "info": {
             "title": "Ticker",
             "version": __version__,
-            "description": "Real-time breaking-news push service.",
+            "description": (
+                "Real-time breaking-news push service. The WebSocket endpoint GET /v1/ws "
+                "takes the same filters as /v1/stream (see the README)."
+            ),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -219,6 +222,18 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     "responses": {
                         "200": _json({"type": "object"}, "ready"),
                         "503": _json({"type": "object"}, "not ready"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text exposition format)",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
                     },
                 }
             },
