@@ -176,9 +176,11 @@ def _key_name(scope: Scope, state: dict[str, Any]) -> str | None:
     if keyring is None or authorization is None:
         return None
     try:
-        return str(keyring.authenticate(authorization.decode("latin-1")).name)
+        name = str(keyring.authenticate(authorization.decode("latin-1")).name)
     except ClientError:
         return None
+    scope.setdefault("ticker.principal", name)  # the access log names who was refused
+    return name
 
 
 def rate_limit_middleware() -> Middleware:
