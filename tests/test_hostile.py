@@ -193,3 +193,29 @@ async def test_websocket_flood_is_cut_with_1008(stack: Stack, watcher: SSEStream
         assert flooder.close_code == CLOSE_POLICY
         assert sent >= BURST
         assert await _on_time(stack, bystander, watcher) < 5
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"category": "a\x00b"}, "category"),
+        ({"category": ",".join(f"c{i}" for i in range(1000))}, "category"),
+        ({"region": "<script>"}, "region"),
+        ({"edition": "en,\u202eer"}, "edition"),
+        ({"max_urgency": "9" * 5000}, "max_urgency"),
+        ({"max_urgency": "NaN"}, "max_urgency"),
+        ({"last_event_id": "../../etc/passwd"}, "last_event_id"),
+        ({"last_event_id": "1" * 400 + "-0"}, "last_event_id"),
+    ],
+)
+async def test_hostile_stream_parameters(stack: Stack, params: dict[str, str], field: str) -> None:
+    """Hostile filters and resume ids get a 400 naming the parameter on SSE, and close code
+    4400 on WebSocket; neither leaves a client attached."""
+    r = await stack.http.get("/v1/stream", params=params)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["field"] == field
+    async with ws(stack.base, params) as w:
+        with pytest.raises(ConnectionClosed):
+            await w.next(10)
+        assert w.conn.close_code == 4400
+    assert stack.api.app.state.hub.client_count == 0
