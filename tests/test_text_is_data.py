@@ -96,6 +96,7 @@ class Live:
     sse: SSEStream
     ws: WSStream
     accepted: int = 0
+    last_item: str | None = None
 
     def run(self, coro: Any, timeout: float = 30.0) -> Any:
         return self.runner.run(coro, timeout)
@@ -131,9 +132,13 @@ def live(redis_server: RedisProcess) -> Iterator[Live]:
             runner.run(clients.aclose())
 
 
-async def _post_raw(stack: Stack, body: bytes) -> Any:
+async def _send_raw(stack: Stack, method: str, path: str, body: bytes) -> Any:
     headers = {**auth("admin"), "Content-Type": "application/json"}
-    return await stack.http.post("/v1/items", content=body, headers=headers)
+    return await stack.http.request(method, path, content=body, headers=headers)
+
+
+async def _post_raw(stack: Stack, body: bytes) -> Any:
+    return await _send_raw(stack, "POST", "/v1/items", body)
 
 
 async def _next_item(stream: SSEStream | WSStream) -> Received:
@@ -141,31 +146,40 @@ async def _next_item(stream: SSEStream | WSStream) -> Received:
 
 
 @settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(headline=HEADLINES)
+@given(headline=HEADLINES, correction=st.booleans())
 @pytest.mark.timeout(600)
-def test_any_headline_is_refused_or_arrives_exactly(live: Live, headline: str) -> None:
-    """Each headline gets a 422 naming `headline` and no event, or arrives exactly as its
-    display form as the next event on both SSE and WebSocket."""
+def test_any_headline_is_refused_or_arrives_exactly(
+    live: Live, headline: str, correction: bool
+) -> None:
+    """Each headline, new or as a correction, gets a 422 naming `headline` and no event, or
+    arrives exactly as its display form as the next event on both SSE and WebSocket."""
     want = expected_display(headline)
-    # `force` (admin) skips duplicate detection, which is not under test here.
-    body = orjson.dumps({"headline": headline, "edition": "en", "force": True})
-    r = live.run(_post_raw(live.stack, body))
-    event("refused" if want is None else "accepted")
+    correction = correction and live.last_item is not None
+    if correction:
+        path, method, kind = f"/v1/items/{live.last_item}", "PATCH", "item.updated"
+        body = orjson.dumps({"headline": headline})
+    else:
+        # `force` (admin) skips duplicate detection, which is not under test here.
+        path, method, kind = "/v1/items", "POST", "item.published"
+        body = orjson.dumps({"headline": headline, "edition": "en", "force": True})
+    r = live.run(_send_raw(live.stack, method, path, body))
+    event("refused" if want is None else f"accepted {method}")
     if want is None:
         assert r.status_code == 422, (r.status_code, r.text)
         assert r.json()["error"]["field"] == "headline"
         return
     assert r.status_code == 202, r.text
     item_id = r.json()["id"]
+    live.last_item = item_id
     live.accepted += 1
     for stream in (live.sse, live.ws):
         got = live.run(_next_item(stream))
-        assert got.type == "item.published"
+        assert got.type == kind
         assert got.data["item"]["id"] == item_id
         assert got.data["item"]["headline"].encode() == want.encode()
     view = live.run(live.stack.http.get(f"/v1/items/{item_id}", headers=auth())).json()
