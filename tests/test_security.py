@@ -10,10 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import API_KEYS, KEYS, auth, running_stack
+from tests.conftest import API_KEYS, KEYS, Stack, auth, running_stack
 from tests.helpers import sse, wait_for
 from ticker.auth import KeyRing
 from ticker.config import Settings
@@ -21,6 +22,16 @@ from ticker.embedded_redis import RedisProcess
 from ticker.exceptions import ConfigError
 from ticker.pages import CONTENT_SECURITY_POLICY
 from ticker.secheaders import API_CSP
+
+
+async def metric(stack: Stack, name: str, **labels: str) -> float:
+    """One sample's value from /metrics."""
+    text = (await stack.http.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    raise AssertionError(f"no sample {name}{labels}")
 
 
 def xff(ip: str) -> dict[str, str]:
@@ -53,6 +64,7 @@ async def test_rate_limit_per_api_key(settings: Settings) -> None:
         assert other.status_code == 202
         # Reads are not limited.
         assert (await stack.http.get(f"/v1/items/{item_id}", headers=auth())).status_code == 200
+        assert (await metric(stack, "ticker_rate_limited_total", scope="key")) == 2
 
 
 async def test_rate_limit_per_address_counts_unauthenticated_writes(settings: Settings) -> None:
@@ -129,6 +141,8 @@ async def test_stream_connections_are_capped_per_address(settings: Settings) -> 
                 async with connect(ws_url, additional_headers=xff("192.0.2.1")):
                     pass
             assert refused.value.response.status_code == 429
+            assert await metric(stack, "ticker_connections_refused_total", transport="sse") == 1
+            assert await metric(stack, "ticker_connections_refused_total", transport="ws") == 1
             async with sse(stack.base, headers=xff("192.0.2.2")) as other:
                 assert (await other.next()).type == "snapshot"
             await ws.close()

@@ -62,6 +62,9 @@ class ConnectionCap:
             return
         ip = client_ip(scope)
         if self.open.get(ip, 0) >= self.limit:
+            metrics = (scope.get("state") or {}).get("metrics")
+            if metrics is not None:
+                metrics.refused.labels("sse" if scope["type"] == "http" else "ws").inc()
             await self._refuse(scope, receive, send)
             return
         self.open[ip] = self.open.get(ip, 0) + 1

@@ -57,6 +57,7 @@ class Verdict:
     limit: int
     remaining: int
     reset: float  # seconds until a slot frees up
+    scope: str = "ip"  # which limit: "ip" or "key"
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         out = [
@@ -95,9 +96,8 @@ class RateLimits:
         for item in items:
             allowed = await self.limiter.hit(item, kind, who)
             stats = await self.limiter.get_window_stats(item, kind, who)
-            verdict = Verdict(
-                allowed, item.amount, stats.remaining, max(0.0, stats.reset_time - now)
-            )
+            reset = max(0.0, stats.reset_time - now)
+            verdict = Verdict(allowed, item.amount, stats.remaining, reset, kind)
             if tightest is None or _tighter(verdict, tightest):
                 tightest = verdict
         return tightest
@@ -154,6 +154,8 @@ class IntakeRateLimit:
             await self.app(scope, receive, send)
             return
         if not verdict.allowed:
+            if (metrics := state.get("metrics")) is not None:
+                metrics.rate_limited.labels(verdict.scope).inc()
             message = f"rate limit of {verdict.limit} writes exceeded; retry later"
             body = error_body("rate_limited", message)
             await _send_json(send, 429, body, verdict.headers())
