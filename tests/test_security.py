@@ -256,3 +256,16 @@ def test_bad_rate_limits_are_a_config_error() -> None:
     with pytest.raises(ConfigError, match="TICKER_RATE_LIMIT_PER_KEY"):
         Settings.from_env({"TICKER_RATE_LIMIT_PER_KEY": "lots"})
     assert Settings.from_env({"TICKER_RATE_LIMIT_PER_IP": "0"}).rate_limit_per_ip == "0"
+
+
+def test_trusted_proxies_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TICKER_FORWARDED_ALLOW_IPS reaches uvicorn; unset, uvicorn's FORWARDED_ALLOW_IPS
+    (what the deploy files set) still applies."""
+    from starlette.applications import Starlette
+
+    from ticker.server import server_config
+
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
+    assert server_config(Starlette(), Settings()).forwarded_allow_ips == "*"
+    cfg = server_config(Starlette(), Settings(forwarded_allow_ips="10.0.0.0/8"))
+    assert cfg.forwarded_allow_ips == "10.0.0.0/8"

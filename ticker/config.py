@@ -70,8 +70,9 @@ class Settings:
     # 0 means unlimited. Generous because many readers can share one carrier NAT address.
     max_connections_per_ip: int = 256
     # Proxies trusted to set X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips): a comma
-    # list of addresses or networks, or "*".
-    forwarded_allow_ips: str = "127.0.0.1"
+    # list of addresses or networks, or "*". Empty: uvicorn's own FORWARDED_ALLOW_IPS
+    # variable, else 127.0.0.1.
+    forwarded_allow_ips: str = ""
     # arq poll delay: the worst-case queue latency added to every item.
     worker_poll_delay: float = 0.01
     # Items leave the ticker after this long unless they say otherwise (urgency 1..9).

@@ -60,11 +60,12 @@ def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvico
         "ws_ping_timeout": settings.ws_ping_seconds,
         "ws_max_size": 64 * 1024,  # clients have nothing big to say
         "proxy_headers": True,
-        "forwarded_allow_ips": settings.forwarded_allow_ips,
         "timeout_graceful_shutdown": 10,
         "log_level": settings.log_level,
         "access_log": False,
     }
+    if settings.forwarded_allow_ips:
+        options["forwarded_allow_ips"] = settings.forwarded_allow_ips
     options.update(overrides)
     return uvicorn.Config(TransportTap(app), **options)
 
