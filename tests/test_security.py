@@ -7,6 +7,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from tests.conftest import API_KEYS, KEYS, Stack, auth, running_stack
 from tests.helpers import sse, wait_for
 from ticker.auth import KeyRing
 from ticker.config import Settings
+from ticker.conncap import ConnectionCap
 from ticker.embedded_redis import RedisProcess
 from ticker.exceptions import ConfigError
 from ticker.pages import CONTENT_SECURITY_POLICY
@@ -269,3 +271,30 @@ def test_trusted_proxies_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert server_config(Starlette(), Settings()).forwarded_allow_ips == "*"
     cfg = server_config(Starlette(), Settings(forwarded_allow_ips="10.0.0.0/8"))
     assert cfg.forwarded_allow_ips == "10.0.0.0/8"
+
+
+async def test_cap_without_denial_extension_closes_1008() -> None:
+    """On a server without the WebSocket denial-response extension, a handshake over the cap
+    is accepted and closed at once with 1008, and the app is never called."""
+    called: list[object] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        called.append(scope)
+
+    cap = ConnectionCap(app, limit=1)
+    cap.open["192.0.2.9"] = 1
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/v1/ws", "client": ("192.0.2.9", 5000), "headers": []}
+    await cap(scope, receive, send)
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+    assert sent[1]["code"] == 1008 and not called
+    scope["client"] = ("192.0.2.10", 5000)
+    await cap(scope, receive, send)
+    assert called and cap.open == {"192.0.2.9": 1}
