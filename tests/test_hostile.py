@@ -12,8 +12,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import Stack, auth
+from tests.conftest import KEYS, Stack, auth, replace, running_stack
 from tests.helpers import SSEStream, is_item, sse, ws
+from ticker.config import Settings
 from ticker.constants import CLOSE_POLICY
 from ticker.wsguard import BURST, MessageBudget
 
@@ -59,6 +60,27 @@ async def test_oversize_bodies_get_413(stack: Stack, watcher: SSEStream) -> None
     r = await stack.http.patch("/v1/items/" + "0" * 32, content=big, headers={**auth(), **JSON})
     assert r.status_code in (404, 413)  # the item is looked up first
     await assert_nothing_changed(stack, watcher)
+
+
+async def test_trickled_body_gets_408(settings: Settings) -> None:
+    """A body that stops arriving (slowloris) gets a 408 naming the body once
+    TICKER_BODY_TIMEOUT_SECONDS pass, instead of holding the request open."""
+    async with running_stack(replace(settings, body_timeout_seconds=0.5)) as stack:
+        reader, writer = await asyncio.open_connection("127.0.0.1", stack.api.port)
+        head = (
+            "POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {KEYS['editor']}\r\nContent-Length: 100\r\n\r\n"
+        )
+        writer.write(head.encode() + b'{"headline": "Sl')
+        await writer.drain()
+        started = time.monotonic()
+        status = await asyncio.wait_for(reader.readline(), 10)
+        assert status.split()[1] == b"408", status
+        assert time.monotonic() - started < 5
+        raw = await asyncio.wait_for(reader.read(), 10)  # the server closes after it
+        assert b'"field":"body"' in raw and b'"code":"timeout"' in raw
+        writer.close()
+        assert await stack.redis.keys(stack.keys.item("*")) == []
 
 
 @pytest.mark.parametrize(

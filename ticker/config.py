@@ -60,8 +60,9 @@ class Settings:
     sse_retry_ms: int = 2000
     # Origins allowed to embed the ticker and open WebSockets; "*" for any.
     allowed_origins: tuple[str, ...] = ("*",)
-    # Largest intake body accepted, in bytes.
+    # Largest intake body accepted, in bytes, and how long it may take to arrive.
     max_body_bytes: int = 64 * 1024
+    body_timeout_seconds: float = 10.0
     # Intake writes allowed per API key and per client address (`limits` syntax, several
     # separated by ";", e.g. "10/second;120/minute"); empty or "0" turns a limit off.
     rate_limit_per_key: str = "120/minute"

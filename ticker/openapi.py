@@ -135,7 +135,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                             },
                             "accepted",
                         ),
-                        **_errors(400, 401, 403, 413, 415, 422, 429, 503),
+                        **_errors(400, 401, 403, 408, 413, 415, 422, 429, 503),
                     },
                 }
             },
@@ -157,7 +157,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     },
                     "responses": {
                         "202": _json(view, "accepted"),
-                        **_errors(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+                        **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
                     },
                 },
                 "delete": {
@@ -172,7 +172,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     ],
                     "responses": {
                         "202": _json(view, "accepted"),
-                        **_errors(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
+                        **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
                     },
                 },
             },
