@@ -190,12 +190,20 @@ async def test_websocket_junk_is_ignored(stack: Stack) -> None:
         assert await _on_time(stack, w) < 5
 
 
-async def test_websocket_huge_frame_closes_1009(stack: Stack) -> None:
-    """A message over 64 KiB closes that connection with 1009; others are untouched."""
-    async with ws(stack.base) as bystander, ws(stack.base) as w:
+@pytest.mark.parametrize(
+    ("compression", "size"),
+    [(None, 100_000), ("deflate", 10_000_000)],  # plain, and a compression bomb (~10 KB)
+)
+async def test_websocket_huge_frame_closes_1009(
+    stack: Stack, compression: str | None, size: int
+) -> None:
+    """A message over 64 KiB (on the wire, or once inflated) closes that connection with
+    1009; others are untouched."""
+    async with ws(stack.base) as bystander, ws(stack.base, compression=compression) as w:
         await bystander.next()
         await w.next()
-        await w.conn.send("x" * 100_000)
+        assert bool(w.conn.protocol.extensions) == (compression == "deflate")
+        await w.conn.send("x" * size)
         with pytest.raises(ConnectionClosed):
             while True:
                 await asyncio.wait_for(w.conn.recv(), 10)
