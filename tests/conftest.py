@@ -54,7 +54,16 @@ def redis_server() -> Iterator[RedisProcess]:
 def settings(redis_server: RedisProcess) -> Settings:
     with redis_sync.Redis.from_url(redis_server.url) as r:
         r.flushall()
-    return Settings(redis_url=redis_server.url, api_keys=API_KEYS, worker_poll_delay=0.01)
+    # Rate limits and connection caps off: tests post and connect far faster than editors;
+    # tests/test_security.py turns them on.
+    return Settings(
+        redis_url=redis_server.url,
+        api_keys=API_KEYS,
+        worker_poll_delay=0.01,
+        rate_limit_per_key="",
+        rate_limit_per_ip="",
+        max_connections_per_ip=0,
+    )
 
 
 def auth(name: str = "editor") -> dict[str, str]:

@@ -18,6 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 from ticker import intake, pages
 from ticker.auth import KeyRing
 from ticker.config import Settings
+from ticker.conncap import connection_cap_middleware
 from ticker.constants import Keys
 from ticker.cors import cors_middleware
 from ticker.errors import exception_handlers
@@ -26,6 +27,8 @@ from ticker.hub import Hub
 from ticker.logs import RequestContext
 from ticker.metrics import CONTENT_TYPE_LATEST, Metrics
 from ticker.openapi import openapi_document
+from ticker.ratelimit import RateLimits, rate_limit_middleware
+from ticker.secheaders import security_headers_middleware
 from ticker.sse import stream_endpoint
 from ticker.store import Store
 from ticker.subscriber import Subscriber
@@ -104,6 +107,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "hub": hub,
                 "store": store,
                 "subscriber": subscriber,
+                "ratelimits": RateLimits(
+                    redis, keys, settings.rate_limit_per_key, settings.rate_limit_per_ip
+                ),
             }
         finally:
             hub.close_all("shutdown")
@@ -129,6 +135,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Request context outermost, so origin refusals are logged and counted too.
         middleware=[
             Middleware(RequestContext, metrics=metrics),
+            security_headers_middleware(),
             cors_middleware(settings.allowed_origins),
+            connection_cap_middleware(settings.max_connections_per_ip),
+            rate_limit_middleware(),
         ],
     )

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from ticker.config import Settings
 from ticker.logs import configure_logging
@@ -81,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 
     env = dict(os.environ)
     redis: RedisProcess | None = None
-    if not env.get("TICKER_REDIS_URL"):
+    if not env.get("TICKER_REDIS_URL") and not env.get("TICKER_REDIS_URL_FILE"):
         redis = RedisProcess(port=args.redis_port, data_dir=Path(args.data_dir), appendonly=True)
         redis.start()
         env["TICKER_REDIS_URL"] = redis.url
@@ -98,7 +99,8 @@ def _run(args: argparse.Namespace) -> int:
         subprocess.Popen([py, "-m", "ticker", "serve"], env=env),
         subprocess.Popen([py, "-m", "ticker", "worker"], env=env),
     ]
-    print(f"\nTicker is starting (Redis: {env['TICKER_REDIS_URL']})", flush=True)
+    shown = _redact(env.get("TICKER_REDIS_URL", "from TICKER_REDIS_URL_FILE"))
+    print(f"\nTicker is starting (Redis: {shown})", flush=True)
     print(f"  demo page      {base}/\n  editor console {base}/console", flush=True)
     print(f"  SSE stream     {base}/v1/stream\n  WebSocket      ws://{base[7:]}/v1/ws", flush=True)
     if dev_key:
@@ -127,6 +129,15 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if redis is not None:
             redis.close()
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for printing."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def main(argv: list[str] | None = None) -> int:

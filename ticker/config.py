@@ -60,8 +60,20 @@ class Settings:
     sse_retry_ms: int = 2000
     # Origins allowed to embed the ticker and open WebSockets; "*" for any.
     allowed_origins: tuple[str, ...] = ("*",)
-    # Largest intake body accepted, in bytes.
+    # Largest intake body accepted, in bytes, and how long it may take to arrive.
     max_body_bytes: int = 64 * 1024
+    body_timeout_seconds: float = 10.0
+    # Intake writes allowed per API key and per client address (`limits` syntax, several
+    # separated by ";", e.g. "10/second;120/minute"); empty or "0" turns a limit off.
+    rate_limit_per_key: str = "120/minute"
+    rate_limit_per_ip: str = "600/minute"
+    # Open streams (SSE and WebSocket together) per client address, per API process;
+    # 0 means unlimited. Generous because many readers can share one carrier NAT address.
+    max_connections_per_ip: int = 256
+    # Proxies trusted to set X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips): a comma
+    # list of addresses or networks, or "*". Empty: uvicorn's own FORWARDED_ALLOW_IPS
+    # variable, else 127.0.0.1.
+    forwarded_allow_ips: str = ""
     # arq poll delay: the worst-case queue latency added to every item.
     worker_poll_delay: float = 0.01
     # Items leave the ticker after this long unless they say otherwise (urgency 1..9).
@@ -81,8 +93,13 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        names = {f.name for f in fields(cls)}
         for f in fields(cls):
             raw = env.get(f"TICKER_{f.name.upper()}")
+            if raw is None and f"{f.name}_file" not in names:
+                # Any setting may come from a file instead (TICKER_REDIS_URL_FILE: a password
+                # in a mounted secret); the variable itself wins if both are set.
+                raw = _read_secret(env.get(f"TICKER_{f.name.upper()}_FILE"), f.name)
             if raw is None:
                 continue
             values[f.name] = _parse(f.name, f.type, raw)
@@ -98,6 +115,10 @@ class Settings:
             raise ConfigError("TICKER_EXPIRY_SECONDS_BY_URGENCY needs nine values (urgency 1..9)")
         if self.client_queue_max < 1 or self.stream_maxlen < 1:
             raise ConfigError("queue and stream bounds must be positive")
+        from ticker.ratelimit import parse_limits
+
+        parse_limits(self.rate_limit_per_key, "TICKER_RATE_LIMIT_PER_KEY")
+        parse_limits(self.rate_limit_per_ip, "TICKER_RATE_LIMIT_PER_IP")
 
     def api_key_entries(self) -> list[dict[str, Any]]:
         """The configured API keys, from TICKER_API_KEYS and TICKER_API_KEYS_FILE."""
@@ -118,6 +139,18 @@ class Settings:
                 raise ConfigError(f"{name} must be a JSON list")
             entries.extend(data)
         return entries
+
+
+def _read_secret(path: str | None, name: str) -> str | None:
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        # The path is named, never the contents.
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"TICKER_{name.upper()}_FILE: {reason}") from None
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 __all__ = [
     "CLOSE_BAD_REQUEST",
     "CLOSE_ORIGIN_REFUSED",
+    "CLOSE_POLICY",
     "CLOSE_SHUTDOWN",
     "CLOSE_SLOW_CLIENT",
     "EVENT_TYPES",
@@ -23,6 +24,7 @@ __all__ = [
 # and give up after CLOSE_ORIGIN_REFUSED and CLOSE_BAD_REQUEST.
 CLOSE_SHUTDOWN = 1012  # service restart: reconnect, resume by last id
 CLOSE_ORIGIN_REFUSED = 1008  # policy violation: terminal
+CLOSE_POLICY = 1008  # other policy violations (a client flooding the server): terminal
 CLOSE_SLOW_CLIENT = 4000  # backlog over its bound: reconnect, resume by last id
 CLOSE_BAD_REQUEST = 4400  # bad filter or resume id: terminal
 

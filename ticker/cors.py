@@ -35,7 +35,7 @@ ANY_ORIGIN = "*"
 COVERED_PATHS: tuple[str, ...] = ("/v1/stream", "/v1/items", "/v1/ws")
 ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
-EXPOSE_HEADERS = "Location, Retry-After"
+EXPOSE_HEADERS = "Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
 PREFLIGHT_MAX_AGE = "600"
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import uuid
@@ -45,12 +46,20 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     if length is not None and length.isdigit() and int(length) > max_bytes:
         raise ClientError(f"body exceeds {max_bytes} bytes", "body", status=413, code="too_large")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise ClientError(
-                f"body exceeds {max_bytes} bytes", "body", status=413, code="too_large"
-            )
+    # A body trickled in byte by byte would hold the request open for ever.
+    seconds = request.state.settings.body_timeout_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise ClientError(
+                        f"body exceeds {max_bytes} bytes", "body", status=413, code="too_large"
+                    )
+    except TimeoutError:
+        raise ClientError(
+            f"body not received within {seconds:g} s", "body", status=408, code="timeout"
+        ) from None
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

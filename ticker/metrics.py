@@ -100,6 +100,15 @@ class Metrics:
             ["scope"],
             **kw,
         )
+        self.refused = Counter(
+            "ticker_connections_refused",
+            "Streams refused at the per-address cap.",
+            ["transport"],
+            **kw,
+        )
+        self.rate_limited = Counter(
+            "ticker_rate_limited", "Intake writes refused by a rate limit.", ["scope"], **kw
+        )
         self.redis_stats = _RedisStats()
         if self.multiprocess:
             MultiProcessCollector(self.registry)

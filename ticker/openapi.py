@@ -87,7 +87,10 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
         "info": {
             "title": "Ticker",
             "version": __version__,
-            "description": "Real-time breaking-news push service.",
+            "description": (
+                "Real-time breaking-news push service. The WebSocket endpoint GET /v1/ws "
+                "takes the same filters as /v1/stream (see the README)."
+            ),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -132,7 +135,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                             },
                             "accepted",
                         ),
-                        **_errors(400, 401, 403, 413, 415, 422, 429, 503),
+                        **_errors(400, 401, 403, 408, 413, 415, 422, 429, 503),
                     },
                 }
             },
@@ -140,7 +143,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 "parameters": [item_id],
                 "get": {
                     "summary": "An item and its status",
-                    "responses": {"200": _json(view, "the item"), **_errors(401, 404)},
+                    "responses": {"200": _json(view, "the item"), **_errors(401, 404, 503)},
                 },
                 "patch": {
                     "summary": "Correct an item (a new version)",
@@ -154,7 +157,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     },
                     "responses": {
                         "202": _json(view, "accepted"),
-                        **_errors(400, 401, 403, 404, 409, 413, 415, 422),
+                        **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
                     },
                 },
                 "delete": {
@@ -169,7 +172,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     ],
                     "responses": {
                         "202": _json(view, "accepted"),
-                        **_errors(400, 401, 403, 404, 409, 422),
+                        **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
                     },
                 },
             },
@@ -177,7 +180,10 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 "parameters": [item_id],
                 "get": {
                     "summary": "The item's audit trail",
-                    "responses": {"200": _json({"type": "object"}, "history"), **_errors(401, 404)},
+                    "responses": {
+                        "200": _json({"type": "object"}, "history"),
+                        **_errors(401, 404, 503),
+                    },
                 },
             },
             "/v1/stream": {
@@ -216,6 +222,18 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     "responses": {
                         "200": _json({"type": "object"}, "ready"),
                         "503": _json({"type": "object"}, "not ready"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text exposition format)",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
                     },
                 }
             },

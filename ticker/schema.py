@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+from unicodedata import category
 
 import jsonschema
 from jsonschema.exceptions import best_match
@@ -19,6 +20,12 @@ __all__ = ["item_schema", "parse_time", "validate_item"]
 _PLAIN = r"^(?=[\s\S]*\S)[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 _SLUG = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,39}$"}
 _TIME = {"type": "string", "maxLength": 40}
+# Fields held to _PLAIN; each also needs a character that is neither whitespace nor a format
+# control (a headline of only U+200B or U+202E would show nothing).
+_PLAIN_FIELDS = ("headline", "summary", "source", "byline", "correction_note")
+# The schema needs three levels (object, list, string). Deeper values are refused before
+# validation, which recurses (and would exhaust the stack on a value nested a thousand deep).
+MAX_DEPTH = 8
 
 
 def _text(max_length: int) -> dict[str, Any]:
@@ -119,6 +126,7 @@ def parse_time(value: str, field: str) -> datetime:
 
 def validate_item(data: Any, editions: Sequence[str], *, partial: bool = False) -> dict[str, Any]:
     """Validate a decoded JSON body; raise ValidationError naming the first bad field."""
+    _check_depth(data)
     error = best_match(_validator(tuple(editions), partial).iter_errors(data))
     if error is not None:
         field = _field_of(error)
@@ -126,4 +134,28 @@ def validate_item(data: Any, editions: Sequence[str], *, partial: bool = False) 
     for name in ("expires_at", "embargoed_until"):
         if name in data:
             parse_time(data[name], name)
+    texts = [(n, data[n]) for n in _PLAIN_FIELDS if n in data]
+    texts += [(f"tags.{i}", t) for i, t in enumerate(data.get("tags", ()))]
+    for name, text in texts:
+        if not any(_visible(c) for c in text):
+            raise ValidationError(f"{name} must have a visible character", name)
     return dict(data)
+
+
+def _check_depth(data: Any) -> None:
+    """Refuse values nested deeper than MAX_DEPTH, naming the top-level field (iteratively)."""
+    stack: list[tuple[Any, int, str | None]] = [(data, 1, None)]
+    while stack:
+        value, depth, field = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValidationError(
+                f"{field or 'body'} is nested more than {MAX_DEPTH} levels deep", field or "body"
+            )
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1, field or str(k)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, field) for v in value)
+
+
+def _visible(ch: str) -> bool:
+    return not ch.isspace() and category(ch) != "Cf"

@@ -64,6 +64,8 @@ def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvico
         "log_level": settings.log_level,
         "access_log": False,
     }
+    if settings.forwarded_allow_ips:
+        options["forwarded_allow_ips"] = settings.forwarded_allow_ips
     options.update(overrides)
     return uvicorn.Config(TransportTap(app), **options)
 

@@ -21,7 +21,7 @@ from ticker.store import Store
 __all__ = ["open_session", "parse_last_id", "tracked"]
 
 # Reasons the server cuts a client (counted); "gone" is the client leaving.
-DROPPED = ("slow", "send_timeout", "shutdown")
+DROPPED = ("slow", "send_timeout", "shutdown", "flood")
 
 
 @contextlib.contextmanager

@@ -7,12 +7,18 @@ import contextlib
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ticker.constants import CLOSE_BAD_REQUEST, CLOSE_SHUTDOWN, CLOSE_SLOW_CLIENT
+from ticker.constants import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_POLICY,
+    CLOSE_SHUTDOWN,
+    CLOSE_SLOW_CLIENT,
+)
 from ticker.exceptions import ClientError, UnavailableError
 from ticker.filters import Filter
 from ticker.hub import Client, Ping
 from ticker.session import open_session, parse_last_id, tracked
 from ticker.wire import DROP_AFTER, transport_of, ws_close_frame
+from ticker.wsguard import MessageBudget
 
 __all__ = ["ws_endpoint"]
 
@@ -20,6 +26,7 @@ CLOSE_CODES = {
     "slow": CLOSE_SLOW_CLIENT,
     "send_timeout": CLOSE_SLOW_CLIENT,
     "shutdown": CLOSE_SHUTDOWN,
+    "flood": CLOSE_POLICY,
 }
 
 
@@ -111,10 +118,16 @@ async def _serve(
 
 
 async def _read(websocket: WebSocket, client: Client) -> None:
-    """Drain what the client sends (nothing is expected) and notice when it leaves."""
+    """Drain what the client sends (nothing is expected) and notice when it leaves; a
+    client flooding the server is cut (ticker.wsguard)."""
+    budget = MessageBudget()
+    loop = asyncio.get_running_loop()
     with contextlib.suppress(Exception):
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 break
+            if not budget.take(loop.time()):
+                client.cut("flood")
+                return
     client.cut("gone")
