@@ -12,7 +12,7 @@ from jsonschema.exceptions import best_match
 
 from ticker.exceptions import ValidationError
 
-__all__ = ["item_schema", "parse_time", "validate_item"]
+__all__ = ["item_schema", "parse_time", "raise_first_error", "validate_item"]
 
 # Plain text: no C0/C1 controls except tab, CR and LF (folded to spaces later),
 # and at least one visible character.
@@ -127,3 +127,11 @@ def validate_item(data: Any, editions: Sequence[str], *, partial: bool = False) 
         if name in data:
             parse_time(data[name], name)
     return dict(data)
+
+
+def raise_first_error(validator: jsonschema.Draft202012Validator, data: Any) -> None:
+    """Raise ValidationError naming the first bad field of ``data`` (for other schemas)."""
+    error = best_match(validator.iter_errors(data))
+    if error is not None:
+        field = _field_of(error)
+        raise ValidationError(_message(error, field), field)
