@@ -24,7 +24,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -190,10 +190,10 @@ class TickerClient:
             failures += 1
             await asyncio.sleep(backoff(failures, self.backoff_initial, self.backoff_max))
 
-    def _session(self) -> AsyncIterator[StreamEvent | None]:
+    def _session(self) -> AsyncGenerator[StreamEvent | None, None]:
         return self._sse() if self.transport == "sse" else self._ws()
 
-    async def _sse(self) -> AsyncIterator[StreamEvent | None]:
+    async def _sse(self) -> AsyncGenerator[StreamEvent | None, None]:
         headers = {"Accept": "text/event-stream", **self.headers}
         if self.last_id:
             headers["Last-Event-ID"] = self.last_id
@@ -222,7 +222,7 @@ class TickerClient:
                     yield None
         raise EOFError("the stream ended")
 
-    async def _ws(self) -> AsyncIterator[StreamEvent | None]:
+    async def _ws(self) -> AsyncGenerator[StreamEvent | None, None]:
         params = dict(self.params)
         if self.last_id:
             params["last_event_id"] = self.last_id
