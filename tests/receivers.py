@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import uvicorn
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -66,7 +66,10 @@ class Receiver:
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            return  # the sender died mid-request: nothing was delivered
         hit = Hit(request.method, request.url.path, dict(request.headers), body)
         self.hits.append(hit)
         answer = self.plan(hit, len(self.hits))

@@ -229,6 +229,7 @@ def config_of(args: argparse.Namespace) -> BridgeConfig:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per push
     bridge = Bridge(config_of(args))
 
     async def run() -> None:

@@ -75,12 +75,6 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bridge(args: argparse.Namespace) -> int:
-    from ticker.bridge import main as bridge_main
-
-    return bridge_main(args.bridge_args)
-
-
 def _run(args: argparse.Namespace) -> int:
     """Everything on one machine: a private Redis, the API, a worker (and demo items)."""
     from ticker.embedded_redis import RedisProcess
@@ -158,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     worker = sub.add_parser("worker", help="run an arq worker (TICKER_REDIS_URL)")
     worker.set_defaults(func=_worker)
 
-    bridge = sub.add_parser("bridge", help="push bridge: the stream to FCM/APNs", add_help=False)
-    bridge.add_argument("bridge_args", nargs=argparse.REMAINDER)
-    bridge.set_defaults(func=_bridge)
+    # Listed here; its own parser (ticker/bridge.py) reads the rest of the line.
+    sub.add_parser("bridge", help="push bridge: the stream to FCM/APNs (ticker bridge -h)")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bridge"]:
+        from ticker.bridge import main as bridge_main
+
+        return bridge_main(argv[1:])
 
     args = parser.parse_args(argv)
     try:
