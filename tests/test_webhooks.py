@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,11 +11,13 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from tests.conftest import Stack, auth, replace, running_stack
+from tests.conftest import Stack, WorkerRunner, auth, replace, running_stack
 from tests.helpers import wait_for
 from tests.receivers import HANG, Hit, receiver
 from ticker.config import Settings
 from ticker.filters import Filter
+from ticker.netguard import AddressRefused, is_public, resolve
+from ticker.retries import Verdict, backoff, judge, retry_after
 from ticker.webhook_store import WebhookStore
 
 FAST = {
@@ -297,3 +300,62 @@ async def test_admin_api_needs_admin_and_names_bad_fields(hooks: Stack) -> None:
     assert r.status_code == 422 and r.json()["error"]["field"] == "event_id"
     assert (await hooks.http.delete(url, headers=auth("admin"))).status_code == 204
     assert (await hooks.http.get(url, headers=auth("admin"))).status_code == 404
+
+
+async def test_two_workers_deliver_each_event_once_in_order(hooks: Stack) -> None:
+    """With two worker processes' dispatchers and delivery jobs racing (and one of them
+    stopped halfway), every event still reaches the receiver exactly once, in order."""
+    second = WorkerRunner(hooks.settings)
+    await second.start()
+    try:
+        async with receiver(lambda hit, n: 500 if n % 3 == 1 else 200) as rx:
+            await register(hooks, rx.url)
+            expected = []
+            for i, headline in enumerate(DISTINCT):
+                expected.append((await hooks.publish(headline))["event_id"])
+                if i == 2:
+                    await hooks.worker.stop()  # a worker goes away mid-stream
+            await wait_for(lambda: len(rx.acked) == len(DISTINCT), 20, what="every delivery")
+            assert event_ids(rx.acked) == expected
+    finally:
+        await second.stop()
+
+
+DISTINCT = [
+    "Storm closes the harbour in Valparaiso",
+    "Parliament passes the water bill",
+    "Rail strike halts trains across Norway",
+    "Volcano erupts near Catania airport",
+    "Heatwave record broken in Seville",
+]
+
+
+def test_address_guard_and_retry_policy_are_pure_rules() -> None:
+    """Non-public addresses (private, loopback, link-local, shared, mapped) are refused and
+    public ones pass; 2xx delivers, 429/5xx/timeouts retry, other 4xx and refusals are
+    final; backoff doubles with jitter up to its cap."""
+    for private in ("10.0.0.1", "172.16.3.4", "192.168.1.1", "127.0.0.1", "169.254.169.254",
+                    "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1",
+                    "224.0.0.1"):  # fmt: skip
+        assert not is_public(private), private
+    for public in ("8.8.8.8", "93.184.216.34", "2606:4700:4700::1111"):
+        assert is_public(public), public
+    assert judge(204).ok
+    assert judge(503).retry and judge(None, "timeout").retry and judge(None, "connection").retry
+    assert judge(429, None, "7") == Verdict(False, True, "status_429", 7.0)
+    assert not judge(404).retry and not judge(301).retry and not judge(None, "refused").retry
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0 and retry_after("soon") is None
+    rand = random.Random(1)
+    for attempt, step in ((1, 5.0), (2, 10.0), (5, 80.0), (30, 3600.0)):
+        delay = backoff(attempt, 5.0, 3600.0, rand)
+        assert step / 2 <= delay <= step, (attempt, delay)
+
+
+async def test_pinned_target_keeps_the_name_for_host_and_tls() -> None:
+    """A checked public URL is sent to the resolved address with the original Host header
+    and TLS name, so a later DNS change cannot redirect it."""
+    target = await resolve("https://93.184.216.34:8443/hook?x=1", allow_private=False)
+    assert str(target.url) == "https://93.184.216.34:8443/hook?x=1"
+    assert target.host_header == "93.184.216.34:8443" and target.sni_hostname == "93.184.216.34"
+    with pytest.raises(AddressRefused):
+        await resolve("http://127.0.0.1:9/", allow_private=False)

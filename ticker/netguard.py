@@ -35,8 +35,8 @@ def is_public(address: str) -> bool:
 class Target:
     """Where to send a request: the URL with the checked address in place of the name."""
 
-    url: httpx.URL  # the address, not the name
-    host_header: str
+    url: httpx.URL  # the checked address in place of the name (unless private is allowed)
+    host_header: str | None
     sni_hostname: str | None  # for https: the name the certificate must match
 
 
@@ -56,15 +56,19 @@ async def resolve(url: str, *, allow_private: bool) -> Target:
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise AddressRefused(f"{host} does not resolve")
-    if not allow_private:
-        for address in addresses:
-            if not is_public(address):
-                raise AddressRefused(f"{host} resolves to a non-public address ({address})")
+    if allow_private:
+        # Nothing to guard: connect by name (and let the system pick the address).
+        return Target(url=parsed, host_header=None, sni_hostname=None)
+    for address in addresses:
+        if not is_public(address):
+            raise AddressRefused(f"{host} resolves to a non-public address ({address})")
+    # Prefer IPv4 where there is one: many hosts publish AAAA records they cannot route.
+    pinned = next((a for a in addresses if ":" not in a), addresses[0]).split("%", 1)[0]
     netloc = host if parsed.port is None else f"{host}:{parsed.port}"
     if ":" in host:  # an IPv6 literal keeps its brackets in the Host header
         netloc = f"[{host}]" if parsed.port is None else f"[{host}]:{parsed.port}"
     return Target(
-        url=parsed.copy_with(host=addresses[0].split("%", 1)[0]),
+        url=parsed.copy_with(host=pinned),
         host_header=netloc,
         sni_hostname=host if parsed.scheme == "https" else None,
     )

@@ -17,7 +17,13 @@ from ticker.constants import Keys
 from ticker.publish import Publisher
 from workers.changes import apply_change, expire_item, sweep_expired
 from workers.ingest import ingest_item
-from workers.webhooks import deliver_webhooks, start_webhooks, stop_webhooks, sweep_webhooks
+from workers.webhooks import (
+    JOB_TIMEOUT,
+    deliver_webhooks,
+    start_webhooks,
+    stop_webhooks,
+    sweep_webhooks,
+)
 
 __all__ = ["FUNCTIONS", "make_worker", "run_worker"]
 
@@ -28,7 +34,7 @@ FUNCTIONS = [
     apply_change,
     expire_item,
     # One job per nudge (unique ids), so results are not kept; retries are its own.
-    func(deliver_webhooks, keep_result=0, timeout=120, max_tries=1000),  # type: ignore[arg-type]
+    func(deliver_webhooks, keep_result=0, timeout=JOB_TIMEOUT, max_tries=1000),  # type: ignore[arg-type]
 ]
 CRON_JOBS = [
     cron(sweep_expired, second={0, 30}, run_at_startup=True, unique=True),

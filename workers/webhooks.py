@@ -50,12 +50,19 @@ from ticker.signing import signed_headers
 from ticker.store import lua
 from ticker.webhook_store import Endpoint, WebhookStore
 
-__all__ = ["Dispatcher", "deliver_webhooks", "start_webhooks", "stop_webhooks", "sweep_webhooks"]
+__all__ = [
+    "JOB_TIMEOUT",
+    "Dispatcher",
+    "deliver_webhooks",
+    "start_webhooks",
+    "stop_webhooks",
+    "sweep_webhooks",
+]
 
 log = logging.getLogger("ticker.webhooks")
 
-LEASE_MS = 120_000  # longer than one attempt; renewed before each
-JOB_BUDGET_SECONDS = 60.0  # a job hands over to a fresh one after this (arq job timeout)
+JOB_TIMEOUT = 300  # arq's limit for one delivery job
+JOB_BUDGET_SECONDS = 60.0  # a job hands over to a fresh one after this much work
 USER_AGENT = "ticker-webhooks/1"
 _RELEASE = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -154,10 +161,12 @@ class _Deliverer:
         self.queue = self.keys.webhook_queue(endpoint_id)
         self.state = self.keys.webhook_state(endpoint_id)
         self.lease = self.keys.webhook_lease(endpoint_id)
+        # Outlives one attempt (renewed before each); a crashed holder blocks no longer.
+        self.lease_ms = int((self.settings.webhook_timeout_seconds + 30) * 1000)
 
     async def run(self) -> str:
         token = uuid.uuid4().hex
-        if not await self.redis.set(self.lease, token, nx=True, px=LEASE_MS):
+        if not await self.redis.set(self.lease, token, nx=True, px=self.lease_ms):
             return "busy"  # the holder re-checks the queue when it lets go
         outcome = "drained"
         try:
@@ -170,7 +179,12 @@ class _Deliverer:
                 await enqueue_delivery(self.redis, self.keys, self.id, f"kick:{token}")
 
     async def _drain(self) -> str:
-        deadline = time.monotonic() + JOB_BUDGET_SECONDS
+        start = time.monotonic()
+        # Hand over after the budget, or before an attempt could outlast the job's limit.
+        deadline = min(
+            start + JOB_BUDGET_SECONDS,
+            start + JOB_TIMEOUT - 10 - self.settings.webhook_timeout_seconds,
+        )
         while True:
             endpoint = await self.store.get(self.id)
             if endpoint is None:
@@ -185,7 +199,7 @@ class _Deliverer:
                 return "drained"
             if time.monotonic() > deadline:
                 return "handover"
-            await self.redis.pexpire(self.lease, LEASE_MS)
+            await self.redis.pexpire(self.lease, self.lease_ms)
             await self._attempt(endpoint, head, state)
 
     async def _attempt(self, endpoint: Endpoint, head: bytes, state: dict[bytes, bytes]) -> None:
@@ -268,9 +282,10 @@ class _Deliverer:
         headers = {
             "content-type": "application/json",
             "user-agent": USER_AGENT,
-            "host": target.host_header,
             **signed_headers(endpoint.secret, event_id, body),
         }
+        if target.host_header:
+            headers["host"] = target.host_header
         extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
         timeout = self.settings.webhook_timeout_seconds
         try:
