@@ -272,3 +272,52 @@ async def test_bridge_killed_and_restarted_misses_nothing_and_repeats_nothing(
         assert fcm_bodies(fcm) == HEADLINES
         assert apns_bodies(apns) == HEADLINES
         assert len(fcm.hits) == len(HEADLINES) + 1  # the one in flight, sent again
+
+
+async def test_bridge_reconciles_after_a_reset(stack: Stack, tmp_path: Path) -> None:
+    """A bridge away longer than the stream keeps events gets a reset: it withdraws what it
+    pushed that is gone, re-alerts what changed, pushes what is new, and skips the rest."""
+    state = tmp_path / "bridge.json"
+    async with receiver() as fcm:
+        config = BridgeConfig(
+            base_url=stack.base, state_file=str(state), fcm_url=fcm.url, fcm_project="p"
+        )
+
+        @contextlib.asynccontextmanager
+        async def running() -> Any:
+            task = asyncio.create_task(Bridge(config).run())
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        async with running():
+            await wait_for(state.exists, 10, what="the snapshot")
+            kept = await stack.publish(HEADLINES[0])
+            gone = await stack.publish(HEADLINES[1])
+            changed = await stack.publish(HEADLINES[2])
+            await wait_for(lambda: len(fcm.acked) == 3, 10, what="three pushes")
+            await wait_for(
+                lambda: json.loads(state.read_text())["last_id"] == changed["event_id"],
+                10,
+                what="the cursor to be saved",
+            )
+        r = await stack.http.request(
+            "DELETE", f"/v1/items/{gone['id']}", json={"reason": "wrong"}, headers=auth()
+        )
+        assert r.status_code == 202
+        r = await stack.http.patch(
+            f"/v1/items/{changed['id']}", json={"headline": HEADLINES[3]}, headers=auth()
+        )
+        assert r.status_code == 202
+        await stack.wait_status(gone["id"], "retracted")
+        await stack.wait_status(changed["id"], "published")
+        new = await stack.publish(HEADLINES[4])
+        await stack.redis.xtrim(stack.keys.events, maxlen=0, approximate=False)
+        async with running():
+            await wait_for(lambda: len(fcm.acked) == 6, 10, what="the reconciling pushes")
+        assert fcm_bodies(fcm)[3:] == ["withdraw:" + gone["id"], HEADLINES[3], HEADLINES[4]]
+        assert kept["id"] not in {h.json["message"]["data"]["item_id"] for h in fcm.acked[3:]}
+        assert new["id"] == fcm.acked[5].json["message"]["data"]["item_id"]

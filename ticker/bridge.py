@@ -143,10 +143,12 @@ class Bridge:
         if c.fcm_url:
             url = f"{c.fcm_url.rstrip('/')}/v1/projects/{c.fcm_project}/messages:send"
             body = fcm_message(push, topic=c.fcm_topic, now=now)
-            await self._post("fcm", url, {"authorization": f"Bearer {c.fcm_token}"}, body)
+            auth = {"authorization": f"Bearer {c.fcm_token}"} if c.fcm_token else {}
+            await self._post("fcm", url, auth, body)
         if c.apns_url:
             headers, body = apns_request(push, topic=c.apns_topic, now=now)
-            headers["authorization"] = f"bearer {c.apns_token}"
+            if c.apns_token:
+                headers["authorization"] = f"bearer {c.apns_token}"
             for device in c.apns_devices:
                 url = f"{c.apns_url.rstrip('/')}/3/device/{device}"
                 await self._post("apns", url, headers, body)

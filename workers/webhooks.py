@@ -113,7 +113,9 @@ class Dispatcher:
             for ep in endpoints
             if ep.enabled and event.key > parse_stream_id(ep.after) and event.matches(ep.filter)
         ]
-        keys = [self.keys.webhook_cursor, *(self.keys.webhook_queue(ep.id) for ep in targets)]
+        keys = [self.keys.webhook_cursor]
+        for ep in targets:
+            keys += [self.keys.webhook(ep.id), self.keys.webhook_queue(ep.id)]
         if await self._fanout(keys=keys, args=[event.id, event.payload]):
             for ep in targets:
                 await enqueue_delivery(self.redis, self.keys, ep.id, event.id)
