@@ -7,6 +7,7 @@ from typing import Any
 
 from ticker import __version__
 from ticker.schema import item_schema
+from ticker.webhook_api import openapi_paths as webhook_paths
 
 __all__ = ["openapi_document"]
 
@@ -180,6 +181,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"}, "history"), **_errors(401, 404)},
                 },
             },
+            **webhook_paths(editions),
             "/v1/stream": {
                 "get": {
                     "summary": "The ticker as Server-Sent Events",

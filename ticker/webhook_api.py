@@ -19,7 +19,7 @@ from ticker.netguard import AddressRefused, resolve
 from ticker.schema import raise_first_error
 from ticker.webhook_store import Endpoint, WebhookStore, filter_of
 
-__all__ = ["routes", "webhook_schema"]
+__all__ = ["openapi_paths", "routes", "webhook_schema"]
 
 _SLUG = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,39}$"}
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -198,3 +198,60 @@ routes = [
     Route("/v1/webhooks/{endpoint_id}/dead-letters", dead_letters, methods=["GET"]),
     Route("/v1/webhooks/{endpoint_id}/dead-letters/replay", replay, methods=["POST"]),
 ]
+
+
+def openapi_paths(editions: tuple[str, ...]) -> dict[str, Any]:
+    """The webhook admin API's OpenAPI paths, from the same schemas it validates with."""
+
+    def body(schema: dict[str, Any]) -> dict[str, Any]:
+        strip = {k: v for k, v in schema.items() if k != "$schema"}
+        return {"required": True, "content": {"application/json": {"schema": strip}}}
+
+    def ok(status: str, description: str) -> dict[str, Any]:
+        return {status: {"description": description, "content": {"application/json": {}}}}
+
+    err = {str(c): {"description": "error (a JSON body naming the field)"} for c in (401, 403)}
+    one = {
+        "parameters": [
+            {"name": "endpoint_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ]
+    }
+    return {
+        "/v1/webhooks": {
+            "post": {
+                "summary": "Register a webhook endpoint (admin); the secret is shown once",
+                "requestBody": body(webhook_schema(editions)),
+                "responses": {
+                    **ok("201", "the endpoint, with its secret"),
+                    **err,
+                    "422": {"description": "invalid"},
+                },
+            },
+            "get": {"summary": "List webhook endpoints", "responses": {**ok("200", "list"), **err}},
+        },
+        "/v1/webhooks/{endpoint_id}": {
+            **one,
+            "get": {"summary": "An endpoint and its delivery state", "responses": ok("200", "")},
+            "patch": {
+                "summary": "Change url, filter, enabled, description",
+                "requestBody": body(webhook_schema(editions, partial=True)),
+                "responses": {**ok("200", "the endpoint"), "422": {"description": "invalid"}},
+            },
+            "delete": {"summary": "Delete an endpoint", "responses": {"204": {"description": ""}}},
+        },
+        "/v1/webhooks/{endpoint_id}/rotate-secret": {
+            **one,
+            "post": {"summary": "A new secret", "responses": ok("200", "the new secret")},
+        },
+        "/v1/webhooks/{endpoint_id}/dead-letters": {
+            **one,
+            "get": {"summary": "Events that ran out of attempts", "responses": ok("200", "")},
+        },
+        "/v1/webhooks/{endpoint_id}/dead-letters/replay": {
+            **one,
+            "post": {
+                "summary": "Queue dead letters again (all, or one event_id)",
+                "responses": ok("202", "the replayed event ids"),
+            },
+        },
+    }
