@@ -321,3 +321,34 @@ async def test_bridge_reconciles_after_a_reset(stack: Stack, tmp_path: Path) -> 
         assert fcm_bodies(fcm)[3:] == ["withdraw:" + gone["id"], HEADLINES[3], HEADLINES[4]]
         assert kept["id"] not in {h.json["message"]["data"]["item_id"] for h in fcm.acked[3:]}
         assert new["id"] == fcm.acked[5].json["message"]["data"]["item_id"]
+
+
+async def test_bridge_retries_transient_push_failures_in_order_and_skips_bad_requests(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """503, 429 and 401 answers are retried while the stream waits (order kept); a 400
+    (a payload the service will never take) is skipped, and later items still go out."""
+    answers = iter([503, (429, {"Retry-After": "0"}), 401, 200, 400, 200])
+
+    async with receiver(lambda hit, n: next(answers)) as fcm:
+        config = BridgeConfig(
+            base_url=stack.base,
+            state_file=str(tmp_path / "s.json"),
+            fcm_url=fcm.url,
+            fcm_project="p",
+            fcm_token="t",
+            retry_base=0.05,
+        )
+        task = asyncio.create_task(Bridge(config).run())
+        try:
+            await wait_for((tmp_path / "s.json").exists, 10, what="the snapshot")
+            for headline in HEADLINES[:3]:
+                await stack.publish(headline)
+            await wait_for(lambda: len(fcm.hits) == 6, 15, what="six attempts")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        bodies = [h.json["message"]["notification"]["body"] for h in fcm.hits]
+        assert bodies == [HEADLINES[0]] * 4 + [HEADLINES[1], HEADLINES[2]]
+        assert fcm_bodies(fcm) == [HEADLINES[0], HEADLINES[2]]

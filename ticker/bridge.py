@@ -13,8 +13,9 @@ for good), and the bridge's own record of what it pushed is saved with it.
 A kill between a push service's answer and that save (a few microseconds)
 resends the one event, with the same collapse id, so the device replaces the
 notification rather than showing it twice. Transient push failures (network,
-5xx, 429) are retried with backoff, holding the stream so order is kept; other
-4xx are logged and skipped (a bad token or payload will not get better).
+5xx, 429) are retried with backoff, holding the stream so order is kept, and
+so are 401/403 (a credential to fix: nothing is dropped meanwhile); other 4xx
+are logged and skipped (a bad device token or payload will not get better).
 
 On first start the bridge sends nothing for the snapshot (no blast of old
 items). After a ``reset`` (it was away longer than the stream keeps events)
@@ -38,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from ticker.client import FileCursor, StreamEvent, TickerClient
+from ticker.client import FileCursor, StreamEvent, StreamRefused, TickerClient
 from ticker.events import parse_stream_id
 from ticker.filters import Filter
 from ticker.push import Push, apns_request, fcm_message, plan
@@ -68,6 +69,7 @@ class BridgeConfig:
     apns_token: str = ""
     apns_devices: Sequence[str] = field(default_factory=list)
     timeout: float = 10.0
+    retry_base: float = 0.5  # first retry delay of a failed push; doubles, with jitter
     retry_max: float = 60.0
 
     @property
@@ -157,8 +159,10 @@ class Bridge:
         attempt = 0
         while True:
             attempt += 1
+            status = 0
             try:
                 r = await self.http.post(url, json=body, headers=headers)
+                status = r.status_code
                 verdict = judge(r.status_code, None, r.headers.get("retry-after"))
                 detail = f"HTTP {r.status_code}"
             except httpx.TimeoutException:
@@ -167,10 +171,14 @@ class Bridge:
                 verdict, detail = judge(None, "connection"), f"{type(exc).__name__}"
             if verdict.ok:
                 return
-            if not verdict.retry:
+            if status in (401, 403):
+                # A credential problem: hold the stream (nothing is lost) until the
+                # token is fixed, rather than dropping every push meanwhile.
+                log.error("%s rejected the credentials (%s); fix the token", service, detail)
+            elif not verdict.retry:
                 log.error("%s refused the push (%s); skipping it", service, detail)
                 return
-            delay = verdict.delay or backoff(attempt, 0.5, self.config.retry_max)
+            delay = verdict.delay or backoff(attempt, self.config.retry_base, self.config.retry_max)
             log.warning("%s push failed (%s); retrying in %.1fs", service, detail, delay)
             await asyncio.sleep(min(delay, self.config.retry_max))
 
@@ -242,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except StreamRefused as exc:
+        log.error("the ticker refused the stream: %s", exc)
+        return 2
     return 0
 
 
