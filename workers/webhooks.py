@@ -93,6 +93,10 @@ class Dispatcher:
         cursor = await self._cursor()
         await sweep(self.redis, self.keys)  # backlogs left by a previous run
         while True:
+            # Another worker's dispatcher may be ahead: skip what it has fanned out.
+            shared = (await self.redis.get(self.keys.webhook_cursor) or b"0-0").decode()
+            if parse_stream_id(shared) > parse_stream_id(cursor):
+                cursor = shared
             got = await self.redis.xread({self.keys.events: cursor}, count=100, block=self.block_ms)
             if not got:
                 continue
