@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Api, Stack
+from tests.conftest import Api, Stack, replace, running_stack
 from tests.helpers import wait_for
 from ticker.client import FileCursor, StreamEvent, StreamRefused, TickerClient
+from ticker.config import Settings
 
 
 class Collector:
@@ -156,3 +157,16 @@ def test_file_cursor_saves_atomically_with_state(tmp_path: Path) -> None:
     again = FileCursor(path)
     assert again.load() == "5-0" and again.state == {"pushed": {"a": 1}}
     assert [p.name for p in path.parent.iterdir() if not p.name.startswith(".")] == ["cursor.json"]
+
+
+async def test_heartbeats_move_an_idle_filtered_cursor(settings: Settings, tmp_path: Path) -> None:
+    """A client whose filter matches nothing still moves its saved cursor with the SSE
+    heartbeats' ids, so a quiet bridge does not fall out of the stream's retention."""
+    async with running_stack(replace(settings, sse_ping_seconds=0.2)) as stack:
+        cursor = FileCursor(tmp_path / "c.json")
+        client = TickerClient(stack.base, editions=["ar"], cursor=cursor)
+        async with collecting(client) as c:
+            await wait_for(lambda: len(c.events) == 1, 10, what="the snapshot")
+            last = (await stack.publish("Only for the English edition"))["event_id"]
+            await wait_for(lambda: cursor.load() == last, 10, what="a heartbeat past the item")
+            assert [e.type for e in c.events] == ["snapshot"]
