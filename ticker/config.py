@@ -71,8 +71,8 @@ class Settings:
     webhook_timeout_seconds: float = 10.0
     # Attempts per event before it goes to the endpoint's dead-letter list.
     webhook_max_attempts: int = 10
-    # Backoff between attempts: base * 2**(attempt-1), capped, with jitter (5 s .. 1 h:
-    # about 43 minutes from the first attempt to the dead-letter list).
+    # Backoff between attempts: base * 2**(attempt-1), capped, each delay drawn between
+    # half and all of that (with the defaults, 21-43 minutes until the dead-letter list).
     webhook_retry_base_seconds: float = 5.0
     webhook_retry_max_seconds: float = 3600.0
     # Consecutive dead letters after which an endpoint is disabled; 0 never disables.
