@@ -170,3 +170,24 @@ async def test_heartbeats_move_an_idle_filtered_cursor(settings: Settings, tmp_p
             last = (await stack.publish("Only for the English edition"))["event_id"]
             await wait_for(lambda: cursor.load() == last, 10, what="a heartbeat past the item")
             assert [e.type for e in c.events] == ["snapshot"]
+
+
+async def test_a_crash_between_reset_and_snapshot_resets_again(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The cursor does not move on a reset, only on its snapshot: a consumer that dies
+    after the reset gets the reset and the snapshot again on its next start."""
+    first = await stack.publish("Ferry sinks off the coast of Lombok")
+    await stack.publish("Central bank raises rates by half a point")
+    await stack.redis.xtrim(stack.keys.events, maxlen=1, approximate=False)
+    path = tmp_path / "c.json"
+    FileCursor(path).save(first["event_id"])
+    for _ in range(2):
+        got: list[str] = []
+        async with asyncio.timeout(15):
+            async for event in TickerClient(stack.base, cursor=FileCursor(path)).events():
+                got.append(event.type)
+                if event.type == "snapshot":
+                    break  # dies before handling the snapshot
+        assert got == ["reset", "snapshot"]
+        assert FileCursor(path).load() == first["event_id"]

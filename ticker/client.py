@@ -182,7 +182,10 @@ class TickerClient:
                         if not self._is_new(event):
                             continue
                         yield event
-                        self._commit(event.id)  # the consumer is back: it handled it
+                        # The consumer is back: it handled it. A reset is no position
+                        # (its snapshot is): a crash before the snapshot must reset again.
+                        if event.type != "reset":
+                            self._commit(event.id)
             except StreamRefused:
                 raise
             except (httpx.HTTPError, WebSocketException, OSError, EOFError, ValueError):
