@@ -17,6 +17,8 @@ import httpx
 
 __all__ = ["AddressRefused", "Target", "is_public", "resolve"]
 
+RESOLVE_TIMEOUT = 5.0  # seconds; a name that takes longer is treated as unresolvable
+
 
 class AddressRefused(Exception):
     """The URL's host does not resolve, or resolves to a non-public address."""
@@ -48,11 +50,14 @@ async def resolve(url: str, *, allow_private: bool) -> Target:
         raise AddressRefused("the URL needs an http(s) scheme and a host")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
+        async with asyncio.timeout(RESOLVE_TIMEOUT):
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )
     except (socket.gaierror, UnicodeError) as exc:
         raise AddressRefused(f"{host} does not resolve ({exc})") from None
+    except TimeoutError:
+        raise AddressRefused(f"{host} did not resolve within {RESOLVE_TIMEOUT}s") from None
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise AddressRefused(f"{host} does not resolve")
