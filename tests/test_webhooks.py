@@ -344,6 +344,7 @@ def test_address_guard_and_retry_policy_are_pure_rules() -> None:
     assert judge(503).retry and judge(None, "timeout").retry and judge(None, "connection").retry
     assert judge(429, None, "7") == Verdict(False, True, "status_429", 7.0)
     assert not judge(404).retry and not judge(301).retry and not judge(None, "refused").retry
+    assert judge(None, "dns").retry
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0 and retry_after("soon") is None
     rand = random.Random(1)
     for attempt, step in ((1, 5.0), (2, 10.0), (5, 80.0), (30, 3600.0)):
@@ -357,5 +358,9 @@ async def test_pinned_target_keeps_the_name_for_host_and_tls() -> None:
     target = await resolve("https://93.184.216.34:8443/hook?x=1", allow_private=False)
     assert str(target.url) == "https://93.184.216.34:8443/hook?x=1"
     assert target.host_header == "93.184.216.34:8443" and target.sni_hostname == "93.184.216.34"
-    with pytest.raises(AddressRefused):
+    with pytest.raises(AddressRefused) as refused:
         await resolve("http://127.0.0.1:9/", allow_private=False)
+    assert refused.value.final  # a decision: not retried
+    with pytest.raises(AddressRefused) as unresolved:
+        await resolve("http://no-such-host.invalid/", allow_private=False)
+    assert not unresolved.value.final  # DNS may recover: retried

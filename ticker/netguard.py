@@ -21,7 +21,12 @@ RESOLVE_TIMEOUT = 5.0  # seconds; a name that takes longer is treated as unresol
 
 
 class AddressRefused(Exception):
-    """The URL's host does not resolve, or resolves to a non-public address."""
+    """The URL's host does not resolve (``final`` False: DNS may recover), or resolves
+    to a non-public address (``final``)."""
+
+    def __init__(self, message: str, *, final: bool = True) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 def is_public(address: str) -> bool:
@@ -55,12 +60,13 @@ async def resolve(url: str, *, allow_private: bool) -> Target:
                 host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
             )
     except (socket.gaierror, UnicodeError) as exc:
-        raise AddressRefused(f"{host} does not resolve ({exc})") from None
+        raise AddressRefused(f"{host} does not resolve ({exc})", final=False) from None
     except TimeoutError:
-        raise AddressRefused(f"{host} did not resolve within {RESOLVE_TIMEOUT}s") from None
+        msg = f"{host} did not resolve within {RESOLVE_TIMEOUT}s"
+        raise AddressRefused(msg, final=False) from None
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
-        raise AddressRefused(f"{host} does not resolve")
+        raise AddressRefused(f"{host} does not resolve", final=False)
     if allow_private:
         # Nothing to guard: connect by name (and let the system pick the address).
         return Target(url=parsed, host_header=None, sni_hostname=None)

@@ -52,7 +52,7 @@ def judge(
     status: int | None, error: str | None = None, retry_after_header: str | None = None
 ) -> Verdict:
     """Classify one attempt. ``status`` is None when there was no HTTP answer
-    (``error`` then names it: timeout, connection, refused)."""
+    (``error`` then names it: timeout, connection, dns, refused)."""
     if status is None:
         # A refused address is a decision, not a glitch: retrying will not help.
         return Verdict(False, error != "refused", error or "connection")

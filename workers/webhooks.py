@@ -284,6 +284,8 @@ class _Deliverer:
         try:
             target = await resolve(endpoint.url, allow_private=self.settings.webhook_allow_private)
         except AddressRefused as exc:
+            if not exc.final:  # a DNS failure may pass: retry like a connection error
+                return judge(None, "dns"), f"dns: {exc}"
             return judge(None, "refused"), f"refused: {exc}"
         headers = {
             "content-type": "application/json",
