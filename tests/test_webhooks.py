@@ -48,7 +48,8 @@ def event_ids(hits: list[Hit]) -> list[str]:
 
 async def test_delivery_is_signed_per_standard_webhooks(hooks: Stack) -> None:
     """A delivery carries the stream's envelope, signed so Standard Webhooks verify() accepts
-    it with the endpoint's secret (and refuses a tampered body or a rotated-out secret)."""
+    it with the endpoint's secret (and refuses a tampered body or a rotated-out secret,
+    unless the rotation gave the old one a grace period)."""
     async with receiver() as rx:
         hook = await register(hooks, rx.url + "/hook")
         view = await hooks.publish("Signed delivery reaches the receiver")
@@ -70,6 +71,25 @@ async def test_delivery_is_signed_per_standard_webhooks(hooks: Stack) -> None:
         Webhook(new_secret).verify(second.body, second.headers)
         with pytest.raises(WebhookVerificationError):
             Webhook(hook["secret"]).verify(second.body, second.headers)
+
+        # With a grace period both the new and the previous secret verify meanwhile.
+        r = await hooks.http.post(
+            f"/v1/webhooks/{hook['id']}/rotate-secret",
+            json={"grace_seconds": 3600},
+            headers=auth("admin"),
+        )
+        newest = r.json()["secret"]
+        await hooks.publish("Third delivery during the grace period")
+        await wait_for(lambda: len(rx.acked) == 3, 10, what="the third delivery")
+        third = rx.acked[2]
+        Webhook(newest).verify(third.body, third.headers)
+        Webhook(new_secret).verify(third.body, third.headers)
+        r = await hooks.http.post(
+            f"/v1/webhooks/{hook['id']}/rotate-secret",
+            json={"grace_seconds": -1},
+            headers=auth("admin"),
+        )
+        assert r.status_code == 422 and r.json()["error"]["field"] == "grace_seconds"
 
 
 async def test_receiver_failing_twice_gets_each_event_once_in_order(hooks: Stack) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
@@ -25,14 +26,20 @@ def new_secret() -> str:
 
 
 def signed_headers(
-    secret: str, msg_id: str, body: bytes, now: datetime | None = None
+    secrets: str | Sequence[str], msg_id: str, body: bytes, now: datetime | None = None
 ) -> dict[str, str]:
-    """The webhook-id, webhook-timestamp and webhook-signature headers for ``body``."""
+    """The webhook-id, webhook-timestamp and webhook-signature headers for ``body``.
+
+    With several secrets (a rotation's grace period) the signature header carries
+    one ``v1,...`` per secret, space separated; a receiver holding either verifies.
+    """
     when = (now or datetime.now(UTC)).astimezone(UTC)
     timestamp = int(when.timestamp())
-    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, UTC), body.decode())
+    at = datetime.fromtimestamp(timestamp, UTC)
+    keys = [secrets] if isinstance(secrets, str) else list(secrets)
+    text = body.decode()
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature,
+        "webhook-signature": " ".join(Webhook(k).sign(msg_id, at, text) for k in keys),
     }

@@ -73,6 +73,15 @@ _REPLAY = jsonschema.Draft202012Validator(
 )
 
 
+_ROTATE = jsonschema.Draft202012Validator(
+    {
+        "type": "object",
+        "properties": {"grace_seconds": {"type": "integer", "minimum": 0, "maximum": 604800}},
+        "additionalProperties": False,
+    }
+)
+
+
 async def _admin_body(request: Request, partial: bool) -> dict[str, Any]:
     authenticate(request).require("admin")
     state = request.state
@@ -156,9 +165,16 @@ async def delete_webhook(request: Request) -> Response:
 
 
 async def rotate_secret(request: Request) -> Response:
+    """A new secret. ``{"grace_seconds": N}`` keeps signing with the old one too for N
+    seconds (up to a week), so receivers can switch without a failed delivery."""
     endpoint = await _endpoint(request)
-    secret = await _store(request).rotate_secret(endpoint.id, now_iso())
-    return JSONResponse({"id": endpoint.id, "secret": secret})
+    body: dict[str, Any] = {}
+    if request.headers.get("content-type"):
+        body = await read_json(request, request.state.settings.max_body_bytes)
+        raise_first_error(_ROTATE, body)
+    grace = int(body.get("grace_seconds", 0))
+    secret = await _store(request).rotate_secret(endpoint.id, now_iso(), grace)
+    return JSONResponse({"id": endpoint.id, "secret": secret, "grace_seconds": grace})
 
 
 async def dead_letters(request: Request) -> Response:

@@ -9,6 +9,7 @@ automatic disabling and an admin's PATCH never overwrite each other.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,13 @@ class Endpoint:
     updated_at: str
     disabled_reason: str | None
     after: str  # the stream id at creation: older events are never sent here
+    previous_secret: str = ""  # still signed with, until previous_until (rotation grace)
+    previous_until: float = 0.0
+
+    def signing_secrets(self, now: float) -> list[str]:
+        if self.previous_secret and self.previous_until > now:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
 
     @classmethod
     def from_hash(cls, endpoint_id: str, raw: dict[bytes, bytes]) -> Endpoint:
@@ -72,6 +80,8 @@ class Endpoint:
             updated_at=get("updated_at"),
             disabled_reason=get("disabled_reason") or None,
             after=get("after", ZERO_ID),
+            previous_secret=get("previous_secret"),
+            previous_until=float(get("previous_until", "0") or 0),
         )
 
     def view(self) -> dict[str, Any]:
@@ -153,11 +163,24 @@ class WebhookStore:
                 pipe.hdel(self.keys.webhook_state(endpoint_id), "consecutive_dead", "failing_since")
             await pipe.execute()
 
-    async def rotate_secret(self, endpoint_id: str, now: str) -> str:
+    async def rotate_secret(self, endpoint_id: str, now: str, grace_seconds: int = 0) -> str:
+        """A new secret; with a grace period, deliveries are signed with both meanwhile."""
         secret = new_secret()
-        await self.redis.hset(
-            self.keys.webhook(endpoint_id), mapping={"secret": secret, "updated_at": now}
-        )
+        key = self.keys.webhook(endpoint_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if grace_seconds > 0:
+                old = await self.redis.hget(key, "secret")
+                pipe.hset(
+                    key,
+                    mapping={
+                        "previous_secret": old or b"",
+                        "previous_until": time.time() + grace_seconds,
+                    },
+                )
+            else:
+                pipe.hdel(key, "previous_secret", "previous_until")
+            pipe.hset(key, mapping={"secret": secret, "updated_at": now})
+            await pipe.execute()
         return secret
 
     async def delete(self, endpoint_id: str) -> None:

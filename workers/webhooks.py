@@ -290,7 +290,7 @@ class _Deliverer:
         headers = {
             "content-type": "application/json",
             "user-agent": USER_AGENT,
-            **signed_headers(endpoint.secret, event_id, body),
+            **signed_headers(endpoint.signing_secrets(time.time()), event_id, body),
         }
         if target.host_header:
             headers["host"] = target.host_header
