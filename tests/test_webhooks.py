@@ -384,3 +384,20 @@ async def test_pinned_target_keeps_the_name_for_host_and_tls() -> None:
     with pytest.raises(AddressRefused) as unresolved:
         await resolve("http://no-such-host.invalid/", allow_private=False)
     assert not unresolved.value.final  # DNS may recover: retried
+
+
+async def test_a_hanging_receiver_does_not_delay_another(settings: Settings) -> None:
+    """Endpoints are delivered independently: while one receiver holds its request open,
+    another gets the same event at once."""
+    async with (
+        running_stack(replace(settings, **{**FAST, "webhook_timeout_seconds": 20.0})) as hooks,
+        receiver(lambda hit, n: HANG) as stuck,
+        receiver() as healthy,
+    ):
+        await register(hooks, stuck.url)
+        await register(hooks, healthy.url)
+        view = await hooks.publish("Both endpoints want this one")
+        await wait_for(lambda: len(stuck.hits) == 1, 10, what="the stuck receiver's request")
+        await wait_for(lambda: len(healthy.acked) == 1, 10, what="the healthy delivery")
+        assert not stuck.aborted  # the first one is still hanging
+        assert event_ids(healthy.acked) == [view["event_id"]]
