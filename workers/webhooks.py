@@ -1,14 +1,15 @@
-"""Webhook delivery: the dispatcher, the per-endpoint delivery job, the sweeper.
+"""Webhook delivery: the per-endpoint delivery job and the sweeper (and why).
 
 Why this shape:
 
-- The **dispatcher** (one task per worker process) reads the event stream, the
-  source of truth, with XREAD from its own cursor kept in Redis, not from
-  pub/sub: a worker that was down picks up where the cursor stands and misses
-  nothing. For each event it appends the envelope to the queue of every
-  enabled endpoint whose filter matches, and moves the cursor, in one Lua step
-  that does nothing if the cursor is already there (several worker processes
-  may run dispatchers; each event is queued once per endpoint).
+- The **dispatcher** (``workers/webhook_dispatch.py``, one task per worker
+  process) reads the event stream, the source of truth, with XREAD from its
+  own cursor kept in Redis, not from pub/sub: a worker that was down picks up
+  where the cursor stands and misses nothing. For each event it appends the
+  envelope to the queue of every enabled endpoint whose filter matches, and
+  moves the cursor, in one Lua step that does nothing if the cursor is already
+  there (several worker processes may run dispatchers; each event is queued
+  once per endpoint).
 - Each append becomes an arq **delivery job** for that endpoint. Jobs take the
   endpoint's lease (SET NX) and deliver the queue's head until it is empty;
   a job that finds the lease taken leaves (the holder re-checks the queue after
@@ -28,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 import uuid
 from typing import Any
@@ -36,23 +36,20 @@ from typing import Any
 import httpx
 import orjson
 from arq import Retry
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ticker.config import Settings
 from ticker.constants import Keys
-from ticker.events import Event, parse_stream_id
 from ticker.jobs import enqueue_delivery
 from ticker.metrics import incr_stat
 from ticker.netguard import AddressRefused, resolve
 from ticker.retries import Verdict, backoff, judge
 from ticker.signing import signed_headers
-from ticker.store import lua
 from ticker.webhook_store import Endpoint, WebhookStore
+from workers.webhook_dispatch import Dispatcher, sweep
 
 __all__ = [
     "JOB_TIMEOUT",
-    "Dispatcher",
     "deliver_webhooks",
     "start_webhooks",
     "stop_webhooks",
@@ -67,80 +64,6 @@ USER_AGENT = "ticker-webhooks/1"
 _RELEASE = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 )
-
-
-class Dispatcher:
-    """Fans events out of the stream into per-endpoint queues (see the module doc)."""
-
-    def __init__(self, redis: Redis, keys: Keys, block_ms: int = 2000) -> None:
-        self.redis: Any = redis  # redis-py's stubs mix sync and async returns
-        self.keys = keys
-        self.store = WebhookStore(redis, keys)
-        self.block_ms = block_ms
-        self._fanout = redis.register_script(lua("webhook_fanout"))
-
-    async def run(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self._session()
-            except (RedisError, OSError) as exc:
-                log.warning("webhook dispatcher lost Redis (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 5.0)
-
-    async def _session(self) -> None:
-        cursor = await self._cursor()
-        await sweep(self.redis, self.keys)  # backlogs left by a previous run
-        while True:
-            # Another worker's dispatcher may be ahead: skip what it has fanned out.
-            shared = (await self.redis.get(self.keys.webhook_cursor) or b"0-0").decode()
-            if parse_stream_id(shared) > parse_stream_id(cursor):
-                cursor = shared
-            got = await self.redis.xread({self.keys.events: cursor}, count=100, block=self.block_ms)
-            if not got:
-                continue
-            endpoints = await self.store.all()
-            for raw_id, fields in got[0][1]:
-                event = Event.from_entry(raw_id.decode(), fields)
-                await self.dispatch(event, endpoints)
-                cursor = event.id
-
-    async def _cursor(self) -> str:
-        # First run ever: start at the stream's end (no history is sent to anyone).
-        await self.redis.set(self.keys.webhook_cursor, await self.store.stream_last_id(), nx=True)
-        return str((await self.redis.get(self.keys.webhook_cursor)).decode())
-
-    async def dispatch(self, event: Event, endpoints: list[Endpoint]) -> None:
-        targets = [
-            ep
-            for ep in endpoints
-            if ep.enabled and event.key > parse_stream_id(ep.after) and event.matches(ep.filter)
-        ]
-        keys = [self.keys.webhook_cursor]
-        for ep in targets:
-            keys += [self.keys.webhook(ep.id), self.keys.webhook_queue(ep.id)]
-        if await self._fanout(keys=keys, args=[event.id, event.payload]):
-            for ep in targets:
-                await enqueue_delivery(self.redis, self.keys, ep.id, event.id)
-
-
-async def sweep(redis: Any, keys: Keys) -> int:
-    """Nudge every enabled endpoint with a backlog, no deliverer and no retry pending."""
-    store = WebhookStore(redis, keys)
-    now = time.time()
-    n = 0
-    for ep in await store.all():
-        if not ep.enabled or not await redis.llen(keys.webhook_queue(ep.id)):
-            continue
-        if await redis.exists(keys.webhook_lease(ep.id)):
-            continue
-        not_before = float(await redis.hget(keys.webhook_state(ep.id), "not_before") or 0)
-        if not_before > now + 1:
-            continue
-        await enqueue_delivery(redis, keys, ep.id, f"sweep:{int(now)}")
-        n += 1
-    return n
 
 
 async def sweep_webhooks(ctx: dict[str, Any]) -> int:
