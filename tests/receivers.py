@@ -45,13 +45,13 @@ Plan = Callable[[Hit, int], Answer | Awaitable[Answer]]
 
 
 class Receiver:
-    def __init__(self, plan: Plan | None = None) -> None:
+    def __init__(self, plan: Plan | None = None, port: int = 0) -> None:
         self.plan: Plan = plan or (lambda hit, n: 200)
         self.hits: list[Hit] = []
         self.acked: list[Hit] = []
         self.aborted: list[Hit] = []
         self._release = asyncio.Event()
-        self.sock = bind("127.0.0.1", 0)
+        self.sock = bind("127.0.0.1", port)
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off", interface="asgi3")
         self.server = uvicorn.Server(config)
@@ -100,8 +100,8 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def receiver(plan: Plan | None = None) -> AsyncIterator[Receiver]:
-    r = Receiver(plan)
+async def receiver(plan: Plan | None = None, port: int = 0) -> AsyncIterator[Receiver]:
+    r = Receiver(plan, port)
     await r.start()
     try:
         yield r

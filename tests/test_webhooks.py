@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -114,7 +115,7 @@ async def test_receiver_failing_twice_gets_each_event_once_in_order(hooks: Stack
 async def test_receiver_down_past_budget_ends_in_dead_letters_and_replay_delivers(
     hooks: Stack,
 ) -> None:
-    """After max attempts of 503 the event is a dead letter (listed with its error);
+    """After max attempts answered 503 the event is a dead letter (listed with its error);
     replay sends it again and the recovered receiver gets it once."""
     healthy = False
 
@@ -151,6 +152,32 @@ async def test_receiver_down_past_budget_ends_in_dead_letters_and_replay_deliver
         assert 'ticker_webhook_deliveries_total{outcome="dead_letter"} 1.0' in metrics
         assert 'ticker_webhook_deliveries_total{outcome="delivered"} 1.0' in metrics
         assert 'ticker_webhook_failures_total{reason="status_5xx"} 3.0' in metrics
+
+
+async def test_receiver_not_listening_ends_in_dead_letters_and_replay_delivers(
+    hooks: Stack,
+) -> None:
+    """Connection refused on every attempt also ends in the dead-letter list; once a
+    receiver listens on that port, replay delivers the event there once."""
+    with socket.socket() as probe:  # a port with nobody listening on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hook = await register(hooks, f"http://127.0.0.1:{port}/hook")
+    view = await hooks.publish("Receiver is not even listening")
+    store = WebhookStore(hooks.redis, hooks.keys)
+
+    async def has_dead() -> bool:
+        return len(await store.dead_letters(hook["id"])) == 1
+
+    await wait_for(has_dead, 15, what="a dead letter")
+    [letter] = await store.dead_letters(hook["id"])
+    assert letter["attempts"] == 3 and letter["error"].startswith("connection")
+    async with receiver(port=port) as rx:
+        url = f"/v1/webhooks/{hook['id']}/dead-letters/replay"
+        r = await hooks.http.post(url, json={"event_id": view["event_id"]}, headers=auth("admin"))
+        assert r.status_code == 202
+        await wait_for(lambda: len(rx.acked) == 1, 10, what="the replayed delivery")
+        assert event_ids(rx.acked) == [view["event_id"]] and rx.acked[0].path == "/hook"
 
 
 async def test_429_honours_retry_after(settings: Settings) -> None:
