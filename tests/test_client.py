@@ -60,6 +60,7 @@ async def test_client_reconnects_and_resumes_across_api_restart(
     port = stack.api.port
     other = Api(stack.settings)  # posts go through a second API process meanwhile
     await other.start()
+    original = stack.api
     try:
         async with collecting(client) as c:
             await wait_for(lambda: [e.type for e in c.events] == ["snapshot"], 10, what="snapshot")
@@ -82,6 +83,9 @@ async def test_client_reconnects_and_resumes_across_api_restart(
             assert [e.type for e in c.events].count("snapshot") == 1
             assert client.connections >= 2
     finally:
+        if stack.api is not original:
+            await stack.api.stop()
+            stack.api = original  # already stopped; the fixture's teardown tolerates it
         await other.stop()
 
 
