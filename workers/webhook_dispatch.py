@@ -39,16 +39,16 @@ class Dispatcher:
         self.store = WebhookStore(redis, keys)
         self.block_ms = block_ms
         self._fanout = redis.register_script(lua("webhook_fanout"))
+        self._delay = 0.1  # backoff after a Redis error; reset once reading works again
 
     async def run(self) -> None:
-        delay = 0.1
         while True:
             try:
                 await self._session()
             except (RedisError, OSError) as exc:
-                log.warning("webhook dispatcher lost Redis (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 5.0)
+                log.warning("webhook dispatcher lost Redis (%s); retrying", exc)
+                await asyncio.sleep(self._delay * (0.5 + random.random()))
+                self._delay = min(self._delay * 2, 5.0)
 
     async def _session(self) -> None:
         cursor = await self._cursor()
@@ -59,6 +59,7 @@ class Dispatcher:
             if parse_stream_id(shared) > parse_stream_id(cursor):
                 cursor = shared
             got = await self.redis.xread({self.keys.events: cursor}, count=100, block=self.block_ms)
+            self._delay = 0.1
             if not got:
                 continue
             endpoints = await self.store.all()
