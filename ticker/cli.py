@@ -163,6 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     worker = sub.add_parser("worker", help="run an arq worker (TICKER_REDIS_URL)")
     worker.set_defaults(func=_worker)
 
+    # Listed here; its own parser (ticker/bridge.py) reads the rest of the line.
+    sub.add_parser("bridge", help="push bridge: the stream to FCM/APNs (ticker bridge -h)")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bridge"]:
+        from ticker.bridge import main as bridge_main
+
+        return bridge_main(argv[1:])
+
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -76,6 +76,19 @@ class Settings:
     forwarded_allow_ips: str = ""
     # arq poll delay: the worst-case queue latency added to every item.
     worker_poll_delay: float = 0.01
+    # Webhooks: refuse URLs that resolve to private, loopback or link-local addresses
+    # unless this is true (tests and private networks set TICKER_WEBHOOK_ALLOW_PRIVATE=1).
+    webhook_allow_private: bool = False
+    # Seconds one delivery attempt may take (connect, send, answer).
+    webhook_timeout_seconds: float = 10.0
+    # Attempts per event before it goes to the endpoint's dead-letter list.
+    webhook_max_attempts: int = 10
+    # Backoff between attempts: base * 2**(attempt-1), capped, each delay drawn between
+    # half and all of that (with the defaults, 21-43 minutes until the dead-letter list).
+    webhook_retry_base_seconds: float = 5.0
+    webhook_retry_max_seconds: float = 3600.0
+    # Consecutive dead letters after which an endpoint is disabled; 0 never disables.
+    webhook_disable_after: int = 5
     # Items leave the ticker after this long unless they say otherwise (urgency 1..9).
     expiry_seconds_by_urgency: tuple[int, ...] = (
         6 * 3600,
@@ -153,9 +166,20 @@ def _read_secret(path: str | None, name: str) -> str | None:
         raise ConfigError(f"TICKER_{name.upper()}_FILE: {reason}") from None
 
 
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(raw)
+
+
 def _parse(name: str, kind: Any, raw: str) -> Any:
     kind = str(kind)
     try:
+        if kind == "bool":
+            return _bool(raw)
         if kind == "int":
             return int(raw)
         if kind == "float":

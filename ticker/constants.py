@@ -16,6 +16,7 @@ __all__ = [
     "CLOSE_SLOW_CLIENT",
     "EVENT_TYPES",
     "IDEMPOTENCY_TTL",
+    "WEBHOOK_DEAD_LETTERS_MAX",
     "Keys",
 ]
 
@@ -38,6 +39,7 @@ EVENT_TYPES = (
 )
 
 IDEMPOTENCY_TTL = 24 * 3600  # seconds an Idempotency-Key answer is remembered
+WEBHOOK_DEAD_LETTERS_MAX = 1000  # dead letters kept per endpoint (oldest dropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +93,33 @@ class Keys:
 
     def idempotency(self, principal: str, key: str) -> str:
         return f"{self.tag}:idem:{principal}:{key}"
+
+    @property
+    def webhooks(self) -> str:
+        """Set of webhook endpoint ids."""
+        return f"{self.tag}:webhooks"
+
+    @property
+    def webhook_cursor(self) -> str:
+        """The last event id the webhook dispatcher has fanned out."""
+        return f"{self.tag}:webhooks:cursor"
+
+    def webhook(self, endpoint_id: str) -> str:
+        """Hash: an endpoint's url, secret, filter, enabled flag."""
+        return f"{self.tag}:webhook:{endpoint_id}"
+
+    def webhook_state(self, endpoint_id: str) -> str:
+        """Hash: delivery state (attempts on the head, failures, last error)."""
+        return f"{self.tag}:webhook:{endpoint_id}:state"
+
+    def webhook_queue(self, endpoint_id: str) -> str:
+        """List: event envelopes waiting for delivery, oldest first."""
+        return f"{self.tag}:webhook:{endpoint_id}:queue"
+
+    def webhook_dead(self, endpoint_id: str) -> str:
+        """List: dead letters (events that ran out of attempts), oldest first."""
+        return f"{self.tag}:webhook:{endpoint_id}:dead"
+
+    def webhook_lease(self, endpoint_id: str) -> str:
+        """String: held by the one job delivering to this endpoint (per-endpoint order)."""
+        return f"{self.tag}:webhook:{endpoint_id}:lease"

@@ -11,7 +11,7 @@ from arq.connections import ArqRedis
 
 from ticker.constants import Keys
 
-__all__ = ["enqueue_change", "enqueue_expiry", "enqueue_ingest"]
+__all__ = ["enqueue_change", "enqueue_delivery", "enqueue_expiry", "enqueue_ingest"]
 
 INGEST = "ingest_item"
 APPLY_CHANGE = "apply_change"
@@ -53,4 +53,21 @@ async def enqueue_expiry(
         _job_id=f"expire:{item_id}:{expires_at}",
         _queue_name=keys.queue,
         _defer_until=when,
+    )
+
+
+DELIVER_WEBHOOKS = "deliver_webhooks"
+
+
+async def enqueue_delivery(
+    arq: ArqRedis, keys: Keys, endpoint_id: str, reason: str, defer_by: float | None = None
+) -> None:
+    """Start (or continue) delivering an endpoint's queue; ``reason`` makes the job id
+    (an event id, a retry, a replay), so the same nudge is never queued twice."""
+    await arq.enqueue_job(
+        DELIVER_WEBHOOKS,
+        endpoint_id,
+        _job_id=f"webhook:{endpoint_id}:{reason}",
+        _queue_name=keys.queue,
+        _defer_by=defer_by,
     )

@@ -36,6 +36,11 @@ STATS = {
         "Webhook deliveries by outcome.",
         "outcome",
     ),
+    "webhook_failures": (
+        "ticker_webhook_failures",
+        "Failed webhook delivery attempts by reason.",
+        "reason",
+    ),
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from ticker import __version__
 from ticker.schema import item_schema
+from ticker.webhook_api import openapi_paths as webhook_paths
 
 __all__ = ["openapi_document"]
 
@@ -186,6 +187,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     },
                 },
             },
+            **webhook_paths(editions),
             "/v1/stream": {
                 "get": {
                     "summary": "The ticker as Server-Sent Events",

@@ -13,7 +13,7 @@ from jsonschema.exceptions import best_match
 
 from ticker.exceptions import ValidationError
 
-__all__ = ["item_schema", "parse_time", "validate_item"]
+__all__ = ["item_schema", "parse_time", "raise_first_error", "validate_item"]
 
 # Plain text: no C0/C1 controls except tab, CR and LF (folded to spaces later),
 # and at least one visible character.
@@ -159,3 +159,11 @@ def _check_depth(data: Any) -> None:
 
 def _visible(ch: str) -> bool:
     return not ch.isspace() and category(ch) != "Cf"
+
+
+def raise_first_error(validator: jsonschema.Draft202012Validator, data: Any) -> None:
+    """Raise ValidationError naming the first bad field of ``data`` (for other schemas)."""
+    error = best_match(validator.iter_errors(data))
+    if error is not None:
+        field = _field_of(error)
+        raise ValidationError(_message(error, field), field)

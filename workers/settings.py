@@ -9,7 +9,7 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from arq.cron import cron
-from arq.worker import Worker
+from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
 from ticker.config import Settings
@@ -17,13 +17,29 @@ from ticker.constants import Keys
 from ticker.publish import Publisher
 from workers.changes import apply_change, expire_item, sweep_expired
 from workers.ingest import ingest_item
+from workers.webhooks import (
+    JOB_TIMEOUT,
+    deliver_webhooks,
+    start_webhooks,
+    stop_webhooks,
+    sweep_webhooks,
+)
 
 __all__ = ["FUNCTIONS", "make_worker", "run_worker"]
 
 log = logging.getLogger("ticker.worker")
 
-FUNCTIONS = [ingest_item, apply_change, expire_item]
-CRON_JOBS = [cron(sweep_expired, second={0, 30}, run_at_startup=True, unique=True)]
+FUNCTIONS = [
+    ingest_item,
+    apply_change,
+    expire_item,
+    # One job per nudge (unique ids), so results are not kept; retries are its own.
+    func(deliver_webhooks, keep_result=0, timeout=JOB_TIMEOUT, max_tries=1000),  # type: ignore[arg-type]
+]
+CRON_JOBS = [
+    cron(sweep_expired, second={0, 30}, run_at_startup=True, unique=True),
+    cron(sweep_webhooks, second=set(range(0, 60, 5)), unique=True),
+]
 
 
 def make_worker(settings: Settings, **overrides: Any) -> Worker:
@@ -40,6 +56,7 @@ def make_worker(settings: Settings, **overrides: Any) -> Worker:
             maxlen=settings.stream_maxlen,
             retention_seconds=settings.stream_retention_seconds,
         )
+        await start_webhooks(ctx)
 
     options: dict[str, Any] = {
         "functions": FUNCTIONS,
@@ -72,6 +89,7 @@ async def run_worker(settings: Settings, **overrides: Any) -> None:
         except (RedisError, OSError) as exc:
             log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)
         finally:
+            await stop_webhooks(worker.ctx)
             with contextlib.suppress(Exception):
                 await worker.pool.aclose()
         await asyncio.sleep(delay)
