@@ -322,6 +322,7 @@ async def test_admin_api_needs_admin_and_names_bad_fields(hooks: Stack) -> None:
         ({"url": "http://127.0.0.1:9/", "colour": "red"}, "colour"),
         ({"url": "http://127.0.0.1:9/", "enabled": "yes"}, "enabled"),
         ({"url": "http://no-such-host.invalid/"}, "url"),
+        ({"url": "http://\x1a/"}, "url"),
     ]
     for body, field in bad:
         r = await hooks.http.post("/v1/webhooks", json=body, headers=auth("admin"))

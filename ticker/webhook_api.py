@@ -93,7 +93,10 @@ async def _admin_body(request: Request, partial: bool) -> dict[str, Any]:
 
 
 async def _check_url(request: Request, url: str) -> None:
-    parsed = httpx.URL(url)
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValidationError(f"url is not a valid URL: {exc}", "url") from None
     if not parsed.host:
         raise ValidationError("url needs a host", "url")
     try:
@@ -223,10 +226,18 @@ def openapi_paths(editions: tuple[str, ...]) -> dict[str, Any]:
         strip = {k: v for k, v in schema.items() if k != "$schema"}
         return {"required": True, "content": {"application/json": {"schema": strip}}}
 
-    def ok(status: str, description: str) -> dict[str, Any]:
-        return {status: {"description": description, "content": {"application/json": {}}}}
+    def ok(status: str, description: str, *errors: int) -> dict[str, Any]:
+        # Every route authenticates (401, 403) and may find Redis away (503).
+        ref = {"$ref": "#/components/schemas/Error"}
+        out = {status: {"description": description, "content": {"application/json": {}}}}
+        for code in sorted({401, 403, 503, *errors}):
+            out[str(code)] = {
+                "description": "error (a JSON body naming the field)",
+                "content": {"application/json": {"schema": ref}},
+            }
+        return out
 
-    err = {str(c): {"description": "error (a JSON body naming the field)"} for c in (401, 403)}
+    reads_body = (400, 408, 413, 415, 422)
     one = {
         "parameters": [
             {"name": "endpoint_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -237,37 +248,45 @@ def openapi_paths(editions: tuple[str, ...]) -> dict[str, Any]:
             "post": {
                 "summary": "Register a webhook endpoint (admin); the secret is shown once",
                 "requestBody": body(webhook_schema(editions)),
-                "responses": {
-                    **ok("201", "the endpoint, with its secret"),
-                    **err,
-                    "422": {"description": "invalid"},
-                },
+                "responses": ok("201", "the endpoint, with its secret", *reads_body),
             },
-            "get": {"summary": "List webhook endpoints", "responses": {**ok("200", "list"), **err}},
+            "get": {"summary": "List webhook endpoints", "responses": ok("200", "list")},
         },
         "/v1/webhooks/{endpoint_id}": {
             **one,
-            "get": {"summary": "An endpoint and its delivery state", "responses": ok("200", "")},
+            "get": {
+                "summary": "An endpoint and its delivery state",
+                "responses": ok("200", "", 404),
+            },
             "patch": {
                 "summary": "Change url, filter, enabled, description",
                 "requestBody": body(webhook_schema(editions, partial=True)),
-                "responses": {**ok("200", "the endpoint"), "422": {"description": "invalid"}},
+                "responses": ok("200", "the endpoint", 404, *reads_body),
             },
-            "delete": {"summary": "Delete an endpoint", "responses": {"204": {"description": ""}}},
+            "delete": {
+                "summary": "Delete an endpoint",
+                "responses": {**ok("204", "", 404), "204": {"description": "deleted"}},
+            },
         },
         "/v1/webhooks/{endpoint_id}/rotate-secret": {
             **one,
-            "post": {"summary": "A new secret", "responses": ok("200", "the new secret")},
+            "post": {
+                "summary": "A new secret",
+                "responses": ok("200", "the new secret", 404, *reads_body),
+            },
         },
         "/v1/webhooks/{endpoint_id}/dead-letters": {
             **one,
-            "get": {"summary": "Events that ran out of attempts", "responses": ok("200", "")},
+            "get": {
+                "summary": "Events that ran out of attempts",
+                "responses": ok("200", "", 404),
+            },
         },
         "/v1/webhooks/{endpoint_id}/dead-letters/replay": {
             **one,
             "post": {
                 "summary": "Queue dead letters again (all, or one event_id)",
-                "responses": ok("202", "the replayed event ids"),
+                "responses": ok("202", "the replayed event ids", 404, *reads_body),
             },
         },
     }
