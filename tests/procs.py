@@ -1,0 +1,277 @@
+"""Real processes for the scale-out tests: API and worker subprocesses, a Redis
+Cluster of three masters, a Redis master with a replica and three Sentinels.
+
+Everything binds loopback on free ports and lives in temporary directories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis as redis_sync
+
+from tests.conftest import API_KEYS
+from ticker.embedded_redis import RedisProcess, find_redis_server, free_port
+
+__all__ = [
+    "ApiProcess",
+    "ClusterNodes",
+    "SentinelGroup",
+    "WorkerProcess",
+    "service_env",
+    "wait_until",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Blocking poll (for process setup outside the event loop)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last!r})")
+
+
+def service_env(**settings: str) -> dict[str, str]:
+    """The environment of an API or worker process: test keys, fast catch-up."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKER_")}
+    env.update(
+        TICKER_API_KEYS=API_KEYS,
+        TICKER_WORKER_POLL_DELAY="0.01",
+        TICKER_CATCHUP_SECONDS="1",
+        TICKER_LOG_LEVEL="warning",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update({f"TICKER_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+class _Proc:
+    args: list[str]
+
+    def __init__(self, env: dict[str, str], name: str) -> None:
+        self.env = env
+        self.log = tempfile.NamedTemporaryFile(prefix=f"ticker-{name}-", suffix=".log", delete=False)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ticker", *self.args],
+            env=self.env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        """kill -9: no shutdown hook runs, clients see their connection drop."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.log.name)
+
+
+class ApiProcess(_Proc):
+    """`python -m ticker serve` on its own port; ready when /readyz says so."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env, "api")
+        self.port = free_port()
+        self.args = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ApiProcess:
+        self.spawn()
+
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"API exited:\n{self.output()}")
+            return httpx.get(self.base + "/readyz", timeout=2).status_code == 200
+
+        wait_until(ready, timeout, f"API on {self.port} to be ready")
+        return self
+
+
+class WorkerProcess(_Proc):
+    """`python -m ticker worker`."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env, "worker")
+        self.args = ["worker"]
+
+    def start(self) -> WorkerProcess:
+        self.spawn()
+        return self
+
+
+@contextlib.contextmanager
+def running(*procs: _Proc) -> Iterator[None]:
+    """Stop the processes (even half-started ones) when the block ends."""
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def _cli(port: int, *args: str) -> Any:
+    with redis_sync.Redis(port=port, socket_timeout=5) as r:
+        return r.execute_command(*args)
+
+
+class ClusterNodes:
+    """Three redis-server masters in cluster mode, slots spread by redis-cli."""
+
+    def __init__(self, count: int = 3) -> None:
+        self.nodes = [
+            RedisProcess(
+                extra=(
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "3000",
+                )
+            )
+            for _ in range(count)
+        ]
+
+    @property
+    def seeds(self) -> str:
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self) -> ClusterNodes:
+        for node in self.nodes:
+            node.start()
+        cli = str(Path(find_redis_server()).with_name("redis-cli"))
+        addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addrs, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        for node in self.nodes:
+            wait_until(
+                lambda port=node.port: b"cluster_state:ok" in _cli(port, "CLUSTER", "INFO"),
+                30,
+                "cluster_state:ok",
+            )
+        return self
+
+    def owner_of(self, key: str) -> int:
+        """The port of the master serving ``key``'s slot."""
+        slot = _cli(self.nodes[0].port, "CLUSTER", "KEYSLOT", key)
+        for start, end, master, *_ in _cli(self.nodes[0].port, "CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return int(master[1])
+        raise AssertionError(f"no master for slot {slot}")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+
+class SentinelGroup:
+    """A master, one replica and three Sentinels (quorum 2) watching them."""
+
+    name = "tickermaster"
+
+    def __init__(self, down_after_ms: int = 1500) -> None:
+        fast_sync = ("--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
+        self.master = RedisProcess(appendonly=True, extra=fast_sync)
+        self.replica = RedisProcess(appendonly=True, extra=fast_sync)
+        self.down_after_ms = down_after_ms
+        self.tmp = tempfile.TemporaryDirectory(prefix="ticker-sentinel-")
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def addresses(self) -> str:
+        return ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+
+    def start(self) -> SentinelGroup:
+        self.master.start()
+        self.replica.extra += ("--replicaof", "127.0.0.1", str(self.master.port))
+        self.replica.start()
+        wait_until(
+            lambda: b"master_link_status:up" in _cli(self.replica.port, "INFO", "replication"),
+            30,
+            "the replica to sync",
+        )
+        for port in self.sentinel_ports:
+            conf = Path(self.tmp.name) / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.tmp.name}\n"
+                f"sentinel monitor {self.name} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {self.name} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.name} 5000\n"
+                f"sentinel parallel-syncs {self.name} 1\n"
+            )
+            self.sentinels.append(
+                subprocess.Popen(
+                    [find_redis_server(), str(conf), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in self.sentinel_ports:
+            # Each Sentinel must know the replica and the two other Sentinels.
+            wait_until(
+                lambda port=port: _cli(port, "SENTINEL", "CKQUORUM", self.name).startswith(
+                    b"OK 3 usable"
+                )
+                and len(_cli(port, "SENTINEL", "REPLICAS", self.name)) == 1,
+                30,
+                f"sentinel {port} to see the group",
+            )
+        return self
+
+    def master_port(self) -> int:
+        """The master's port as a Sentinel reports it now."""
+        _, port = _cli(self.sentinel_ports[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)
+        return int(port)
+
+    def close(self) -> None:
+        for proc in self.sentinels:
+            proc.terminate()
+            proc.wait(10)
+        self.replica.close()
+        self.master.close()
+        self.tmp.cleanup()
