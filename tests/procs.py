@@ -68,7 +68,10 @@ class _Proc:
 
     def __init__(self, env: dict[str, str], name: str) -> None:
         self.env = env
-        self.log = tempfile.NamedTemporaryFile(prefix=f"ticker-{name}-", suffix=".log", delete=False)
+        # The process's output, kept for failure messages; removed by stop().
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            prefix=f"ticker-{name}-", suffix=".log", delete=False
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def spawn(self) -> None:
@@ -254,10 +257,10 @@ class SentinelGroup:
         for port in self.sentinel_ports:
             # Each Sentinel must know the replica and the two other Sentinels.
             wait_until(
-                lambda port=port: _cli(port, "SENTINEL", "CKQUORUM", self.name).startswith(
-                    b"OK 3 usable"
-                )
-                and len(_cli(port, "SENTINEL", "REPLICAS", self.name)) == 1,
+                lambda port=port: (
+                    _cli(port, "SENTINEL", "CKQUORUM", self.name).startswith(b"OK 3 usable")
+                    and len(_cli(port, "SENTINEL", "REPLICAS", self.name)) == 1
+                ),
                 30,
                 f"sentinel {port} to see the group",
             )
