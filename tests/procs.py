@@ -144,9 +144,14 @@ class WorkerProcess(_Proc):
 
 @contextlib.contextmanager
 def running(*procs: _Proc) -> Iterator[None]:
-    """Stop the processes (even half-started ones) when the block ends."""
+    """Stop the processes (even half-started ones) when the block ends; on a
+    failure, print their output (pytest shows it with the failure)."""
     try:
         yield
+    except BaseException:
+        for p in procs:
+            print(f"--- {' '.join(p.args)} ---\n{p.output()}")
+        raise
     finally:
         for p in procs:
             p.stop()
@@ -234,7 +239,7 @@ class SentinelGroup:
         self.replica.extra += ("--replicaof", "127.0.0.1", str(self.master.port))
         self.replica.start()
         wait_until(
-            lambda: b"master_link_status:up" in _cli(self.replica.port, "INFO", "replication"),
+            lambda: _cli(self.replica.port, "INFO", "replication")["master_link_status"] == "up",
             30,
             "the replica to sync",
         )
