@@ -4,15 +4,17 @@ master is killed and the service goes on with the promoted replica."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
 import redis as redis_sync
 
-from tests.conftest import auth
+from tests.conftest import auth, running_stack
 from tests.follow import Follower, post_item
 from tests.helpers import wait_for
 from tests.procs import ApiProcess, SentinelGroup, WorkerProcess, running, service_env
+from ticker.config import Settings
 from ticker.constants import Keys
 
 pytestmark = pytest.mark.slow
@@ -27,7 +29,7 @@ def group() -> Iterator[SentinelGroup]:
 
 async def _publish(client: httpx.AsyncClient, base: str, headline: str) -> str:
     """Post an item and wait until the worker has published it (acknowledged)."""
-    item_id = await post_item(client, base, headline)
+    item_id = await post_item(client, base, headline, attempts_for=60)
 
     async def published() -> bool:
         try:
@@ -44,8 +46,9 @@ async def _publish(client: httpx.AsyncClient, base: str, headline: str) -> str:
 async def test_failover_keeps_the_service_going_without_losing_acknowledged_items(
     group: SentinelGroup,
 ) -> None:
-    """kill -9 of the Sentinel-managed master: after the failover, new items flow and
-    SSE and WS clients hold every acknowledged item exactly once, in stream order."""
+    """kill -9 of the Sentinel-managed master: after the failover (and the old master's
+    return as a replica), new items flow and SSE and WS clients hold every
+    acknowledged item exactly once, in stream order."""
     env = service_env(
         redis_sentinels=group.addresses,
         redis_sentinel_master=group.name,
@@ -60,7 +63,9 @@ async def test_failover_keeps_the_service_going_without_losing_acknowledged_item
         try:
             await wait_for(lambda: all(f.connected for f in followers), 20, what="snapshots")
             async with httpx.AsyncClient(timeout=10) as client:
-                before = [await _publish(client, api.base, f"Before failover {k}") for k in range(5)]
+                before = [
+                    await _publish(client, api.base, f"Before the failover, {k}") for k in range(5)
+                ]
                 await wait_for(lambda: all(len(f.items) >= 5 for f in followers), 30, what="5")
                 old = group.master.port
                 group.master.stop(kill=True)
@@ -68,7 +73,10 @@ async def test_failover_keeps_the_service_going_without_losing_acknowledged_item
                     lambda: group.master_port() != old, 60, interval=0.2, what="the failover"
                 )
                 assert group.master_port() == group.replica.port
-                after = [await _publish(client, api.base, f"After failover {k}") for k in range(5, 10)]
+                # With TICKER_REDIS_WAIT_REPLICAS=1 nothing is acknowledged until a
+                # replica holds it: the old master comes back and Sentinel makes it one.
+                group.master.start()
+                after = [await _publish(client, api.base, f"After it, {k}") for k in range(5, 10)]
             await wait_for(
                 lambda: all(len(f.items) >= 10 for f in followers), 60, what="every item"
             )
@@ -82,3 +90,19 @@ async def test_failover_keeps_the_service_going_without_losing_acknowledged_item
     for f in followers:
         assert [(e.id, e.data["item"]["id"]) for e in f.items] == stream, f
         assert [e.type for e in f.items] == ["item.published"] * 10, f
+
+
+@pytest.mark.timeout(60)
+async def test_without_a_replica_to_confirm_an_item_the_intake_answers_503(
+    settings: Settings,
+) -> None:
+    """With TICKER_REDIS_WAIT_REPLICAS=1 and no replica, a post is not acknowledged:
+    503 with Retry-After, so the client retries with the same Idempotency-Key."""
+    strict = replace(settings, redis_wait_replicas=1, redis_wait_timeout_ms=50)
+    async with running_stack(strict) as stack:
+        r = await stack.post(
+            {"headline": "Unconfirmed", "edition": "en"}, headers={"Idempotency-Key": "k1"}
+        )
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"]
+        assert r.json()["error"]["code"] == "unavailable"

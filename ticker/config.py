@@ -39,6 +39,11 @@ class Settings:
     redis_sentinel_master: str = ""
     # A separate Redis for the arq queue; required with Cluster. Empty: the data Redis.
     queue_redis_url: str = ""
+    # Replicas that must hold an accepted item or change before the intake answers
+    # 202 (WAIT, up to the timeout; else 503, retry with the same Idempotency-Key).
+    # 0 (the default): do not wait (asynchronous replication).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 1000
     host: str = "127.0.0.1"
     port: int = 8000
     # API processes sharing the port (each holds one subscription and one hub).

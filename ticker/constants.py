@@ -67,6 +67,11 @@ class Keys:
         return f"{self.tag}:none"
 
     @property
+    def replication_barrier(self) -> str:
+        """Written just before WAIT (ticker.redis_conn.confirm_replicated)."""
+        return f"{self.tag}:replication-barrier"
+
+    @property
     def item_prefix(self) -> str:
         return f"{self.tag}:item:"
 

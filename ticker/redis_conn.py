@@ -32,7 +32,7 @@ from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from ticker.config import Settings
 from ticker.constants import Keys
-from ticker.exceptions import ConfigError
+from ticker.exceptions import ConfigError, NotReplicatedError
 
 __all__ = [
     "API_OPTIONS",
@@ -40,6 +40,7 @@ __all__ = [
     "Connections",
     "ShardedPubSub",
     "SlotMovedError",
+    "confirm_replicated",
     "connect",
     "open_pubsub",
     "parse_nodes",
@@ -248,3 +249,27 @@ def open_pubsub(redis: Redis, *, sharded: bool) -> PubSub:
     if sharded:
         return ShardedPubSub(redis.connection_pool, ignore_subscribe_messages=True)
     return redis.pubsub(ignore_subscribe_messages=True)
+
+
+async def confirm_replicated(
+    data: Redis, queue: Redis, keys: Keys, replicas: int, timeout_ms: int
+) -> None:
+    """Return once ``replicas`` replicas hold every write already acknowledged
+    to this process on each client; raise UnavailableError if they do not in
+    ``timeout_ms``. A no-op when ``replicas`` is 0.
+
+    WAIT counts the writes of its own connection, and a pool may have used
+    others; so a small write on one connection (the barrier) goes first: the
+    replication stream is ordered, so a replica past it holds all before it.
+    """
+    if replicas <= 0:
+        return
+    for client in (data,) if queue is data else (data, queue):
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set(keys.replication_barrier, "1", px=60_000)
+            pipe.execute_command("WAIT", replicas, timeout_ms)
+            _, acked = await pipe.execute()
+        if int(acked) < replicas:
+            raise NotReplicatedError(
+                f"{acked} of {replicas} replicas confirmed the write in {timeout_ms} ms"
+            )
