@@ -175,6 +175,9 @@ class ClusterNodes:
                     "nodes.conf",
                     "--cluster-node-timeout",
                     "3000",
+                    # The bus port, named: the default (port + 10000) may not exist.
+                    "--cluster-port",
+                    str(free_port()),
                 )
             )
             for _ in range(count)
@@ -283,3 +286,21 @@ class SentinelGroup:
         self.replica.close()
         self.master.close()
         self.tmp.cleanup()
+
+
+def move_slot(cluster: ClusterNodes, slot: int, to_port: int) -> None:
+    """Give an empty slot to another master (CLUSTER SETSLOT ... NODE on every node,
+    the new owner first), and wait until every node agrees."""
+    ids = {n.port: _cli(n.port, "CLUSTER", "MYID").decode() for n in cluster.nodes}
+    order = [to_port] + [p for p in ids if p != to_port]
+    for port in order:
+        _cli(port, "CLUSTER", "SETSLOT", slot, "NODE", ids[to_port])
+
+    def agreed() -> bool:
+        for node in cluster.nodes:
+            for start, end, master, *_ in _cli(node.port, "CLUSTER", "SLOTS"):
+                if start <= slot <= end and int(master[1]) != to_port:
+                    return False
+        return True
+
+    wait_until(agreed, 30, f"slot {slot} to move to {to_port}")

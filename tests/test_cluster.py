@@ -10,16 +10,24 @@ from pathlib import Path
 import httpx
 import pytest
 import redis as redis_sync
+from redis.crc import key_slot
 
 from tests.conftest import auth
 from tests.follow import Follower, post_item
 from tests.helpers import wait_for
-from tests.procs import ApiProcess, ClusterNodes, WorkerProcess, running, service_env
+from tests.procs import (
+    ApiProcess,
+    ClusterNodes,
+    WorkerProcess,
+    move_slot,
+    running,
+    service_env,
+)
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.embedded_redis import find_redis_server
 from ticker.exceptions import ConfigError
-from ticker.redis_conn import connect
+from ticker.redis_conn import ShardedPubSub, SlotMovedError, connect, open_pubsub, parse_nodes
 
 pytestmark = pytest.mark.slow
 
@@ -123,3 +131,64 @@ async def test_whole_flow_on_redis_cluster_with_sharded_pubsub(
         if node.port != owner:
             with redis_sync.Redis(port=node.port) as r:
                 assert r.dbsize() == 0, "a key landed outside the service's slot"
+
+
+def test_node_lists_are_checked() -> None:
+    """host:port lists parse (IPv6 in brackets); a malformed entry names the setting."""
+    assert parse_nodes(" a:1, [::1]:2 ,", "X") == [("a", 1), ("::1", 2)]
+    with pytest.raises(ConfigError, match="TICKER_REDIS_SENTINELS"):
+        parse_nodes("a:1,b", "TICKER_REDIS_SENTINELS")
+    with pytest.raises(ConfigError, match="names no node"):
+        parse_nodes(" , ", "X")
+
+
+@pytest.mark.timeout(120)
+async def test_clients_follow_the_slot_to_its_new_master(
+    cluster: ClusterNodes, settings: Settings
+) -> None:
+    """When the service's slot moves to another master, the data client's next
+    connection goes to the new owner (after one SlotMovedError), and the sharded
+    subscription is told (sunsubscribe) and raises, so the subscriber reconnects."""
+    keys = Keys()
+    slot = key_slot(keys.tag.encode())
+    old = cluster.owner_of(keys.events)
+    new = next(n.port for n in cluster.nodes if n.port != old)
+    for node in cluster.nodes:
+        with redis_sync.Redis(port=node.port) as r:
+            r.flushall()
+    conns = connect(Settings(redis_cluster_nodes=cluster.seeds, queue_redis_url=settings.redis_url))
+    pubsub = open_pubsub(conns.data, sharded=True)
+    assert isinstance(pubsub, ShardedPubSub)
+    try:
+        await pubsub.ssubscribe(keys.channel)
+        assert await pubsub.get_message(timeout=0.2) is None  # the confirmation is skipped
+        assert await conns.data.ping()  # a pooled connection to the old owner
+        move_slot(cluster, slot, new)
+        with pytest.raises(SlotMovedError):
+            await conns.data.set(keys.none, "moved")
+        await conns.data.set(keys.none, "moved")
+        with redis_sync.Redis(port=new) as r:
+            assert r.get(keys.none) == b"moved"
+        with pytest.raises(SlotMovedError):
+            for _ in range(50):
+                await pubsub.get_message(timeout=0.1)
+        # A new subscription lands on the new owner.
+        again = open_pubsub(conns.data, sharded=True)
+        assert isinstance(again, ShardedPubSub)
+        await again.ssubscribe(keys.channel)
+        await conns.data.execute_command("SPUBLISH", keys.channel, "hello")
+        message = None
+        for _ in range(50):
+            message = await again.get_message(timeout=0.1)
+            if message:
+                break
+        assert message is not None and message["type"] == "smessage"
+        assert message["data"] == b"hello"
+        await again.aclose()
+    finally:
+        await pubsub.aclose()
+        await conns.aclose()
+        for node in cluster.nodes:
+            with redis_sync.Redis(port=node.port) as r:
+                r.flushall()
+        move_slot(cluster, slot, old)  # leave the module's cluster as it was
