@@ -109,6 +109,9 @@ async def test_whole_flow_on_redis_cluster_with_sharded_pubsub(
                 resumed = Follower("sse", [b.base], last_id=sse_a.last_id).start()
                 followers.append(resumed)
                 await wait_for(lambda: len(resumed.events) >= 2, 30, what="the resume")
+                # Counters on the cluster, queue depth from the queue's Redis.
+                metrics = await client.get(a.base + "/metrics")
+                assert metrics.status_code == 200 and "ticker_queue_depth" in metrics.text
         finally:
             for f in followers:
                 await f.stop()

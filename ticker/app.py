@@ -51,7 +51,7 @@ async def readyz(request: Request) -> Response:
 
 async def metrics_endpoint(request: Request) -> Response:
     state = request.state
-    body = await state.metrics.render(state.redis, state.keys)
+    body = await state.metrics.render(state.redis, state.keys, state.arq)
     return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
