@@ -143,6 +143,8 @@ def test_node_lists_are_checked() -> None:
         parse_nodes("a:1,b", "TICKER_REDIS_SENTINELS")
     with pytest.raises(ConfigError, match="names no node"):
         parse_nodes(" , ", "X")
+    with pytest.raises(ConfigError, match="no TLS"):
+        connect(Settings(redis_sentinels="a:1", redis_sentinel_master="m", redis_url="rediss://a"))
 
 
 @pytest.mark.timeout(120)

@@ -95,6 +95,9 @@ def parse_nodes(value: str, setting: str) -> list[tuple[str, int]]:
 
 def _url_options(url: str) -> dict[str, Any]:
     """Credentials and options of a URL, without its address (Sentinel, Cluster)."""
+    if not url.startswith("redis://"):
+        # The managed connections here are plain TCP; refuse rather than drop TLS.
+        raise ConfigError("with Sentinel or Cluster, TICKER_REDIS_URL must be redis:// (no TLS)")
     options: dict[str, Any] = dict(parse_url(url))
     for name in ("host", "port", "path", "connection_class"):
         options.pop(name, None)
