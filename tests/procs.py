@@ -304,3 +304,19 @@ def move_slot(cluster: ClusterNodes, slot: int, to_port: int) -> None:
         return True
 
     wait_until(agreed, 30, f"slot {slot} to move to {to_port}")
+
+
+def migrate_slot(cluster: ClusterNodes, slot: int, to_port: int) -> None:
+    """Reshard one slot with its keys to another master, as `redis-cli --cluster
+    reshard` does: IMPORTING/MIGRATING, MIGRATE the keys, then assign the slot."""
+    ids = {n.port: _cli(n.port, "CLUSTER", "MYID").decode() for n in cluster.nodes}
+    from_port = next(
+        int(master[1])
+        for start, end, master, *_ in _cli(to_port, "CLUSTER", "SLOTS")
+        if start <= slot <= end
+    )
+    _cli(to_port, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[from_port])
+    _cli(from_port, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to_port])
+    while keys := _cli(from_port, "CLUSTER", "GETKEYSINSLOT", slot, 100):
+        _cli(from_port, "MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
+    move_slot(cluster, slot, to_port)

@@ -19,6 +19,7 @@ from tests.procs import (
     ApiProcess,
     ClusterNodes,
     WorkerProcess,
+    migrate_slot,
     move_slot,
     running,
     service_env,
@@ -193,6 +194,56 @@ async def test_clients_follow_the_slot_to_its_new_master(
     finally:
         await pubsub.aclose()
         await conns.aclose()
+        for node in cluster.nodes:
+            with redis_sync.Redis(port=node.port) as r:
+                r.flushall()
+        move_slot(cluster, slot, old)  # leave the module's cluster as it was
+
+
+@pytest.mark.timeout(240)
+async def test_service_follows_its_slot_through_a_reshard(
+    cluster: ClusterNodes, settings: Settings
+) -> None:
+    """The service's slot, with all its keys, is resharded to another master while
+    an API process, a worker and SSE and WS clients run: items posted before and
+    after reach every client exactly once, in stream order, from the new master."""
+    keys = Keys()
+    slot = key_slot(keys.tag.encode())
+    old = cluster.owner_of(keys.events)
+    new = next(n.port for n in cluster.nodes if n.port != old)
+    for node in cluster.nodes:
+        with redis_sync.Redis(port=node.port) as r:
+            r.flushall()
+    env = service_env(redis_cluster_nodes=cluster.seeds, queue_redis_url=settings.redis_url)
+    api, worker = ApiProcess(env), WorkerProcess(env)
+    try:
+        with running(worker, api):
+            api.start()
+            worker.start()
+            followers = [Follower(t, [api.base]).start() for t in ("sse", "ws")]
+            try:
+                await wait_for(lambda: all(f.connected for f in followers), 20, what="snapshots")
+                async with httpx.AsyncClient(timeout=10) as client:
+                    for k in range(3):
+                        await post_item(client, api.base, f"Before the reshard {k}")
+                    await wait_for(lambda: all(len(f.items) >= 3 for f in followers), 30)
+                    migrate_slot(cluster, slot, new)
+                    for k in range(3, 6):
+                        await post_item(client, api.base, f"After the reshard {k}")
+                    await wait_for(lambda: all(len(f.items) >= 6 for f in followers), 60)
+                # The API's one subscription followed the slot to the new master.
+                with redis_sync.Redis(port=new) as r:
+                    assert r.execute_command("PUBSUB", "SHARDNUMSUB", keys.channel)[1] == 1
+            finally:
+                for f in followers:
+                    await f.stop()
+        with redis_sync.Redis(port=new) as r:
+            entries = r.xrange(keys.events)
+        stream = [(eid.decode(), fields[b"item"].decode()) for eid, fields in entries]
+        assert len(stream) == 6
+        for f in followers:
+            assert [(e.id, e.data["item"]["id"]) for e in f.items] == stream, f
+    finally:
         for node in cluster.nodes:
             with redis_sync.Redis(port=node.port) as r:
                 r.flushall()
