@@ -15,15 +15,8 @@ from redis.crc import key_slot
 from tests.conftest import auth
 from tests.follow import Follower, post_item
 from tests.helpers import wait_for
-from tests.procs import (
-    ApiProcess,
-    ClusterNodes,
-    WorkerProcess,
-    migrate_slot,
-    move_slot,
-    running,
-    service_env,
-)
+from tests.procs import ApiProcess, WorkerProcess, running, service_env
+from tests.topologies import ClusterNodes, migrate_slot, move_slot
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.embedded_redis import find_redis_server
