@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from arq.connections import ArqRedis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from ticker.logs import RequestContext
 from ticker.metrics import CONTENT_TYPE_LATEST, Metrics
 from ticker.openapi import openapi_document
 from ticker.ratelimit import RateLimits, rate_limit_middleware
+from ticker.redis_conn import connect
 from ticker.secheaders import security_headers_middleware
 from ticker.sse import stream_endpoint
 from ticker.store import Store
@@ -54,7 +54,7 @@ async def readyz(request: Request) -> Response:
 
 async def metrics_endpoint(request: Request) -> Response:
     state = request.state
-    body = await state.metrics.render(state.redis, state.keys)
+    body = await state.metrics.render(state.redis, state.keys, state.arq)
     return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -83,14 +83,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        redis = ArqRedis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
-        )
+        conns = connect(settings)  # plain Redis, Sentinel or Cluster (ticker.redis_conn)
+        redis = conns.data
         hub = Hub(
             settings.client_queue_max, observe=observe, on_reset=metrics.resets.labels("node").inc
         )
         store = Store(redis, keys)
-        subscriber = Subscriber(redis, keys, hub, store, watchdog_seconds=settings.catchup_seconds)
+        subscriber = Subscriber(
+            redis,
+            keys,
+            hub,
+            store,
+            sharded=conns.sharded,
+            watchdog_seconds=settings.catchup_seconds,
+        )
         tasks = [
             asyncio.create_task(subscriber.run(), name="ticker-subscriber"),
             asyncio.create_task(_heartbeat(hub, settings), name="ticker-heartbeat"),
@@ -103,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "keys": keys,
                 "keyring": keyring,
                 "redis": redis,
-                "arq": redis,
+                "arq": conns.queue,
                 "hub": hub,
                 "store": store,
                 "subscriber": subscriber,
@@ -116,7 +122,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await redis.aclose()
+            await conns.aclose()
 
     routes = [
         *intake.routes,

@@ -29,6 +29,21 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Hash tag of every key, so several deployments can share one Redis.
     redis_prefix: str = "ticker"
+    # Redis Cluster seed nodes (host:port,...); when set, TICKER_REDIS_URL gives only
+    # credentials, the data lives on the master owning the prefix's slot, and
+    # pub/sub is sharded. Empty (the default): no cluster.
+    redis_cluster_nodes: str = ""
+    # Redis Sentinels (host:port,...) and the master's name; when set, the data
+    # (and, unless TICKER_QUEUE_REDIS_URL, the queue) is on that master. Empty: none.
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = ""
+    # A separate Redis for the arq queue; required with Cluster. Empty: the data Redis.
+    queue_redis_url: str = ""
+    # Replicas that must hold an accepted item or change before the intake answers
+    # 202 (WAIT, up to the timeout; else 503, retry with the same Idempotency-Key).
+    # 0 (the default): do not wait (asynchronous replication).
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 1000
     host: str = "127.0.0.1"
     port: int = 8000
     # API processes sharing the port (each holds one subscription and one hub).

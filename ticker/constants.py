@@ -65,6 +65,17 @@ class Keys:
         return f"{self.tag}:channel"
 
     @property
+    def none(self) -> str:
+        """Stands in a script's KEYS for an absent key: '' would hash to another
+        slot (CROSSSLOT on Redis Cluster). Scripts never touch it."""
+        return f"{self.tag}:none"
+
+    @property
+    def replication_barrier(self) -> str:
+        """Written just before WAIT (ticker.redis_conn.confirm_replicated)."""
+        return f"{self.tag}:replication-barrier"
+
+    @property
     def item_prefix(self) -> str:
         return f"{self.tag}:item:"
 

@@ -9,9 +9,12 @@ TickerError
 │   ├── NotFoundError      404
 │   └── ConflictError      409/422: idempotency key reused with another body
 └── UnavailableError       503: Redis unreachable; retry after a while
+    └── NotReplicatedError also a RedisError: replicas did not confirm a write in time
 """
 
 from __future__ import annotations
+
+from redis.exceptions import RedisError
 
 __all__ = [
     "AuthError",
@@ -20,6 +23,7 @@ __all__ = [
     "ConflictError",
     "ForbiddenError",
     "NotFoundError",
+    "NotReplicatedError",
     "TickerError",
     "UnavailableError",
     "ValidationError",
@@ -86,3 +90,11 @@ class UnavailableError(TickerError):
     """A dependency (Redis) is down; the client should retry later."""
 
     retry_after = 2
+
+
+class NotReplicatedError(UnavailableError, RedisError):
+    """Fewer replicas than TICKER_REDIS_WAIT_REPLICAS confirmed a write in time.
+
+    A RedisError too, so whatever handles Redis failures handles it; the write
+    may still survive, and a retry (same Idempotency-Key) is safe.
+    """

@@ -19,6 +19,7 @@ from ticker.changes import accept_change
 from ticker.constants import IDEMPOTENCY_TTL
 from ticker.exceptions import ClientError, ConflictError, NotFoundError, ValidationError
 from ticker.jobs import enqueue_change, enqueue_ingest
+from ticker.redis_conn import confirm_replicated
 from ticker.schema import parse_time, validate_item
 from ticker.store import lua
 
@@ -103,12 +104,12 @@ async def create_item(request: Request) -> Response:
     prev = await state.redis.eval(
         lua("intake"),
         3,
-        keys.idempotency(key.name, idem) if idem else "",
+        keys.idempotency(key.name, idem) if idem else keys.none,
         keys.item(item_id),
         keys.history(item_id),
         body_hash,
         orjson.dumps(answer),
-        IDEMPOTENCY_TTL,
+        IDEMPOTENCY_TTL if idem else 0,
         orjson.dumps(data),
         key.name,
         created,
@@ -125,7 +126,16 @@ async def create_item(request: Request) -> Response:
     # Enqueue also on a replay: arq ignores a job id it already has, and this
     # heals a first attempt that stored the item but failed before enqueueing.
     await enqueue_ingest(state.arq, keys, item_id, defer_until=embargo)
+    await _replicated(state)
     return JSONResponse(answer, 202, {"Location": answer["status_url"]})
+
+
+async def _replicated(state: Any) -> None:
+    """With TICKER_REDIS_WAIT_REPLICAS, acknowledge only what replicas hold (else 503)."""
+    s = state.settings
+    await confirm_replicated(
+        state.redis, state.arq, state.keys, s.redis_wait_replicas, s.redis_wait_timeout_ms
+    )
 
 
 def embargo_of(data: dict[str, Any]) -> datetime | None:
@@ -191,6 +201,7 @@ async def _after_change(request: Request, item_id: str, accepted: Any) -> Respon
         )
     else:
         await enqueue_change(state.arq, state.keys, item_id, accepted.version)
+    await _replicated(state)
     raw = await load_item(request, item_id)
     view = item_view(item_id, raw)
     return JSONResponse(view, 202, {"Location": status_url(item_id)})

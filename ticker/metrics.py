@@ -119,8 +119,9 @@ class Metrics:
             MultiProcessCollector(self.registry)
         self.registry.register(self.redis_stats)  # type: ignore[arg-type]
 
-    async def render(self, redis: Redis, keys: Keys) -> bytes:
+    async def render(self, redis: Redis, keys: Keys, queue: Redis | None = None) -> bytes:
+        """``queue``: the arq queue's Redis when it is not the data Redis."""
         raw: Mapping[bytes, bytes] = await redis.hgetall(keys.stats)  # type: ignore[misc]
         self.redis_stats.values = {k.decode(): float(v) for k, v in raw.items()}
-        self.redis_stats.queue_depth = float(await redis.zcard(keys.queue))
+        self.redis_stats.queue_depth = float(await (queue or redis).zcard(keys.queue))
         return generate_latest(self.registry)

@@ -66,8 +66,8 @@ class Publisher:
             self.keys.item(item_id),
             self.keys.live,
             self.keys.events,
-            self.keys.dedupe(dedupe_key) if dedupe_key else "",
-            self.keys.recent(edition) if recent_window_ms else "",
+            self.keys.dedupe(dedupe_key) if dedupe_key else self.keys.none,
+            self.keys.recent(edition) if recent_window_ms else self.keys.none,
         ]
         args: list[Any] = [
             item_id,
@@ -79,7 +79,7 @@ class Publisher:
             self.keys.channel,
             self.maxlen,
             minid,
-            max(dedupe_ttl, 1),
+            max(dedupe_ttl, 1) if dedupe_key else 0,
             status,
             live,
             recent_window_ms,

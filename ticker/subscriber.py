@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from ticker.constants import Keys
 from ticker.events import Event
 from ticker.hub import Hub
+from ticker.redis_conn import ShardedPubSub, open_pubsub
 from ticker.store import Store
 
 __all__ = ["Subscriber"]
@@ -62,9 +63,9 @@ class Subscriber:
                 delay = 0.05
 
     async def _session(self) -> None:
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = open_pubsub(self.redis, sharded=self.sharded)
         try:
-            if self.sharded:
+            if isinstance(pubsub, ShardedPubSub):
                 await pubsub.ssubscribe(self.keys.channel)
             else:
                 await pubsub.subscribe(self.keys.channel)

@@ -144,4 +144,4 @@ async def record(
 
 async def schedule_expiry(ctx: dict[str, Any], item: dict[str, Any]) -> None:
     when = parse_time(item["expires_at"], "expires_at")
-    await enqueue_expiry(ctx["redis"], ctx["keys"], item["id"], item["expires_at"], when)
+    await enqueue_expiry(ctx["queue"], ctx["keys"], item["id"], item["expires_at"], when)

@@ -7,7 +7,6 @@ import contextlib
 import logging
 from typing import Any
 
-from arq.connections import ArqRedis
 from arq.cron import cron
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
@@ -15,6 +14,7 @@ from redis.exceptions import RedisError
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.publish import Publisher
+from ticker.redis_conn import WORKER_OPTIONS, Connections, connect
 from workers.changes import apply_change, expire_item, sweep_expired
 from workers.ingest import ingest_item
 from workers.webhooks import (
@@ -42,19 +42,29 @@ CRON_JOBS = [
 ]
 
 
-def make_worker(settings: Settings, **overrides: Any) -> Worker:
-    """A worker on the settings' Redis; tests pass ``handle_signals=False``."""
+def make_worker(
+    settings: Settings, *, conns: Connections | None = None, **overrides: Any
+) -> Worker:
+    """A worker on the settings' Redis; tests pass ``handle_signals=False``.
+
+    In jobs, ``ctx["redis"]`` is the data client and ``ctx["queue"]`` the arq
+    pool to enqueue on: the same client unless the queue has its own Redis
+    (``TICKER_QUEUE_REDIS_URL``, required with Redis Cluster).
+    """
     keys = Keys(settings.redis_prefix)
-    redis = ArqRedis.from_url(settings.redis_url)
+    clients = conns or connect(settings, WORKER_OPTIONS)
 
     async def startup(ctx: dict[str, Any]) -> None:
         ctx["settings"] = settings
         ctx["keys"] = keys
+        ctx["queue"] = ctx["redis"]
+        ctx["redis"] = clients.data
         ctx["publisher"] = Publisher(
-            ctx["redis"],
+            clients.data,
             keys,
             maxlen=settings.stream_maxlen,
             retention_seconds=settings.stream_retention_seconds,
+            sharded=clients.sharded,
         )
         await start_webhooks(ctx)
 
@@ -62,7 +72,7 @@ def make_worker(settings: Settings, **overrides: Any) -> Worker:
         "functions": FUNCTIONS,
         "cron_jobs": CRON_JOBS,
         "queue_name": keys.queue,
-        "redis_pool": redis,
+        "redis_pool": clients.queue,
         "on_startup": startup,
         "poll_delay": settings.worker_poll_delay,
         "max_tries": 20,
@@ -82,7 +92,8 @@ async def run_worker(settings: Settings, **overrides: Any) -> None:
     """
     delay = 0.1
     while True:
-        worker = make_worker(settings, **overrides)
+        conns = connect(settings, WORKER_OPTIONS)
+        worker = make_worker(settings, conns=conns, **overrides)
         try:
             await worker.async_run()
             return
@@ -91,6 +102,6 @@ async def run_worker(settings: Settings, **overrides: Any) -> None:
         finally:
             await stop_webhooks(worker.ctx)
             with contextlib.suppress(Exception):
-                await worker.pool.aclose()
+                await conns.aclose()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)

@@ -33,8 +33,10 @@ log = logging.getLogger("ticker.webhooks")
 class Dispatcher:
     """Fans events out of the stream into per-endpoint queues (see the module doc)."""
 
-    def __init__(self, redis: Redis, keys: Keys, block_ms: int = 2000) -> None:
+    def __init__(self, redis: Redis, keys: Keys, queue: Any = None, block_ms: int = 2000) -> None:
         self.redis: Any = redis  # redis-py's stubs mix sync and async returns
+        # The arq pool jobs go to: its own Redis under Cluster (TICKER_QUEUE_REDIS_URL).
+        self.jobs: Any = queue if queue is not None else redis
         self.keys = keys
         self.store = WebhookStore(redis, keys)
         self.block_ms = block_ms
@@ -52,7 +54,7 @@ class Dispatcher:
 
     async def _session(self) -> None:
         cursor = await self._cursor()
-        await sweep(self.redis, self.keys)  # backlogs left by a previous run
+        await sweep(self.redis, self.keys, self.jobs)  # backlogs left by a previous run
         while True:
             # Another worker's dispatcher may be ahead: skip what it has fanned out.
             shared = (await self.redis.get(self.keys.webhook_cursor) or b"0-0").decode()
@@ -84,11 +86,14 @@ class Dispatcher:
             keys += [self.keys.webhook(ep.id), self.keys.webhook_queue(ep.id)]
         if await self._fanout(keys=keys, args=[event.id, event.payload]):
             for ep in targets:
-                await enqueue_delivery(self.redis, self.keys, ep.id, event.id)
+                await enqueue_delivery(self.jobs, self.keys, ep.id, event.id)
 
 
-async def sweep(redis: Any, keys: Keys) -> int:
-    """Nudge every enabled endpoint with a backlog, no deliverer and no retry pending."""
+async def sweep(redis: Any, keys: Keys, jobs: Any = None) -> int:
+    """Nudge every enabled endpoint with a backlog, no deliverer and no retry pending.
+
+    ``jobs`` is the arq pool when the queue has its own Redis.
+    """
     store = WebhookStore(redis, keys)
     now = time.time()
     n = 0
@@ -100,6 +105,6 @@ async def sweep(redis: Any, keys: Keys) -> int:
         not_before = float(await redis.hget(keys.webhook_state(ep.id), "not_before") or 0)
         if not_before > now + 1:
             continue
-        await enqueue_delivery(redis, keys, ep.id, f"sweep:{int(now)}")
+        await enqueue_delivery(jobs or redis, keys, ep.id, f"sweep:{int(now)}")
         n += 1
     return n

@@ -68,7 +68,7 @@ _RELEASE = (
 
 async def sweep_webhooks(ctx: dict[str, Any]) -> int:
     """Cron safety net: a delivery job lost in a crash only delays the delivery."""
-    return await sweep(ctx["redis"], ctx["keys"])
+    return await sweep(ctx["redis"], ctx["keys"], ctx["queue"])
 
 
 async def deliver_webhooks(ctx: dict[str, Any], endpoint_id: str) -> str:
@@ -82,6 +82,7 @@ async def deliver_webhooks(ctx: dict[str, Any], endpoint_id: str) -> str:
 class _Deliverer:
     def __init__(self, ctx: dict[str, Any], endpoint_id: str) -> None:
         self.redis: Any = ctx["redis"]
+        self.jobs: Any = ctx["queue"]  # the arq pool (its own Redis under Cluster)
         self.keys: Keys = ctx["keys"]
         self.settings: Settings = ctx["settings"]
         self.http: httpx.AsyncClient = ctx["webhook_http"]
@@ -105,7 +106,7 @@ class _Deliverer:
             await self.redis.eval(_RELEASE, 1, self.lease, token)
             if outcome in ("drained", "handover") and await self.redis.llen(self.queue):
                 # Something arrived while we held the lease (its own job left): go on.
-                await enqueue_delivery(self.redis, self.keys, self.id, f"kick:{token}")
+                await enqueue_delivery(self.jobs, self.keys, self.id, f"kick:{token}")
 
     async def _drain(self) -> str:
         start = time.monotonic()
@@ -171,7 +172,7 @@ class _Deliverer:
                 pipe.hsetnx(self.state, "failing_since", now)
                 await pipe.execute()
             await enqueue_delivery(
-                self.redis,
+                self.jobs,
                 self.keys,
                 self.id,
                 f"retry:{event_id}:{attempt}",
@@ -243,7 +244,7 @@ class _Deliverer:
 async def start_webhooks(ctx: dict[str, Any]) -> None:
     """Worker startup: the HTTP client for deliveries and this process's dispatcher."""
     ctx["webhook_http"] = httpx.AsyncClient(follow_redirects=False, trust_env=False)
-    dispatcher = Dispatcher(ctx["redis"], ctx["keys"])
+    dispatcher = Dispatcher(ctx["redis"], ctx["keys"], ctx["queue"])
     ctx["webhook_dispatcher"] = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
 
 

@@ -1,8 +1,10 @@
 -- Record an accepted item, once per idempotency key.
--- KEYS: 1 idempotency key ('' for none), 2 item hash, 3 history list
--- ARGV: 1 body hash, 2 response JSON, 3 ttl, 4 submitted JSON, 5 principal,
+-- KEYS: 1 idempotency key (a placeholder on the same slot when unused), 2 item
+--       hash, 3 history list
+-- ARGV: 1 body hash, 2 response JSON, 3 ttl (0: no idempotency key), 4 submitted
+--       JSON, 5 principal,
 --       6 created_at, 7 history entry JSON, 8 status (queued | embargoed)
-if KEYS[1] ~= '' then
+if ARGV[3] ~= '0' then
   local prev = redis.call('GET', KEYS[1])
   if prev then return prev end
   redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. ARGV[2], 'EX', ARGV[3])

@@ -2,14 +2,17 @@
 -- to the stream and publish it (carrying its stream id). Idempotent on the
 -- item id and version: a job that runs twice publishes once.
 --
--- KEYS: 1 item hash, 2 live zset, 3 events stream, 4 dedupe key ('' for none),
---       5 recent zset of the edition
+-- KEYS: 1 item hash, 2 live zset, 3 events stream, 4 dedupe key, 5 recent zset
+--       of the edition (4 and 5 are a placeholder on the same slot when unused)
 -- ARGV: 1 item id, 2 version, 3 event type, 4 item JSON ('' keeps the stored one),
 --       5 event body JSON without id, 6 score (ms), 7 channel, 8 maxlen,
---       9 minid ('0' for none), 10 dedupe ttl (s), 11 status, 12 live action
---       (add | remove | keep), 13 recent window (ms), 14 publish command,
+--       9 minid ('0' for none), 10 dedupe ttl (s; 0: no dedupe key), 11 status,
+--       12 live action (add | remove | keep), 13 recent window (ms; 0: no recent
+--       zset), 14 publish command,
 --       15 the draft revision the job read ('' when versions are immutable)
-local item, live, events, dedupe, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local item, live, events = KEYS[1], KEYS[2], KEYS[3]
+local dedupe = ARGV[10] ~= '0' and KEYS[4] or ''
+local recent = ARGV[13] ~= '0' and KEYS[5] or ''
 local id, version = ARGV[1], tonumber(ARGV[2])
 
 local done = tonumber(redis.call('HGET', item, 'published_version') or '0')
