@@ -16,6 +16,7 @@ from tests.conftest import auth
 from tests.follow import Follower, post_item
 from tests.helpers import wait_for
 from tests.procs import ApiProcess, WorkerProcess, running, service_env
+from tests.receivers import receiver
 from tests.topologies import ClusterNodes, migrate_slot, move_slot
 from ticker.config import Settings
 from ticker.constants import Keys
@@ -52,63 +53,79 @@ async def test_whole_flow_on_redis_cluster_with_sharded_pubsub(
     cluster: ClusterNodes, settings: Settings
 ) -> None:
     """On a three-master cluster: post, correct and retract reach SSE and WS clients
-    on two API processes; a client resumes by last id on the other process; every
-    key is on the slot owner and both processes hold a sharded subscription."""
+    on two API processes and a webhook receiver (its jobs on the queue Redis); a client
+    resumes by last id on the other process; every key is on the slot owner and both
+    processes hold a sharded subscription."""
     keys = Keys()
     owner = cluster.owner_of(keys.events)
     for node in cluster.nodes:
         with redis_sync.Redis(port=node.port) as r:
             r.flushall()
     # The queue (and arq's results) on the plain session Redis.
-    env = service_env(redis_cluster_nodes=cluster.seeds, queue_redis_url=settings.redis_url)
+    env = service_env(
+        redis_cluster_nodes=cluster.seeds,
+        queue_redis_url=settings.redis_url,
+        webhook_allow_private="1",  # the receiver is on loopback
+    )
     a, b = ApiProcess(env), ApiProcess(env)
     worker = WorkerProcess(env)
-    with running(worker, a, b):
-        a.start()
-        b.start()
-        worker.start()
-        sse_a = Follower("sse", [a.base]).start()
-        ws_b = Follower("ws", [b.base]).start()
-        followers = [sse_a, ws_b]
-        try:
-            await wait_for(lambda: all(f.connected for f in followers), 20, what="snapshots")
-            with redis_sync.Redis(port=owner) as r:
-                # Each API process holds one sharded subscription; none is classic.
-                assert r.execute_command("PUBSUB", "SHARDNUMSUB", keys.channel)[1] == 2
-                assert r.execute_command("PUBSUB", "NUMSUB", keys.channel)[1] == 0
-            async with httpx.AsyncClient(timeout=10) as client:
-                ids = [await post_item(client, a.base, f"Cluster item {k}") for k in range(3)]
-                await wait_for(lambda: all(len(f.items) >= 3 for f in followers), 30, what="3")
-                r = await client.patch(
-                    f"{b.base}/v1/items/{ids[0]}",
-                    json={"headline": "Cluster item 0, corrected to 10"},
-                    headers=auth(),
-                )
-                assert r.status_code == 202, r.text
-                await wait_for(lambda: all(len(f.items) >= 4 for f in followers), 30, what="fix")
-                r = await client.request(
-                    "DELETE",
-                    f"{a.base}/v1/items/{ids[1]}",
-                    json={"reason": "Could not be confirmed"},
-                    headers=auth(),
-                )
-                assert r.status_code == 202, r.text
-                await wait_for(lambda: all(len(f.items) >= 5 for f in followers), 30, what="kill")
-                # The SSE client goes away; two items later it resumes on the other process.
-                await sse_a.stop()
-                more = []
-                for k in (3, 4):  # one at a time, so their order is known
-                    more.append(await post_item(client, b.base, f"Cluster item {k}"))
-                    await wait_for(lambda k=k: len(ws_b.items) >= k + 3, 30, what="while away")
-                resumed = Follower("sse", [b.base], last_id=sse_a.last_id).start()
-                followers.append(resumed)
-                await wait_for(lambda: len(resumed.events) >= 2, 30, what="the resume")
-                # Counters on the cluster, queue depth from the queue's Redis.
-                metrics = await client.get(a.base + "/metrics")
-                assert metrics.status_code == 200 and "ticker_queue_depth" in metrics.text
-        finally:
-            for f in followers:
-                await f.stop()
+    async with receiver() as rx:
+        with running(worker, a, b):
+            a.start()
+            b.start()
+            worker.start()
+            sse_a = Follower("sse", [a.base]).start()
+            ws_b = Follower("ws", [b.base]).start()
+            followers = [sse_a, ws_b]
+            try:
+                await wait_for(lambda: all(f.connected for f in followers), 20, what="snapshots")
+                with redis_sync.Redis(port=owner) as r:
+                    # Each API process holds one sharded subscription; none is classic.
+                    assert r.execute_command("PUBSUB", "SHARDNUMSUB", keys.channel)[1] == 2
+                    assert r.execute_command("PUBSUB", "NUMSUB", keys.channel)[1] == 0
+                async with httpx.AsyncClient(timeout=10) as client:
+                    r = await client.post(
+                        a.base + "/v1/webhooks", json={"url": rx.url}, headers=auth("admin")
+                    )
+                    assert r.status_code == 201, r.text
+                    ids = [await post_item(client, a.base, f"Cluster item {k}") for k in range(3)]
+                    await wait_for(lambda: min(len(f.items) for f in followers) >= 3, 30, what="3")
+                    r = await client.patch(
+                        f"{b.base}/v1/items/{ids[0]}",
+                        json={"headline": "Cluster item 0, corrected to 10"},
+                        headers=auth(),
+                    )
+                    assert r.status_code == 202, r.text
+                    await wait_for(
+                        lambda: min(len(f.items) for f in followers) >= 4, 30, what="fix"
+                    )
+                    r = await client.request(
+                        "DELETE",
+                        f"{a.base}/v1/items/{ids[1]}",
+                        json={"reason": "Could not be confirmed"},
+                        headers=auth(),
+                    )
+                    assert r.status_code == 202, r.text
+                    await wait_for(
+                        lambda: min(len(f.items) for f in followers) >= 5, 30, what="kill"
+                    )
+                    # The SSE client goes away; two items later it resumes on the other process.
+                    await sse_a.stop()
+                    more = []
+                    for k in (3, 4):  # one at a time, so their order is known
+                        more.append(await post_item(client, b.base, f"Cluster item {k}"))
+                        await wait_for(lambda k=k: len(ws_b.items) >= k + 3, 30, what="while away")
+                    resumed = Follower("sse", [b.base], last_id=sse_a.last_id).start()
+                    followers.append(resumed)
+                    await wait_for(lambda: len(resumed.events) >= 2, 30, what="the resume")
+                    # Counters on the cluster, queue depth from the queue's Redis.
+                    metrics = await client.get(a.base + "/metrics")
+                    assert metrics.status_code == 200 and "ticker_queue_depth" in metrics.text
+                    # The receiver gets the seven events too (its jobs run off the cluster).
+                    await wait_for(lambda: len(rx.acked) >= 7, 30, what="webhook deliveries")
+            finally:
+                for f in followers:
+                    await f.stop()
 
     types = ["item.published"] * 3 + ["item.updated", "item.retracted"]
     for f in (sse_a, ws_b):
@@ -124,6 +141,8 @@ async def test_whole_flow_on_redis_cluster_with_sharded_pubsub(
     assert [e.id for e in ws_b.items[5:]] == [e.id for e in resumed.events]
     with redis_sync.Redis(port=owner) as r:
         assert r.xlen(keys.events) == 7
+        stream_ids = [eid.decode() for eid, _ in r.xrange(keys.events)]
+    assert [h.json["id"] for h in rx.acked] == stream_ids
     for node in cluster.nodes:
         if node.port != owner:
             with redis_sync.Redis(port=node.port) as r:
@@ -207,7 +226,11 @@ async def test_service_follows_its_slot_through_a_reshard(
     for node in cluster.nodes:
         with redis_sync.Redis(port=node.port) as r:
             r.flushall()
-    env = service_env(redis_cluster_nodes=cluster.seeds, queue_redis_url=settings.redis_url)
+    env = service_env(
+        redis_cluster_nodes=cluster.seeds,
+        queue_redis_url=settings.redis_url,
+        webhook_allow_private="1",  # the receiver is on loopback
+    )
     api, worker = ApiProcess(env), WorkerProcess(env)
     try:
         with running(worker, api):
@@ -219,11 +242,11 @@ async def test_service_follows_its_slot_through_a_reshard(
                 async with httpx.AsyncClient(timeout=10) as client:
                     for k in range(3):
                         await post_item(client, api.base, f"Before the reshard {k}")
-                    await wait_for(lambda: all(len(f.items) >= 3 for f in followers), 30)
+                    await wait_for(lambda: min(len(f.items) for f in followers) >= 3, 30)
                     migrate_slot(cluster, slot, new)
                     for k in range(3, 6):
                         await post_item(client, api.base, f"After the reshard {k}")
-                    await wait_for(lambda: all(len(f.items) >= 6 for f in followers), 60)
+                    await wait_for(lambda: min(len(f.items) for f in followers) >= 6, 60)
                 # The API's one subscription followed the slot to the new master.
                 with redis_sync.Redis(port=new) as r:
                     assert r.execute_command("PUBSUB", "SHARDNUMSUB", keys.channel)[1] == 1
