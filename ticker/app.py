@@ -80,8 +80,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        # Short timeouts: with Redis hung or gone, the intake answers 503 quickly.
         redis = ArqRedis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+            settings.redis_url,
+            socket_connect_timeout=settings.redis_timeout,
+            socket_timeout=settings.redis_timeout,
+            health_check_interval=10,
         )
         hub = Hub(
             settings.client_queue_max, observe=observe, on_reset=metrics.resets.labels("node").inc

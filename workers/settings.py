@@ -18,7 +18,7 @@ from ticker.publish import Publisher
 from workers.changes import apply_change, expire_item, sweep_expired
 from workers.ingest import ingest_item
 
-__all__ = ["FUNCTIONS", "make_worker", "run_worker"]
+__all__ = ["FUNCTIONS", "hand_back", "make_worker", "run_worker"]
 
 log = logging.getLogger("ticker.worker")
 
@@ -49,7 +49,11 @@ def make_worker(settings: Settings, **overrides: Any) -> Worker:
         "on_startup": startup,
         "poll_delay": settings.worker_poll_delay,
         "max_tries": 20,
-        "job_timeout": 30,
+        # A crashed worker's job is re-run when its in-progress mark lapses
+        # (job_timeout + 10 s); the publish step is idempotent, so once only.
+        "job_timeout": settings.worker_job_timeout,
+        # SIGTERM: finish running jobs for this long, then hand the rest back.
+        "job_completion_wait": settings.worker_shutdown_grace,
         "keep_result": 3600,
         "max_jobs": 50,
     }
@@ -71,8 +75,28 @@ async def run_worker(settings: Settings, **overrides: Any) -> None:
             return
         except (RedisError, OSError) as exc:
             log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)
+        except asyncio.CancelledError:
+            # SIGTERM (arq cancelled its own main task after the grace period)
+            # or our caller: hand unfinished jobs back before the pool closes.
+            await hand_back(worker)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return
         finally:
             with contextlib.suppress(Exception):
                 await worker.pool.aclose()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)
+
+
+async def hand_back(worker: Worker, timeout: float = 5.0) -> None:
+    """Cancel the jobs still running; arq then clears their in-progress mark and
+    leaves them queued, so another worker runs them at once (exactly once,
+    since publishing is idempotent)."""
+    running = [t for t in worker.tasks.values() if not t.done()]
+    for t in running:
+        t.cancel()
+    if running:
+        log.info("handing back %d unfinished jobs", len(running))
+        await asyncio.wait(running, timeout=timeout)
