@@ -24,7 +24,7 @@ from tests.helpers import Received, SSEStream, WSStream, sse, wait_for, ws
 from tests.procs import bare_stack, events_for, job_result, procs, service_env, stall_worker, worker
 from tests.test_slow_clients import BODY, _flood, _tiny_socket
 from ticker.config import Settings
-from ticker.constants import CLOSE_SLOW_CLIENT
+from ticker.constants import CLOSE_SLOW_CLIENT, CLOSE_TRY_AGAIN
 from ticker.embedded_redis import RedisProcess
 from ticker.publish import Publisher
 
@@ -174,6 +174,16 @@ async def test_redis_hung_or_gone_intake_answers_503_and_streams_hold() -> None:
                 async with sse(stack.base) as late:
                     snap = await late.next(timeout=10)
                     assert snap.type == "snapshot" and len(snap.data["items"]) == len(expected)
+                # Resuming needs the stream: told to come back later, in each transport's terms.
+                resume = {"last_event_id": snap.id or ""}
+                r = await stack.http.get("/v1/stream", params=resume)
+                assert r.status_code == 503 and int(r.headers["retry-after"]) > 0, r.text
+                async with ws(stack.base, resume) as again:
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await again.next(timeout=10)
+                    assert (
+                        closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_TRY_AGAIN
+                    )
                 if fault == "hang":
                     os.kill(server.proc.pid, signal.SIGCONT)
                 else:
