@@ -204,7 +204,7 @@ async def soak(args: argparse.Namespace, base: str, key: str, pids: dict[str, in
         print(f"{t:4.0f} {stats.online:7d} {cells}", flush=True)
 
     take(0)
-    half = args.clients // 2
+    half = {"sse": args.clients, "ws": 0}.get(args.only, args.clients // 2)
     tasks = [asyncio.create_task(editor(base, key, stats, stop, args.post_every))]
     tasks += [
         asyncio.create_task(sse_client(base, stats, stop, args.max_stay)) for _ in range(half)
@@ -234,6 +234,7 @@ def main() -> int:
     p.add_argument("--max-stay", type=float, default=8, help="longest a client stays (s)")
     p.add_argument("--post-every", type=float, default=0.5, help="seconds between items")
     p.add_argument("--sample-every", type=float, default=10, help="seconds between samples")
+    p.add_argument("--only", choices=("sse", "ws"), help="churn one transport only")
     p.add_argument("--workers", type=int, default=1, help="API processes when starting them")
     p.add_argument("--url", help="soak a running service instead of starting one")
     p.add_argument("--key", help="an API key with the publish and retract scopes (with --url)")
@@ -281,7 +282,7 @@ def main() -> int:
             redis.close()
 
 
-def _wait_ready(base: str, timeout: float = 30) -> None:
+def _wait_ready(base: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
