@@ -8,6 +8,7 @@ the API on a real socket.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -300,3 +301,24 @@ async def _read_to_eof(sock: socket.socket, timeout: float) -> bool:
         if not data:
             return True
     return False
+
+
+async def test_a_client_hanging_up_mid_body_is_no_error(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A POST whose client disconnects halfway through its body logs no error or traceback
+    and stores nothing."""
+    caplog.set_level(logging.INFO)
+    _, writer = await asyncio.open_connection("127.0.0.1", stack.api.port)
+    head = (
+        "POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: {auth()['Authorization']}\r\nContent-Length: 100\r\n\r\n"
+    )
+    writer.write(head.encode() + b'{"headline": "Cut off')
+    await writer.drain()
+    writer.close()
+    await wait_for(
+        lambda: any(r.name == "ticker.access" for r in caplog.records), 10, what="the access log"
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [k async for k in stack.redis.scan_iter(stack.keys.item_prefix + "*")] == []
