@@ -65,6 +65,10 @@ def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvico
         "ws_ping_interval": settings.ws_ping_seconds,
         "ws_ping_timeout": settings.ws_ping_seconds,
         "ws_max_size": 64 * 1024,  # clients have nothing big to say
+        # No permessage-deflate: events are small and encoded once for every
+        # client; compressing per connection costs a zlib state per client and
+        # CPU per send (the soak showed the memory: scripts/soak.py --only ws).
+        "ws_per_message_deflate": False,
         "proxy_headers": True,
         "timeout_graceful_shutdown": 10,
         "log_level": settings.log_level,
