@@ -11,9 +11,10 @@ live set, and with it the snapshot, stays the same size). Every
 Verdict: for the API and the worker, the last half must be flat: the mean of
 the last quarter of the samples may exceed the third quarter's by at most 5%
 (or 5 descriptors / 2 MiB), so warm-up in the first half does not count; and
-once every client has left, the API's descriptors must be back near their idle
-count. Clients also check that events come in increasing id order across
-their reconnects (no duplicate, nothing out of order). Exit status 1 on failure.
+once every client has left, the API must hold no client connection (its Redis
+connections may stay pooled). Clients also check that events come in
+increasing id order across their reconnects (no duplicate, nothing out of
+order). Exit status 1 on failure.
 
     python scripts/soak.py                                   # 10 minutes
     python scripts/soak.py --duration 180 --clients 40
@@ -157,6 +158,27 @@ def sample(pid: int) -> tuple[int, float]:
     return fds, 0.0
 
 
+def client_sockets(pid: int, port: int) -> int:
+    """How many of the process's descriptors are connections accepted on ``port``
+    (its Redis connections and listening socket do not count)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                local_port = int(cols[1].rsplit(":", 1)[1], 16)
+                listening = cols[3] == "0A"
+                if cols[9] in inodes and local_port == port and not listening:
+                    n += 1
+    return n
+
+
 def verdict(stats: Stats, watched: list[str], idle: dict[str, int], after: dict[str, int]) -> bool:
     ok = True
     rows = stats.samples[1:]  # the first sample is before any load
@@ -179,11 +201,11 @@ def verdict(stats: Stats, watched: list[str], idle: dict[str, int], after: dict[
                 f"last quarter {fourth:8.1f}  {'ok' if fine else 'GROWTH'}"
             )
     for name, n in after.items():
-        fine = n <= idle[name] + 5
+        fine = n == 0
         ok &= fine
         print(
-            f"  {name:10} fds idle {idle[name]}, after the clients left {n}: "
-            f"{'ok' if fine else 'LEAK'}"
+            f"  {name:10} fds idle {idle[name]}; after the clients left, client connections "
+            f"still open: {n} {'ok' if fine else 'LEAK'}"
         )
     print(
         f"  clients: {stats.connects} connections, {stats.events} events, "
@@ -197,7 +219,7 @@ async def soak(args: argparse.Namespace, base: str, key: str, pids: dict[str, in
     stats = Stats()
     stop = asyncio.Event()
     watched = [n for n in pids if n != "redis"]
-    idle = {n: sample(p)[0] for n, p in pids.items() if n.startswith("api")}
+    idle = {n: sample(p)[0] for n, p in pids.items() if n != "redis" and n != "worker"}
     names = list(pids)
     print("   t  online " + " ".join(f"{n + ' fds':>12} {n + ' MiB':>12}" for n in names))
 
@@ -225,8 +247,14 @@ async def soak(args: argparse.Namespace, base: str, key: str, pids: dict[str, in
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.sleep(2)  # let the server notice the last disconnects
-    after = {n: sample(p)[0] for n, p in pids.items() if n.startswith("api")}
+    port = int(base.rsplit(":", 1)[1].split("/")[0])
+    api = {n: p for n, p in pids.items() if n in idle}
+    deadline = time.monotonic() + 15  # closing handshakes may take a moment
+    while True:
+        after = {n: client_sockets(p, port) for n, p in api.items()}
+        if not any(after.values()) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
     print("verdict:")
     return verdict(stats, watched, idle, after)
 
