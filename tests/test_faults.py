@@ -140,9 +140,9 @@ async def _post_timed(stack: Stack) -> tuple[float, int, str, dict[str, str]]:
 @pytest.mark.timeout(120)
 async def test_redis_hung_or_gone_intake_answers_503_and_streams_hold() -> None:
     """With Redis frozen (SIGSTOP) or gone (SIGKILL) the intake answers 503 with Retry-After
-    in under 3 s, /readyz says 503, open streams keep their heartbeats, and once Redis
-    is back the clients get every event, including one published before the node
-    resubscribed, once each and in order."""
+    in under 3 s, /readyz says 503, open streams keep their heartbeats, resumes are told
+    to retry (503, WS 1013), and once Redis is back clients get every event, including
+    one published before the node resubscribed, once each and in order."""
     server = RedisProcess(appendonly=True)
     server.start()
     try:
@@ -156,7 +156,8 @@ async def test_redis_hung_or_gone_intake_answers_503_and_streams_hold() -> None:
         async with running_stack(settings) as stack, sse(stack.base) as s, ws(stack.base) as w:
             await s.next()
             await w.next()
-            expected = [(await stack.publish("Before the outage"))["id"]]
+            first = await stack.publish("Before the outage")
+            expected = [first["id"]]
             for fault in ("hang", "gone"):
                 assert server.proc is not None
                 if fault == "hang":
@@ -208,6 +209,9 @@ async def test_redis_hung_or_gone_intake_answers_503_and_streams_hold() -> None:
                 expected.append(after["id"])
             for client in (s, w):
                 assert await collect(client, len(expected)) == expected
+            # A client told to come back later resumes with no gap and no duplicate.
+            async with ws(stack.base, {"last_event_id": first["event_id"]}) as back:
+                assert await collect(back, len(expected) - 1) == expected[1:]
     finally:
         if server.proc is not None:
             os.kill(server.proc.pid, signal.SIGCONT)
