@@ -90,9 +90,10 @@ def stall_worker(env: dict[str, str], stall_dir: Path, at: str) -> Proc:
 class Serve(Proc):
     """`python -m ticker serve` on a free port."""
 
-    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], port: int | None = None, workers: int = 1) -> None:
         self.port = port or free_port()
-        super().__init__(["-m", "ticker", "serve", "--port", str(self.port)], env)
+        args = ["-m", "ticker", "serve", "--port", str(self.port), "--workers", str(workers)]
+        super().__init__(args, env)
 
     @property
     def base(self) -> str:

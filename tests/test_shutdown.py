@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 from pathlib import Path
@@ -55,6 +56,30 @@ async def test_sigterm_ends_streams_with_a_reconnect_hint_and_refuses_new_connec
             with pytest.raises(ConnectionRefusedError):
                 socket.create_connection(("127.0.0.1", api.port), timeout=2).close()
         assert await api.wait_exit(15) in CLEAN_EXIT
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_sigterm_to_several_api_processes_closes_every_client_and_exits_0(
+    settings: Settings,
+) -> None:
+    """`ticker serve --workers 2` passes SIGTERM on: every WebSocket, on either process,
+    is closed with 1012 and the supervisor exits 0 once both have shut down."""
+    with procs() as started:
+        api = Serve(service_env(settings.redis_url), workers=2)
+        started.append(api)
+        await api.ready()
+        async with contextlib.AsyncExitStack() as clients:
+            conns = [await clients.enter_async_context(ws(api.base)) for _ in range(6)]
+            for c in conns:
+                await c.next()
+            api.signal(signal.SIGTERM)
+            for c in conns:
+                with pytest.raises(ConnectionClosed) as info:
+                    while True:
+                        await c.next(timeout=15)
+                assert info.value.rcvd is not None and info.value.rcvd.code == CLOSE_SHUTDOWN
+        assert await api.wait_exit(20) == 0
 
 
 @pytest.mark.slow
