@@ -40,8 +40,10 @@ def service_env(redis_url: str, **settings: object) -> dict[str, str]:
 class Proc:
     """One subprocess; stopped (killed if it must be) when the test ends."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT)
+    def __init__(self, args: list[str], env: dict[str, str], log: Path | None = None) -> None:
+        # ``log``: the process's stderr (its JSON log lines) goes to this file.
+        self.log = log.open("wb") if log is not None else None
+        self.proc = subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, stderr=self.log)
 
     @property
     def pid(self) -> int:
@@ -66,6 +68,8 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.log is not None:
+            self.log.close()
 
 
 @contextlib.contextmanager
@@ -79,8 +83,8 @@ def procs() -> Iterator[list[Proc]]:
             p.stop()
 
 
-def worker(env: dict[str, str]) -> Proc:
-    return Proc(["-m", "ticker", "worker"], env)
+def worker(env: dict[str, str], log: Path | None = None) -> Proc:
+    return Proc(["-m", "ticker", "worker"], env, log)
 
 
 def stall_worker(env: dict[str, str], stall_dir: Path, at: str) -> Proc:

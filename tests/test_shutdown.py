@@ -24,6 +24,7 @@ from tests.procs import (
 )
 from ticker.config import Settings
 from ticker.constants import CLOSE_SHUTDOWN
+from ticker.embedded_redis import free_port
 
 # uvicorn re-raises the SIGTERM it caught once it has shut down cleanly.
 CLEAN_EXIT = (0, -signal.SIGTERM)
@@ -140,3 +141,18 @@ async def test_sigterm_hands_back_a_job_that_outlives_the_grace(
         got = await s.next(timeout=10)
         assert got.data["item"]["id"] == item_id
         assert len(await events_for(stack, item_id)) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_sigterm_stops_a_worker_that_is_waiting_for_redis(tmp_path: Path) -> None:
+    """A worker retrying an unreachable Redis (with backoff) still stops at once on SIGTERM."""
+    log = tmp_path / "worker.log"
+    with procs() as started:
+        w = worker(service_env(f"redis://127.0.0.1:{free_port()}/0"), log)
+        started.append(w)
+        await wait_for(
+            lambda: log.read_bytes().count(b"worker lost Redis") >= 2, 30, what="retries"
+        )
+        w.signal(signal.SIGTERM)
+        assert await w.wait_exit(5) == 0

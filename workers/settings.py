@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -62,32 +63,58 @@ def make_worker(settings: Settings, **overrides: Any) -> Worker:
 
 
 async def run_worker(settings: Settings, **overrides: Any) -> None:
-    """Run a worker until cancelled, starting it again after Redis errors.
+    """Run a worker until cancelled or signalled, starting it again after Redis errors.
 
     arq's poll loop ends on a connection error; a Redis restart must not stop
-    publishing, so the worker is rebuilt with backoff.
+    publishing, so the worker is rebuilt with backoff. Signals are handled here
+    rather than by each arq Worker, so SIGTERM also stops a worker that is
+    waiting for Redis to come back. ``handle_signals=False`` (tests) leaves
+    signals alone.
     """
+    handle_signals = overrides.pop("handle_signals", True)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    current: list[Worker] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            for worker in current:
+                # No new jobs; running ones get the grace period, then go back.
+                worker.handle_sig_wait_for_completion(sig)
+
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
     delay = 0.1
-    while True:
-        worker = make_worker(settings, **overrides)
-        try:
-            await worker.async_run()
-            return
-        except (RedisError, OSError) as exc:
-            log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)
-        except asyncio.CancelledError:
-            # SIGTERM (arq cancelled its own main task after the grace period)
-            # or our caller: hand unfinished jobs back before the pool closes.
-            await hand_back(worker)
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            return
-        finally:
-            with contextlib.suppress(Exception):
-                await worker.pool.aclose()
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 5.0)
+    try:
+        while not stopping.is_set():
+            worker = make_worker(settings, handle_signals=False, **overrides)
+            current[:] = [worker]
+            try:
+                await worker.async_run()
+                return
+            except (RedisError, OSError) as exc:
+                log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)
+            except asyncio.CancelledError:
+                # Signalled (arq cancelled its main task after the grace period)
+                # or cancelled by our caller: hand unfinished jobs back first.
+                await hand_back(worker)
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                return
+            finally:
+                current.clear()
+                with contextlib.suppress(Exception):
+                    await worker.pool.aclose()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+            delay = min(delay * 2, 5.0)
+    finally:
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
 
 
 async def hand_back(worker: Worker, timeout: float = 5.0) -> None:
