@@ -54,7 +54,10 @@ def _supervise_api(settings: Settings) -> int:
 
 
 def _wait_all(procs: list[subprocess.Popen[bytes]]) -> int:
+    stopping = []
+
     def stop(signum: int, frame: object) -> None:
+        stopping.append(signum)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -63,7 +66,11 @@ def _wait_all(procs: list[subprocess.Popen[bytes]]) -> int:
     signal.signal(signal.SIGINT, stop)
     code = 0
     for p in procs:
-        code = p.wait() or code
+        rc = p.wait()
+        # uvicorn re-raises the SIGTERM we passed on once it has shut down cleanly.
+        if stopping and rc == -signal.SIGTERM:
+            rc = 0
+        code = rc or code
     return code
 
 

@@ -104,6 +104,15 @@ class Settings:
     webhook_retry_max_seconds: float = 3600.0
     # Consecutive dead letters after which an endpoint is disabled; 0 never disables.
     webhook_disable_after: int = 5
+    # Longest a job may run. A job whose worker died (kill -9) is re-run once
+    # arq's in-progress mark lapses, this plus 10 s later.
+    worker_job_timeout: float = 30.0
+    # On SIGTERM a worker takes no new jobs and lets running ones finish for
+    # this many seconds; the rest are cancelled and handed back to the queue.
+    worker_shutdown_grace: int = 10
+    # Seconds the API waits on one Redis command (or connection) before it
+    # answers 503 with Retry-After; keeps the intake quick when Redis hangs.
+    redis_timeout: float = 2.0
     # Items leave the ticker after this long unless they say otherwise (urgency 1..9).
     expiry_seconds_by_urgency: tuple[int, ...] = (
         6 * 3600,

@@ -14,6 +14,7 @@ __all__ = [
     "CLOSE_POLICY",
     "CLOSE_SHUTDOWN",
     "CLOSE_SLOW_CLIENT",
+    "CLOSE_TRY_AGAIN",
     "EVENT_TYPES",
     "IDEMPOTENCY_TTL",
     "WEBHOOK_DEAD_LETTERS_MAX",
@@ -27,6 +28,7 @@ CLOSE_SHUTDOWN = 1012  # service restart: reconnect, resume by last id
 CLOSE_ORIGIN_REFUSED = 1008  # policy violation: terminal
 CLOSE_POLICY = 1008  # other policy violations (a client flooding the server): terminal
 CLOSE_SLOW_CLIENT = 4000  # backlog over its bound: reconnect, resume by last id
+CLOSE_TRY_AGAIN = 1013  # Redis unreachable, cannot resume or load now: retry later
 CLOSE_BAD_REQUEST = 4400  # bad filter or resume id: terminal
 
 EVENT_TYPES = (

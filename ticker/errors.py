@@ -6,7 +6,7 @@ import logging
 
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ticker.exceptions import ClientError, UnavailableError
@@ -42,6 +42,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, exc.headers)
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    # The client hung up mid-request (while sending its body): nobody to answer,
+    # and nothing broke, so no error log and no traceback.
+    log.info("client went away: %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(error_body("internal", "internal error"), 500)
@@ -49,6 +56,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 exception_handlers = {
     ClientError: client_error,
+    ClientDisconnect: client_gone,
     UnavailableError: unavailable,
     RedisError: unavailable,
     TimeoutError: unavailable,

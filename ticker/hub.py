@@ -168,6 +168,7 @@ class Hub:
         self.ready = asyncio.Event()
         self._snapshots: dict[Filter, Event] = {}
         self.delivered = 0
+        self.closing: str | None = None  # set by close_all: later clients are cut at once
 
     # -- state ---------------------------------------------------------------
 
@@ -234,6 +235,8 @@ class Hub:
 
     def attach(self, client: Client) -> None:
         self.groups.setdefault(client.filter, set()).add(client)
+        if self.closing:
+            client.cut(self.closing)  # shutting down: it gets its first frames, then the cut
 
     def detach(self, client: Client) -> None:
         group = self.groups.get(client.filter)
@@ -267,5 +270,6 @@ class Hub:
                 c.push(ping)
 
     def close_all(self, reason: str) -> None:
+        self.closing = reason
         for c in list(self.clients()):
             c.cut(reason)

@@ -47,12 +47,13 @@ __all__ = [
     "slot_owner",
 ]
 
-# Socket options of the API's clients: fail fast, notice dead peers. The worker
-# keeps arq's defaults plus a connect timeout: with a socket read timeout, a
-# cancelled arq worker was seen to swallow the cancellation and keep polling.
+# Socket options of the API's clients: fail fast (TICKER_REDIS_TIMEOUT replaces
+# these timeouts), notice dead peers. The worker keeps arq's defaults plus a
+# connect timeout: with a socket read timeout, a cancelled arq worker was seen to
+# swallow the cancellation and keep polling.
 API_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": 2,
-    "socket_timeout": 5,
+    "socket_timeout": 2,
     "health_check_interval": 10,
 }
 WORKER_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2}
@@ -107,7 +108,11 @@ def _url_options(url: str) -> dict[str, Any]:
 def connect(settings: Settings, options: dict[str, Any] | None = None) -> Connections:
     """Build the clients the settings describe (no I/O until first use), with
     ``options`` (socket timeouts...) for every connection."""
-    options = dict(API_OPTIONS if options is None else options)
+    if options is None:
+        # Short timeouts: with Redis hung or gone, the intake answers 503 quickly.
+        timeout = settings.redis_timeout
+        options = {**API_OPTIONS, "socket_connect_timeout": timeout, "socket_timeout": timeout}
+    options = dict(options)
     keys = Keys(settings.redis_prefix)
     sharded = False
     if settings.redis_cluster_nodes:

@@ -22,8 +22,9 @@ class TickerServer(uvicorn.Server):
     """uvicorn, plus: on shutdown, tell streaming clients first.
 
     uvicorn waits for open connections before the lifespan ends, and a stream
-    never ends by itself; so the hub's clients are cut (SSE ends with a retry
-    hint, WebSocket closes with 1012) as soon as shutdown starts.
+    never ends by itself; so, once the listening sockets are closed, the hub's
+    clients are cut (SSE ends with a retry hint, WebSocket closes with 1012),
+    and any client that still arrives is cut as soon as it attaches.
     """
 
     def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
@@ -31,6 +32,11 @@ class TickerServer(uvicorn.Server):
         self.ticker_app = app
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Stop accepting first, so clients told to reconnect reach another process.
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
         hub = getattr(self.ticker_app.state, "hub", None)
         if hub is not None:
             log.info("shutting down: closing %d streaming clients", hub.client_count)
@@ -59,6 +65,10 @@ def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvico
         "ws_ping_interval": settings.ws_ping_seconds,
         "ws_ping_timeout": settings.ws_ping_seconds,
         "ws_max_size": 64 * 1024,  # clients have nothing big to say
+        # No permessage-deflate: events are small and encoded once for every
+        # client; compressing per connection costs a zlib state per client and
+        # CPU per send (the soak showed the memory: scripts/soak.py --only ws).
+        "ws_per_message_deflate": False,
         "proxy_headers": True,
         "timeout_graceful_shutdown": 10,
         "log_level": settings.log_level,

@@ -126,7 +126,10 @@ class EventStream(Response):
             elif client.closed != "gone":
                 # Shutdown or slow: end the response with a retry hint; EventSource
                 # reconnects (to another node) and resumes by its last id.
-                last = b"retry: %d\n\n" % self.retry_ms
+                last = b": %s; reconnect with Last-Event-ID\nretry: %d\n\n" % (
+                    str(client.closed).encode(),
+                    self.retry_ms,
+                )
                 await send({"type": "http.response.body", "body": last, "more_body": False})
         except asyncio.CancelledError:
             if client.closed in (None, "gone") or task.cancelling() > 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ticker.constants import (
@@ -12,6 +13,7 @@ from ticker.constants import (
     CLOSE_POLICY,
     CLOSE_SHUTDOWN,
     CLOSE_SLOW_CLIENT,
+    CLOSE_TRY_AGAIN,
 )
 from ticker.exceptions import ClientError, UnavailableError
 from ticker.filters import Filter
@@ -73,8 +75,9 @@ async def _serve(
             on_cut=on_cut,
             metrics=state.metrics,
         )
-    except UnavailableError:
-        await websocket.close(1013, "try again later")
+    except (UnavailableError, RedisError, OSError):
+        # Redis is needed to resume (or to load the ticker): come back later.
+        await websocket.close(CLOSE_TRY_AGAIN, "try again later")
         return
     holder.append(client)
     reader = asyncio.create_task(_read(websocket, client))

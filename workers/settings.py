@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from typing import Any
 
 from arq.cron import cron
@@ -25,7 +26,7 @@ from workers.webhooks import (
     sweep_webhooks,
 )
 
-__all__ = ["FUNCTIONS", "make_worker", "run_worker"]
+__all__ = ["FUNCTIONS", "hand_back", "make_worker", "run_worker"]
 
 log = logging.getLogger("ticker.worker")
 
@@ -76,7 +77,11 @@ def make_worker(
         "on_startup": startup,
         "poll_delay": settings.worker_poll_delay,
         "max_tries": 20,
-        "job_timeout": 30,
+        # A crashed worker's job is re-run when its in-progress mark lapses
+        # (job_timeout + 10 s); the publish step is idempotent, so once only.
+        "job_timeout": settings.worker_job_timeout,
+        # SIGTERM: finish running jobs for this long, then hand the rest back.
+        "job_completion_wait": settings.worker_shutdown_grace,
         "keep_result": 3600,
         "max_jobs": 50,
     }
@@ -85,23 +90,69 @@ def make_worker(
 
 
 async def run_worker(settings: Settings, **overrides: Any) -> None:
-    """Run a worker until cancelled, starting it again after Redis errors.
+    """Run a worker until cancelled or signalled, starting it again after Redis errors.
 
     arq's poll loop ends on a connection error; a Redis restart must not stop
-    publishing, so the worker is rebuilt with backoff.
+    publishing, so the worker is rebuilt with backoff. Signals are handled here
+    rather than by each arq Worker, so SIGTERM also stops a worker that is
+    waiting for Redis to come back. ``handle_signals=False`` (tests) leaves
+    signals alone.
     """
+    handle_signals = overrides.pop("handle_signals", True)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    current: list[Worker] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            for worker in current:
+                # No new jobs; running ones get the grace period, then go back.
+                worker.handle_sig_wait_for_completion(sig)
+
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
     delay = 0.1
-    while True:
-        conns = connect(settings, WORKER_OPTIONS)
-        worker = make_worker(settings, conns=conns, **overrides)
-        try:
-            await worker.async_run()
-            return
-        except (RedisError, OSError) as exc:
-            log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)
-        finally:
-            await stop_webhooks(worker.ctx)
-            with contextlib.suppress(Exception):
-                await conns.aclose()
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 5.0)
+    try:
+        while not stopping.is_set():
+            conns = connect(settings, WORKER_OPTIONS)
+            worker = make_worker(settings, conns=conns, handle_signals=False, **overrides)
+            current[:] = [worker]
+            try:
+                await worker.async_run()
+                return
+            except (RedisError, OSError) as exc:
+                log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)
+            except asyncio.CancelledError:
+                # Signalled (arq cancelled its main task after the grace period)
+                # or cancelled by our caller: hand unfinished jobs back first.
+                await hand_back(worker)
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                return
+            finally:
+                current.clear()
+                await stop_webhooks(worker.ctx)
+                with contextlib.suppress(Exception):
+                    await conns.aclose()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+            delay = min(delay * 2, 5.0)
+    finally:
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+
+async def hand_back(worker: Worker, timeout: float = 5.0) -> None:
+    """Cancel the jobs still running; arq then clears their in-progress mark and
+    leaves them queued, so another worker runs them at once (exactly once,
+    since publishing is idempotent)."""
+    running = [t for t in worker.tasks.values() if not t.done()]
+    for t in running:
+        t.cancel()
+    if running:
+        log.info("handing back %d unfinished jobs", len(running))
+        await asyncio.wait(running, timeout=timeout)
