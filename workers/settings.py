@@ -19,7 +19,6 @@ from ticker.redis_conn import WORKER_OPTIONS, Connections, connect
 from workers.changes import apply_change, expire_item, sweep_expired
 from workers.ingest import ingest_item
 from workers.webhooks import (
-    JOB_TIMEOUT,
     deliver_webhooks,
     start_webhooks,
     stop_webhooks,
@@ -35,7 +34,7 @@ FUNCTIONS = [
     apply_change,
     expire_item,
     # One job per nudge (unique ids), so results are not kept; retries are its own.
-    func(deliver_webhooks, keep_result=0, timeout=JOB_TIMEOUT, max_tries=1000),  # type: ignore[arg-type]
+    func(deliver_webhooks, keep_result=0, max_tries=1000),  # type: ignore[arg-type]
 ]
 CRON_JOBS = [
     cron(sweep_expired, second={0, 30}, run_at_startup=True, unique=True),

@@ -49,7 +49,6 @@ from ticker.webhook_store import Endpoint, WebhookStore
 from workers.webhook_dispatch import Dispatcher, sweep
 
 __all__ = [
-    "JOB_TIMEOUT",
     "deliver_webhooks",
     "start_webhooks",
     "stop_webhooks",
@@ -58,7 +57,6 @@ __all__ = [
 
 log = logging.getLogger("ticker.webhooks")
 
-JOB_TIMEOUT = 300  # arq's limit for one delivery job
 JOB_BUDGET_SECONDS = 60.0  # a job hands over to a fresh one after this much work
 USER_AGENT = "ticker-webhooks/1"
 _RELEASE = (
@@ -110,11 +108,14 @@ class _Deliverer:
 
     async def _drain(self) -> str:
         start = time.monotonic()
-        # Hand over after the budget, or before an attempt could outlast the job's limit.
+        # Hand over after the budget, or before an attempt could outlast the job's limit
+        # (the worker's job timeout: a longer one would also delay every job a crashed
+        # worker held, since arq sizes its in-progress mark by the longest timeout).
         deadline = min(
             start + JOB_BUDGET_SECONDS,
-            start + JOB_TIMEOUT - 10 - self.settings.webhook_timeout_seconds,
+            start + self.settings.worker_job_timeout - 2 - self.settings.webhook_timeout_seconds,
         )
+        attempted = False
         while True:
             endpoint = await self.store.get(self.id)
             if endpoint is None:
@@ -127,10 +128,11 @@ class _Deliverer:
             head: bytes | None = await self.redis.lindex(self.queue, 0)
             if head is None:
                 return "drained"
-            if time.monotonic() > deadline:
-                return "handover"
+            if attempted and time.monotonic() > deadline:
+                return "handover"  # at least one attempt per job, whatever the timeouts
             await self.redis.pexpire(self.lease, self.lease_ms)
             await self._attempt(endpoint, head, state)
+            attempted = True
 
     async def _attempt(self, endpoint: Endpoint, head: bytes, state: dict[bytes, bytes]) -> None:
         event_id = str(orjson.loads(head)["id"])
