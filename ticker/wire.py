@@ -9,7 +9,6 @@ bound is cut. Other ASGI servers keep the generic path (a task per client).
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from typing import Any, Protocol
 
@@ -55,11 +54,11 @@ def transport_of(send: Any) -> DirectTransport | None:
     protocol or request cycle); None for other servers."""
     owner = getattr(send, "__self__", None)
     transport = getattr(owner, "transport", None)
-    if transport is None or not isinstance(transport, asyncio.BaseTransport):
+    # Duck-typed: uvloop's transports do not derive from asyncio.BaseTransport.
+    methods = ("write", "is_closing", "get_write_buffer_size", "close", "abort")
+    if transport is None or not all(callable(getattr(transport, m, None)) for m in methods):
         return None
-    if not all(hasattr(transport, m) for m in ("write", "get_write_buffer_size", "abort")):
-        return None
-    return transport  # type: ignore[return-value]
+    return transport  # type: ignore[no-any-return]
 
 
 def chunked_of(send: Any) -> bool | None:

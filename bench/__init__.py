@@ -1,0 +1,1 @@
+"""Benchmarks: Ticker's fan-out against Nchan on one machine (``python -m bench.run``)."""

@@ -1,0 +1,330 @@
+"""Benchmark runner: each scenario against Ticker and against Nchan, side by side.
+
+For every scenario and server it starts the server privately on loopback,
+connects the subscribers from several load-generating processes (many source
+addresses), publishes the events on a fixed schedule, and reports:
+
+- delivered/expected (every subscriber must get every event, once, in order);
+- delay p50/p99/max from publish (the publisher's call; for items through the
+  intake, Redis's publish time from the stream id) and, for intake runs, from
+  the editor's POST;
+- server CPU per delivery: user+system time of the server's processes only
+  (Ticker's API processes; nginx's master and workers), from /proc, over the
+  publishing phase; Ticker's Redis (and worker) are reported apart;
+- memory per connection: growth of the server's proportional set size from
+  idle to all subscribers connected, divided by the subscribers;
+- connect time: from the first connection attempt to the last subscriber's
+  response headers.
+
+    python -m bench.run                       # every scenario, Ticker and Nchan
+    python -m bench.run --scenario sse-10k --scenario intake-1k
+    python -m bench.run --servers ticker --scale 0.1 --json /tmp/bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.procstat import cpu_seconds, pss_kib
+from bench.stacks import STACKS, Stack, nchan_available
+
+ROOT = Path(__file__).resolve().parent.parent
+PER_LOADGEN = 2500  # subscribers per load-generating process
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    transport: str  # sse | ws
+    subscribers: int
+    events: int
+    rate: float  # events per second
+    via: str = "direct"  # direct: the worker's publish step; intake: POST /v1/items
+    servers: tuple[str, ...] = ("ticker", "nchan")
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("sse-10k", "sse", 10_000, 50, 5),
+        Scenario("ws-10k", "ws", 10_000, 50, 5),
+        Scenario("sse-1k", "sse", 1_000, 200, 20),
+        Scenario("sse-100-fast", "sse", 100, 5_000, 1_000),
+        # The whole pipeline: intake, queue, worker (dedupe), publish, fan-out.
+        Scenario("intake-1k", "sse", 1_000, 200, 20, via="intake", servers=("ticker",)),
+    )
+}
+
+
+def quantiles(values: array[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def q(p: float) -> float:
+        return round(ordered[min(n - 1, max(0, math.ceil(p * n) - 1))], 2)
+
+    return {"p50": q(0.50), "p99": q(0.99), "max": round(ordered[-1], 2)}
+
+
+async def _line(proc: asyncio.subprocess.Process) -> dict[str, Any]:
+    assert proc.stdout is not None
+    raw = await proc.stdout.readline()
+    if not raw:
+        raise RuntimeError(f"load generator {proc.pid} exited ({await proc.wait()})")
+    return orjson.loads(raw)
+
+
+async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[str, Any]:
+    """One scenario against one running server."""
+    idle_kib = pss_kib(stack.server_pids())
+    n_gen = max(1, math.ceil(sc.subscribers / PER_LOADGEN))
+    start_at = time.time() + 0.5
+    gens = []
+    for k in range(n_gen):
+        count = sc.subscribers // n_gen + (k < sc.subscribers % n_gen)
+        cfg = {
+            "server": stack.name,
+            "host": "127.0.0.1",
+            "port": stack.port,
+            "path": stack.path(sc.transport),
+            "transport": sc.transport,
+            "count": count,
+            "events": sc.events,
+            # Loopback has every 127/8 address: each process its own sources, so
+            # ten thousand connections never run out of ephemeral ports.
+            "sources": [f"127.0.{k + 1}.{j}" for j in range(1, 17)],
+            "start_at": start_at,
+            "out": f"{tmp}/{stack.name}-{sc.name}-{k}",
+        }
+        gens.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.loadgen",
+                orjson.dumps(cfg).decode(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=ROOT,
+                limit=1 << 20,
+            )
+        )
+    try:
+        ready = [await _line(g) for g in gens]
+        connected = sum(r["ok"] for r in ready)
+        connect_s = max(r["last"] for r in ready) - min(r["first"] for r in ready)
+        await asyncio.sleep(1.0)  # let the server settle before reading its memory
+        server = stack.server_pids()
+        conn_kib = pss_kib(server) - idle_kib
+
+        publish = await stack.publisher(sc.via)
+        others = stack.other_pids()
+        cpu0 = cpu_seconds(server)
+        other0 = {k: cpu_seconds(v) for k, v in others.items()}
+        waits = [asyncio.ensure_future(_line(g)) for g in gens]
+        late = 0.0
+        t0 = time.time()
+        for seq in range(1, sc.events + 1):
+            due = t0 + (seq - 1) / sc.rate
+            if (pause := due - time.time()) > 0:
+                await asyncio.sleep(pause)
+            sent = time.time()
+            late = max(late, sent - due)
+            await publish(seq, int(sent * 1e6))
+        published_s = time.time() - t0
+        await publish.close()
+        await asyncio.wait(waits, timeout=drain)
+        cpu = cpu_seconds(server) - cpu0
+        other = {k: cpu_seconds(v) - other0[k] for k, v in others.items()}
+        mem_after = pss_kib(server)
+
+        for g in gens:
+            assert g.stdin is not None
+            g.stdin.write(b"finish\n")
+        done = []
+        for g, w in zip(gens, waits, strict=True):
+            line = await w
+            while "done" not in line:
+                line = await _line(g)
+            done.append(line)
+        for g in gens:
+            await g.wait()
+    finally:
+        for g in gens:
+            if g.returncode is None:
+                g.kill()
+                await g.wait()
+
+    lat_bt, lat_sid = array("d"), array("d")
+    for k in range(n_gen):
+        out = f"{tmp}/{stack.name}-{sc.name}-{k}"
+        for arr, suffix in ((lat_bt, ".bt"), (lat_sid, ".sid")):
+            data = Path(out + suffix).read_bytes()
+            arr.frombytes(data)
+    delivered = sum(d["delivered"] for d in done)
+    expected = sc.subscribers * sc.events
+    result: dict[str, Any] = {
+        "scenario": sc.name,
+        "server": stack.name,
+        "subscribers": sc.subscribers,
+        "connected": connected,
+        "events": sc.events,
+        "rate": sc.rate,
+        "via": sc.via,
+        "expected": expected,
+        "delivered": delivered,
+        "duplicates": sum(d["duplicates"] for d in done),
+        "out_of_order": sum(d["out_of_order"] for d in done),
+        "closed_early": sum(d["closed_early"] for d in done),
+        "connect_s": round(connect_s, 3),
+        "kib_per_conn": round(conn_kib / max(connected, 1), 2),
+        "kib_per_conn_after": round((mem_after - idle_kib) / max(connected, 1), 2),
+        "cpu_us_per_delivery": round(cpu * 1e6 / max(delivered, 1), 2),
+        "other_cpu_us_per_delivery": {
+            k: round(v * 1e6 / max(delivered, 1), 2) for k, v in other.items()
+        },
+        "publish_late_max_ms": round(late * 1e3, 1),
+        "publish_s": round(published_s, 2),
+        "planned_s": round((sc.events - 1) / sc.rate, 2),
+    }
+    if sc.via == "intake":
+        result["from_intake_ms"] = quantiles(lat_bt)
+        result["from_publish_ms"] = quantiles(lat_sid)
+    else:
+        result["from_publish_ms"] = quantiles(lat_bt)
+    return result
+
+
+async def run(scenarios: list[Scenario], servers: list[str], workers: int, drain: float) -> list:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        for sc in scenarios:
+            for name in servers:
+                if name not in sc.servers:
+                    continue
+                stack = STACKS[name](workers=workers)
+                print(f"# {sc.name} on {name} ...", file=sys.stderr, flush=True)
+                await asyncio.to_thread(stack.start, sc.via)
+                try:
+                    r = await run_one(stack, sc, drain, tmp)
+                finally:
+                    await asyncio.to_thread(stack.stop)
+                print(orjson.dumps(r).decode(), file=sys.stderr, flush=True)
+                results.append(r)
+    return results
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if not a or not b:
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    """A markdown table per scenario and the Ticker/Nchan ratios."""
+    out = [
+        "| scenario | server | delivered | p50 ms | p99 ms | max ms | CPU us/delivery "
+        "| KiB/conn | connect s | publish late max ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lat = r["from_publish_ms"] or {}
+        extra = "".join(f" +{k} {v}" for k, v in r["other_cpu_us_per_delivery"].items())
+        out.append(
+            f"| {r['scenario']} | {r['server']} | {r['delivered']}/{r['expected']} "
+            f"| {lat.get('p50')} | {lat.get('p99')} | {lat.get('max')} "
+            f"| {r['cpu_us_per_delivery']}{extra} | {r['kib_per_conn']} | {r['connect_s']} "
+            f"| {r['publish_late_max_ms']} |"
+        )
+        if intake := r.get("from_intake_ms"):
+            out.append(
+                f"| {r['scenario']} (from intake) | {r['server']} | | {intake['p50']} "
+                f"| {intake['p99']} | {intake['max']} | | | | |"
+            )
+    by = {(r["scenario"], r["server"]): r for r in results}
+    rows = []
+    for (scenario, server), t in by.items():
+        n = by.get((scenario, "nchan"))
+        if server != "ticker" or n is None:
+            continue
+        rows.append(
+            f"| {scenario} | {ratio(t['cpu_us_per_delivery'], n['cpu_us_per_delivery'])} "
+            f"| {ratio(t['from_publish_ms']['p99'], n['from_publish_ms']['p99'])} "
+            f"| {ratio(t['kib_per_conn'], n['kib_per_conn'])} "
+            f"| {ratio(t['connect_s'], n['connect_s'])} |"
+        )
+    if rows:
+        out += [
+            "",
+            "Ticker / Nchan (lower is better for Ticker):",
+            "",
+            "| scenario | CPU per delivery | p99 | KiB/conn | connect time |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    return "\n".join(out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="(all)")
+    p.add_argument("--servers", default="ticker,nchan", help="comma list (ticker,nchan)")
+    p.add_argument("--workers", type=int, default=2, help="server processes each (2)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply subscribers and events")
+    p.add_argument("--drain", type=float, default=30, help="seconds to wait for deliveries")
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args()
+
+    servers = [s for s in args.servers.split(",") if s]
+    if "nchan" in servers and not nchan_available():
+        print("nchan: nginx or libnginx-mod-nchan is not installed; skipped", file=sys.stderr)
+        servers.remove("nchan")
+    scenarios = [SCENARIOS[n] for n in args.scenario or SCENARIOS]
+    if args.scale != 1.0:
+        scenarios = [
+            replace(
+                s,
+                subscribers=max(1, round(s.subscribers * args.scale)),
+                events=max(2, round(s.events * args.scale)),
+            )
+            for s in scenarios
+        ]
+    started = datetime.now(UTC)
+    results = asyncio.run(run(scenarios, servers, args.workers, args.drain))
+    print(report(results))
+    if args.json:
+        doc = {
+            "date": started.isoformat(timespec="seconds"),
+            "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
+            "machine": {"cpus": _cpus(), "python": platform.python_version()},
+            "scenarios": [asdict(s) for s in scenarios],
+            "results": results,
+        }
+        Path(args.json).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    lost = [r for r in results if r["delivered"] != r["expected"] or r["duplicates"]]
+    return 1 if lost else 0
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""The servers under test, each started privately on loopback for one scenario:
+Ticker (a private Redis, ``ticker serve``, a worker when items go through the
+intake) and Nchan (Debian's nginx with libnginx-mod-nchan, a private config).
+
+Each stack publishes the same event: Ticker's envelope of an item whose
+headline carries the benchmark marker; Nchan gets those very bytes as its
+message, so both servers move the same payload to every subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import orjson
+from redis.asyncio import Redis
+
+from ticker.config import Settings
+from ticker.constants import Keys
+from ticker.embedded_redis import RedisProcess, free_port
+from ticker.items import build_item, iso
+from ticker.publish import Publisher
+
+from bench.procstat import tree
+
+__all__ = ["NCHAN_MODULE", "NchanStack", "Stack", "TickerStack", "nchan_available", "payload"]
+
+NCHAN_MODULE = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
+BENCH_KEY = "bench-" + os.urandom(8).hex()
+SETTINGS = Settings()
+
+
+def marker(seq: int, sent_us: int) -> str:
+    return f"bseq={seq:06d} bt={sent_us:016d}"
+
+
+def headline(seq: int, sent_us: int) -> str:
+    return f"Benchmark item {marker(seq, sent_us)} crosses the wire"
+
+
+def item(seq: int, sent_us: int) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    data = {
+        "headline": headline(seq, sent_us),
+        "edition": "en",
+        "urgency": 3,
+        "categories": ["world"],
+        "regions": ["europe"],
+        "source": "Benchmark Wire",
+        "url": f"https://news.example/bench/{seq}",
+    }
+    return build_item(
+        f"bench{seq:06d}{sent_us}",
+        data,
+        version=1,
+        created_at=iso(now),
+        published_at=iso(now),
+        now=now,
+        settings=SETTINGS,
+    )
+
+
+def payload(seq: int, sent_us: int) -> bytes:
+    """Ticker's event JSON for item ``seq`` (as Nchan's message, too)."""
+    return orjson.dumps(
+        {
+            "id": f"{sent_us // 1000}-0",
+            "type": "item.published",
+            "item": item(seq, sent_us),
+        }
+    )
+
+
+def nchan_available() -> bool:
+    return shutil.which("nginx") is not None and NCHAN_MODULE.exists()
+
+
+class Stack(Protocol):
+    name: str
+    port: int
+
+    def start(self, via: str) -> None: ...
+    def stop(self) -> None: ...
+    def server_pids(self) -> list[int]: ...
+    def other_pids(self) -> dict[str, list[int]]: ...
+    def path(self, transport: str) -> str: ...
+    async def publisher(self, via: str) -> Publish: ...
+
+
+class Publish(Protocol):
+    async def __call__(self, seq: int, sent_us: int) -> None: ...
+    async def close(self) -> None: ...
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class TickerStack:
+    """A private Redis, ``ticker serve --workers N`` and, for intake runs, a worker."""
+
+    name = "ticker"
+
+    def __init__(self, workers: int = 2) -> None:
+        self.workers = workers
+        self.port = free_port()
+        self.redis: RedisProcess | None = None
+        self.api: subprocess.Popen[bytes] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        assert self.redis is not None
+        return {
+            **os.environ,
+            "TICKER_REDIS_URL": self.redis.url,
+            "TICKER_HOST": "127.0.0.1",
+            "TICKER_PORT": str(self.port),
+            "TICKER_WORKERS": str(self.workers),
+            "TICKER_LOG_LEVEL": "warning",
+            "TICKER_API_KEYS": json.dumps(
+                [{"name": "bench", "key": BENCH_KEY, "scopes": ["publish"]}]
+            ),
+            # A benchmark is one client address opening thousands of streams and
+            # posting fast: the per-address caps would (rightly) refuse it.
+            "TICKER_RATE_LIMIT_PER_KEY": "",
+            "TICKER_RATE_LIMIT_PER_IP": "",
+            "TICKER_MAX_CONNECTIONS_PER_IP": "0",
+        }
+
+    def start(self, via: str) -> None:
+        self.redis = RedisProcess()
+        self.redis.start()
+        env = self.env()
+        py = sys.executable
+        self.api = subprocess.Popen([py, "-m", "ticker", "serve"], env=env)
+        if via == "intake":
+            self.worker = subprocess.Popen([py, "-m", "ticker", "worker"], env=env)
+        _wait_http(f"http://127.0.0.1:{self.port}/readyz", self.api)
+        # Every API process must hold its subscription before the clients come.
+        deadline = time.monotonic() + 30
+        while len(self.server_pids()) < self.workers + (self.workers > 1):
+            if time.monotonic() > deadline:
+                raise RuntimeError("API processes did not start")
+            time.sleep(0.1)
+        time.sleep(1.0)
+
+    def stop(self) -> None:
+        _stop(self.api)
+        _stop(self.worker)
+        if self.redis is not None:
+            self.redis.close()
+
+    def server_pids(self) -> list[int]:
+        return tree(self.api.pid) if self.api else []
+
+    def other_pids(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        if self.redis is not None and self.redis.proc is not None:
+            out["redis"] = [self.redis.proc.pid]
+        if self.worker is not None:
+            out["worker"] = tree(self.worker.pid)
+        return out
+
+    def path(self, transport: str) -> str:
+        return "/v1/ws?edition=en" if transport == "ws" else "/v1/stream?edition=en"
+
+    async def publisher(self, via: str) -> Publish:
+        if via == "intake":
+            return IntakePublish(f"http://127.0.0.1:{self.port}")
+        assert self.redis is not None
+        return DirectPublish(self.redis.url)
+
+
+class DirectPublish:
+    """The worker's own atomic publish step (Lua), called without the queue:
+    measures the fan-out from the moment Redis publishes."""
+
+    def __init__(self, url: str) -> None:
+        self.redis = Redis.from_url(url)
+        self.publisher = Publisher(
+            self.redis, Keys(SETTINGS.redis_prefix), maxlen=10_000, retention_seconds=3600
+        )
+
+    async def __call__(self, seq: int, sent_us: int) -> None:
+        it = item(seq, sent_us)
+        outcome = await self.publisher.emit(
+            item_id=it["id"],
+            version=1,
+            event_type="item.published",
+            body={"item": it},
+            item=it,
+            status="published",
+            live="add",
+            edition="en",
+        )
+        if outcome.status != "published":
+            raise RuntimeError(f"publish {seq}: {outcome}")
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class IntakePublish:
+    """``POST /v1/items``, as an editor's tool would: the whole pipeline."""
+
+    def __init__(self, base: str) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base, headers={"authorization": f"Bearer {BENCH_KEY}"}, timeout=10
+        )
+
+    async def __call__(self, seq: int, sent_us: int) -> None:
+        body = {
+            "headline": headline(seq, sent_us),
+            "edition": "en",
+            "urgency": 3,
+            "categories": ["world"],
+            "regions": ["europe"],
+            "source": "Benchmark Wire",
+            "url": f"https://news.example/bench/{seq}",
+        }
+        r = await self.http.post("/v1/items", json=body)
+        if r.status_code != 202:
+            raise RuntimeError(f"intake {seq}: {r.status_code} {r.text}")
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+NGINX_CONF = """\
+worker_processes {workers};
+worker_rlimit_nofile 20000;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+load_module {module};
+events {{ worker_connections 16000; multi_accept on; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  nchan_shared_memory_size 256M;
+  server {{
+    listen 127.0.0.1:{port} backlog=4096 reuseport;
+    location = /ready {{ return 200; }}
+    location = /pub {{
+      nchan_publisher;
+      nchan_channel_id bench;
+      nchan_message_buffer_length 10000;
+      nchan_message_timeout 1h;
+    }}
+    location = /sub {{
+      nchan_subscriber;
+      nchan_channel_id bench;
+    }}
+  }}
+}}
+"""
+
+
+class NchanStack:
+    """nginx with the Nchan module, one channel, SSE and WebSocket subscribers."""
+
+    name = "nchan"
+
+    def __init__(self, workers: int = 2) -> None:
+        self.workers = workers
+        self.port = free_port()
+        self.dir: tempfile.TemporaryDirectory[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, via: str) -> None:
+        if via != "direct":
+            raise ValueError("Nchan has no intake")
+        self.dir = tempfile.TemporaryDirectory(prefix="bench-nchan-")
+        conf = Path(self.dir.name, "nginx.conf")
+        conf.write_text(
+            NGINX_CONF.format(
+                workers=self.workers, dir=self.dir.name, module=NCHAN_MODULE, port=self.port
+            )
+        )
+        self.proc = subprocess.Popen(
+            ["nginx", "-p", self.dir.name, "-c", str(conf), "-g", "daemon off;"]
+        )
+        _wait_http(f"http://127.0.0.1:{self.port}/ready", self.proc)
+        deadline = time.monotonic() + 30
+        while len(self.server_pids()) < self.workers + 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError("nginx workers did not start")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(3)  # SIGQUIT: graceful stop
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.dir is not None:
+            self.dir.cleanup()
+
+    def server_pids(self) -> list[int]:
+        return tree(self.proc.pid) if self.proc else []
+
+    def other_pids(self) -> dict[str, list[int]]:
+        return {}
+
+    def path(self, transport: str) -> str:
+        return "/sub"
+
+    async def publisher(self, via: str) -> Publish:
+        pub = RawPublish(self.port)
+        await pub.open()
+        return pub
+
+
+class RawPublish:
+    """POST /pub over one kept-alive connection, without an HTTP library's cost."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def __call__(self, seq: int, sent_us: int) -> None:
+        assert self.reader is not None and self.writer is not None
+        body = payload(seq, sent_us)
+        self.writer.write(
+            b"POST /pub HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = head[: head.find(b"\r\n")]
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        if length:
+            await self.reader.readexactly(length)
+        if b" 201 " not in status and b" 202 " not in status:
+            raise RuntimeError(f"nchan publish {seq}: {status!r}")
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+
+
+STACKS = {"ticker": TickerStack, "nchan": NchanStack}
