@@ -22,6 +22,7 @@ import re
 import sys
 import time
 from array import array
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -213,10 +214,8 @@ async def main(cfg: dict[str, Any]) -> None:
         await finish
     done.cancel()
 
-    with open(cfg["out"] + ".bt", "wb") as fh:
-        run.lat_bt.tofile(fh)
-    with open(cfg["out"] + ".sid", "wb") as fh:
-        run.lat_sid.tofile(fh)
+    Path(cfg["out"] + ".bt").write_bytes(run.lat_bt.tobytes())  # noqa: ASYNC240
+    Path(cfg["out"] + ".sid").write_bytes(run.lat_sid.tobytes())  # noqa: ASYNC240
     emit(
         {
             "done": True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -17,10 +18,8 @@ def tree(root: int) -> list[int]:
         pid = todo.pop()
         out.append(pid)
         for task in Path(f"/proc/{pid}/task").glob("*"):
-            try:
+            with contextlib.suppress(OSError):
                 todo.extend(int(c) for c in (task / "children").read_text().split())
-            except OSError:
-                pass
     return [p for p in out if Path(f"/proc/{p}").exists()]
 
 

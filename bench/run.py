@@ -174,8 +174,7 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
     for k in range(n_gen):
         out = f"{tmp}/{stack.name}-{sc.name}-{k}"
         for arr, suffix in ((lat_bt, ".bt"), (lat_sid, ".sid")):
-            data = Path(out + suffix).read_bytes()
-            arr.frombytes(data)
+            arr.frombytes(Path(out + suffix).read_bytes())  # noqa: ASYNC240
     delivered = sum(d["delivered"] for d in done)
     expected = sc.subscribers * sc.events
     result: dict[str, Any] = {

@@ -26,13 +26,12 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
+from bench.procstat import tree
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.embedded_redis import RedisProcess, free_port
 from ticker.items import build_item, iso
 from ticker.publish import Publisher
-
-from bench.procstat import tree
 
 __all__ = ["NCHAN_MODULE", "NchanStack", "Stack", "TickerStack", "nchan_available", "payload"]
 

@@ -32,12 +32,13 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.workers > 1 and not args.child:
         return _supervise_api(settings)
     from ticker.app import create_app
-    from ticker.server import TickerServer, bind, server_config
+    from ticker.server import TickerServer, bind, server_config, tune_gc
 
     configure_logging(settings.log_level)
     app = create_app(settings)
     sock = bind(settings.host, settings.port, reuse_port=args.child or settings.workers > 1)
     server = TickerServer(server_config(app, settings, log_config=None), app)
+    tune_gc()
     server.run(sockets=[sock])
     return 0
 
