@@ -218,14 +218,28 @@ async def run(scenarios: list[Scenario], servers: list[str], workers: int, drain
                     continue
                 stack = STACKS[name](workers=workers)
                 print(f"# {sc.name} on {name} ...", file=sys.stderr, flush=True)
-                await asyncio.to_thread(stack.start, sc.via)
                 try:
+                    await asyncio.to_thread(stack.start, sc.via)
                     r = await run_one(stack, sc, drain, tmp)
+                except Exception as exc:  # report it and go on with the next one
+                    print(f"# {sc.name} on {name} failed: {exc!r}", file=sys.stderr)
+                    r = failed(sc, name, repr(exc))
                 finally:
                     await asyncio.to_thread(stack.stop)
                 print(orjson.dumps(r).decode(), file=sys.stderr, flush=True)
                 results.append(r)
     return results
+
+
+def failed(sc: Scenario, server: str, error: str) -> dict[str, Any]:
+    return {
+        "scenario": sc.name,
+        "server": server,
+        "error": error,
+        "expected": sc.subscribers * sc.events,
+        "delivered": 0,
+        "duplicates": 0,
+    }
 
 
 def ratio(a: float | None, b: float | None) -> str:
@@ -242,6 +256,9 @@ def report(results: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        if "error" in r:
+            out.append(f"| {r['scenario']} | {r['server']} | failed: {r['error']} |")
+            continue
         lat = r["from_publish_ms"] or {}
         extra = "".join(f" +{k} {v}" for k, v in r["other_cpu_us_per_delivery"].items())
         out.append(
@@ -259,7 +276,7 @@ def report(results: list[dict[str, Any]]) -> str:
     rows = []
     for (scenario, server), t in by.items():
         n = by.get((scenario, "nchan"))
-        if server != "ticker" or n is None:
+        if server != "ticker" or n is None or "error" in t or "error" in n:
             continue
         rows.append(
             f"| {scenario} | {ratio(t['cpu_us_per_delivery'], n['cpu_us_per_delivery'])} "

@@ -264,6 +264,7 @@ load_module {module};
 events {{ worker_connections 16000; multi_accept on; }}
 http {{
   access_log off;
+  keepalive_requests 1000000;  # the publisher keeps one connection for every event
   client_body_temp_path {dir}/body;
   proxy_temp_path {dir}/proxy;
   fastcgi_temp_path {dir}/fastcgi;
