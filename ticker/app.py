@@ -31,6 +31,7 @@ from ticker.redis_conn import connect
 from ticker.secheaders import security_headers_middleware
 from ticker.sse import stream_endpoint
 from ticker.store import Store
+from ticker.streamgate import StreamGate
 from ticker.subscriber import Subscriber
 from ticker.ws import ws_endpoint
 
@@ -135,16 +136,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *pages.routes,
     ]
-    return Starlette(
+    # Request context outermost, so origin refusals are logged and counted too.
+    middleware = [
+        Middleware(RequestContext, metrics=metrics),
+        security_headers_middleware(),
+        cors_middleware(settings.allowed_origins),
+        connection_cap_middleware(settings.max_connections_per_ip),
+        rate_limit_middleware(),
+    ]
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
-        # Request context outermost, so origin refusals are logged and counted too.
-        middleware=[
-            Middleware(RequestContext, metrics=metrics),
-            security_headers_middleware(),
-            cors_middleware(settings.allowed_origins),
-            connection_cap_middleware(settings.max_connections_per_ip),
-            rate_limit_middleware(),
-        ],
+        middleware=middleware,
     )
+    # The same middleware before the streaming endpoints, without the router's
+    # layers (ticker.streamgate); ticker.server.TransportTap sends streams there.
+    app.state.streams = StreamGate(middleware, exception_handlers)  # type: ignore[arg-type]
+    return app

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.config import Settings
+from ticker.streamgate import is_stream
 
 __all__ = ["TickerServer", "TransportTap", "bind", "server_config", "tune_gc"]
 
@@ -47,14 +48,21 @@ class TickerServer(uvicorn.Server):
 
 class TransportTap:
     """Outermost ASGI wrapper: keeps uvicorn's own ``send`` in the scope, so the
-    streaming endpoints can reach the transport for direct writes (ticker.wire)."""
+    streaming endpoints can reach the transport for direct writes (ticker.wire),
+    and sends streams down their shorter path (ticker.streamgate)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        state = getattr(app, "state", None)
+        self.streams: ASGIApp | None = getattr(state, "streams", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["ticker.raw_send"] = send
-        await self.app(scope, receive, send)
+        if self.streams is not None and scope["type"] != "lifespan" and is_stream(scope):
+            scope["app"] = self.app
+            await self.streams(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvicorn.Config:
