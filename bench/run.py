@@ -55,6 +55,9 @@ class Scenario:
     rate: float  # events per second
     via: str = "direct"  # direct: the worker's publish step; intake: POST /v1/items
     servers: tuple[str, ...] = ("ticker", "nchan")
+    # Events published before the subscribers come; they all resume from the first
+    # (Last-Event-ID), so each reads what it missed from Redis: a reconnect wave.
+    replay: int = 0
 
 
 SCENARIOS = {
@@ -66,6 +69,8 @@ SCENARIOS = {
         Scenario("sse-100-fast", "sse", 100, 5_000, 1_000),
         # The whole pipeline: intake, queue, worker (dedupe), publish, fan-out.
         Scenario("intake-1k", "sse", 1_000, 200, 20, via="intake", servers=("ticker",)),
+        # 10,000 clients come back at once with a last event id 20 events old.
+        Scenario("resume-10k", "sse", 10_000, 10, 5, servers=("ticker",), replay=21),
     )
 }
 
@@ -94,6 +99,17 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
     """One scenario against one running server."""
     idle_kib = pss_kib(stack.server_pids())
     n_gen = max(1, math.ceil(sc.subscribers / PER_LOADGEN))
+    resume_from = None
+    if sc.replay:
+        early = await stack.publisher(sc.via)
+        for seq in range(1, sc.replay + 1):
+            sid = await early(seq, int(time.time() * 1e6))
+            resume_from = resume_from or sid
+        await early.close()
+    server = stack.server_pids()
+    others = stack.other_pids()
+    cpu_idle = cpu_seconds(server)
+    other_idle = {k: cpu_seconds(v) for k, v in others.items()}
     start_at = time.time() + 0.5
     gens = []
     for k in range(n_gen):
@@ -105,7 +121,10 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
             "path": stack.path(sc.transport),
             "transport": sc.transport,
             "count": count,
-            "events": sc.events,
+            "events": sc.events + max(sc.replay - 1, 0),
+            "last_event_id": resume_from,
+            "first_seq": 1 if sc.replay else 0,
+            "measure_after": sc.replay,
             # Loopback has every 127/8 address: each process its own sources, so
             # ten thousand connections never run out of ephemeral ports.
             "sources": [f"127.0.{k + 1}.{j}" for j in range(1, 17)],
@@ -129,11 +148,11 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
         connected = sum(r["ok"] for r in ready)
         connect_s = max(r["last"] for r in ready) - min(r["first"] for r in ready)
         await asyncio.sleep(1.0)  # let the server settle before reading its memory
-        server = stack.server_pids()
         conn_kib = pss_kib(server) - idle_kib
+        connect_cpu = cpu_seconds(server) - cpu_idle
+        connect_other = {k: cpu_seconds(v) - other_idle[k] for k, v in others.items()}
 
         publish = await stack.publisher(sc.via)
-        others = stack.other_pids()
         cpu0 = cpu_seconds(server)
         other0 = {k: cpu_seconds(v) for k, v in others.items()}
         waits = [asyncio.ensure_future(_line(g)) for g in gens]
@@ -145,7 +164,7 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
                 await asyncio.sleep(pause)
             sent = time.time()
             late = max(late, sent - due)
-            await publish(seq, int(sent * 1e6))
+            await publish(sc.replay + seq, int(sent * 1e6))
         published_s = time.time() - t0
         await publish.close()
         await asyncio.wait(waits, timeout=drain)
@@ -176,7 +195,7 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
         for arr, suffix in ((lat_bt, ".bt"), (lat_sid, ".sid")):
             arr.frombytes(Path(out + suffix).read_bytes())  # noqa: ASYNC240
     delivered = sum(d["delivered"] for d in done)
-    expected = sc.subscribers * sc.events
+    expected = sc.subscribers * (sc.events + max(sc.replay - 1, 0))
     result: dict[str, Any] = {
         "scenario": sc.name,
         "server": stack.name,
@@ -196,6 +215,11 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
         "cpu_us_per_delivery": round(cpu * 1e6 / max(delivered, 1), 2),
         "other_cpu_us_per_delivery": {
             k: round(v * 1e6 / max(delivered, 1), 2) for k, v in other.items()
+        },
+        # Connecting (and, with replay, resuming): CPU per subscriber.
+        "connect_cpu_us_per_conn": round(connect_cpu * 1e6 / max(connected, 1), 1),
+        "connect_other_cpu_us_per_conn": {
+            k: round(v * 1e6 / max(connected, 1), 1) for k, v in connect_other.items()
         },
         "publish_late_max_ms": round(late * 1e3, 1),
         "publish_s": round(published_s, 2),
@@ -236,7 +260,7 @@ def failed(sc: Scenario, server: str, error: str) -> dict[str, Any]:
         "scenario": sc.name,
         "server": server,
         "error": error,
-        "expected": sc.subscribers * sc.events,
+        "expected": sc.subscribers * (sc.events + max(sc.replay - 1, 0)),
         "delivered": 0,
         "duplicates": 0,
     }
@@ -252,8 +276,8 @@ def report(results: list[dict[str, Any]]) -> str:
     """A markdown table per scenario and the Ticker/Nchan ratios."""
     out = [
         "| scenario | server | delivered | p50 ms | p99 ms | max ms | CPU us/delivery "
-        "| KiB/conn | connect s | publish late max ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| KiB/conn | connect s | CPU us/connect | publish late max ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "error" in r:
@@ -261,16 +285,17 @@ def report(results: list[dict[str, Any]]) -> str:
             continue
         lat = r["from_publish_ms"] or {}
         extra = "".join(f" +{k} {v}" for k, v in r["other_cpu_us_per_delivery"].items())
+        extra_c = "".join(f" +{k} {v}" for k, v in r["connect_other_cpu_us_per_conn"].items())
         out.append(
             f"| {r['scenario']} | {r['server']} | {r['delivered']}/{r['expected']} "
             f"| {lat.get('p50')} | {lat.get('p99')} | {lat.get('max')} "
             f"| {r['cpu_us_per_delivery']}{extra} | {r['kib_per_conn']} | {r['connect_s']} "
-            f"| {r['publish_late_max_ms']} |"
+            f"| {r['connect_cpu_us_per_conn']}{extra_c} | {r['publish_late_max_ms']} |"
         )
         if intake := r.get("from_intake_ms"):
             out.append(
                 f"| {r['scenario']} (from intake) | {r['server']} | | {intake['p50']} "
-                f"| {intake['p99']} | {intake['max']} | | | | |"
+                f"| {intake['p99']} | {intake['max']} | | | | | |"
             )
     by = {(r["scenario"], r["server"]): r for r in results}
     rows = []

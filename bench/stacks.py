@@ -98,7 +98,9 @@ class Stack(Protocol):
 
 
 class Publish(Protocol):
-    async def __call__(self, seq: int, sent_us: int) -> None: ...
+    """Publishes event ``seq``; returns its stream id where the server tells it."""
+
+    async def __call__(self, seq: int, sent_us: int) -> str | None: ...
     async def close(self) -> None: ...
 
 
@@ -210,7 +212,7 @@ class DirectPublish:
             self.redis, Keys(SETTINGS.redis_prefix), maxlen=10_000, retention_seconds=3600
         )
 
-    async def __call__(self, seq: int, sent_us: int) -> None:
+    async def __call__(self, seq: int, sent_us: int) -> str | None:
         it = item(seq, sent_us)
         outcome = await self.publisher.emit(
             item_id=it["id"],
@@ -224,6 +226,7 @@ class DirectPublish:
         )
         if outcome.status != "published":
             raise RuntimeError(f"publish {seq}: {outcome}")
+        return outcome.ref
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -237,7 +240,7 @@ class IntakePublish:
             base_url=base, headers={"authorization": f"Bearer {BENCH_KEY}"}, timeout=10
         )
 
-    async def __call__(self, seq: int, sent_us: int) -> None:
+    async def __call__(self, seq: int, sent_us: int) -> str | None:
         body = {
             "headline": headline(seq, sent_us),
             "edition": "en",
@@ -250,6 +253,7 @@ class IntakePublish:
         r = await self.http.post("/v1/items", json=body)
         if r.status_code != 202:
             raise RuntimeError(f"intake {seq}: {r.status_code} {r.text}")
+        return None  # published later, by the worker
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -357,7 +361,7 @@ class RawPublish:
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
-    async def __call__(self, seq: int, sent_us: int) -> None:
+    async def __call__(self, seq: int, sent_us: int) -> str | None:
         assert self.reader is not None and self.writer is not None
         body = payload(seq, sent_us)
         self.writer.write(
@@ -374,6 +378,7 @@ class RawPublish:
             await self.reader.readexactly(length)
         if b" 201 " not in status and b" 202 " not in status:
             raise RuntimeError(f"nchan publish {seq}: {status!r}")
+        return None
 
     async def close(self) -> None:
         if self.writer is not None:
