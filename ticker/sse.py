@@ -95,14 +95,11 @@ class EventStream(Response):
                     "headers": HEADERS + self.extra_headers,
                 }
             )
-            preamble = b"retry: %d\n\n" % self.retry_ms
-            await send(
-                {
-                    "type": "http.response.body",
-                    "more_body": True,
-                    "body": preamble + b"".join(e.sse for e in first),
-                }
-            )
+            body = b"retry: %d\n\n" % self.retry_ms + b"".join(e.sse for e in first)
+            # Not kept for the stream's lifetime: a replay or an old snapshot is big.
+            del first
+            await send({"type": "http.response.body", "more_body": True, "body": body})
+            del body
             direct = transport is not None and chunked_of(raw_send) is True
             while not client.closed:
                 if direct and client.go_direct(transport, "sse_chunk"):  # type: ignore[arg-type]

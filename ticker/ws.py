@@ -84,8 +84,9 @@ async def _serve(
     send = websocket.send
     loop = asyncio.get_running_loop()
     try:
-        for event in first:
-            await send({"type": "websocket.send", "text": event.text})
+        while first:
+            # Popped, not kept for the stream's lifetime: a replay or an old snapshot is big.
+            await send({"type": "websocket.send", "text": first.pop(0).text})
         while not client.closed:
             if transport is not None and client.go_direct(transport, "ws_frame"):
                 await client.wait_closed()
