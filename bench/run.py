@@ -19,6 +19,7 @@ addresses), publishes the events on a fixed schedule, and reports:
     python -m bench.run                       # every scenario, Ticker and Nchan
     python -m bench.run --scenario sse-10k --scenario intake-1k
     python -m bench.run --servers ticker --scale 0.1 --json /tmp/bench.json
+    python -m bench.run --scenario sse-10k --baseline HEAD~3   # a change, measured
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 import orjson
 
 from bench.procstat import cpu_seconds, pss_kib
-from bench.stacks import STACKS, Stack, nchan_available
+from bench.stacks import STACKS, Stack, TickerStack, nchan_available
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_LOADGEN = 2500  # subscribers per load-generating process
@@ -233,14 +234,40 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
     return result
 
 
-async def run(scenarios: list[Scenario], servers: list[str], workers: int, drain: float) -> list:
+def make_stack(name: str, workers: int, baseline: str | None) -> Stack:
+    if name.startswith("ticker@"):
+        return TickerStack(workers, source=baseline, name=name)
+    return STACKS[name](workers=workers)  # type: ignore[no-any-return]
+
+
+def checkout(rev: str, into: str) -> str:
+    """The tree of ``rev`` (git archive), to serve as a baseline beside this one."""
+    tree = Path(into, "baseline")
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", rev], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return str(tree)
+
+
+async def run(
+    scenarios: list[Scenario],
+    servers: list[str],
+    workers: int,
+    drain: float,
+    baseline: str | None = None,
+) -> list:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        source = checkout(baseline, tmp) if baseline else None
+        if baseline:
+            servers = ["ticker", f"ticker@{baseline}", *(s for s in servers if s != "ticker")]
         for sc in scenarios:
             for name in servers:
-                if name not in sc.servers:
+                if name.split("@")[0] not in sc.servers:
                     continue
-                stack = STACKS[name](workers=workers)
+                stack = make_stack(name, workers, source)
                 print(f"# {sc.name} on {name} ...", file=sys.stderr, flush=True)
                 try:
                     await asyncio.to_thread(stack.start, sc.via)
@@ -301,10 +328,11 @@ def report(results: list[dict[str, Any]]) -> str:
     rows = []
     for (scenario, server), t in by.items():
         n = by.get((scenario, "nchan"))
-        if server != "ticker" or n is None or "error" in t or "error" in n:
+        if server == "nchan" or n is None or "error" in t or "error" in n:
             continue
         rows.append(
-            f"| {scenario} | {ratio(t['cpu_us_per_delivery'], n['cpu_us_per_delivery'])} "
+            f"| {scenario} | {server} "
+            f"| {ratio(t['cpu_us_per_delivery'], n['cpu_us_per_delivery'])} "
             f"| {ratio(t['from_publish_ms']['p99'], n['from_publish_ms']['p99'])} "
             f"| {ratio(t['kib_per_conn'], n['kib_per_conn'])} "
             f"| {ratio(t['connect_s'], n['connect_s'])} |"
@@ -314,8 +342,8 @@ def report(results: list[dict[str, Any]]) -> str:
             "",
             "Ticker / Nchan (lower is better for Ticker):",
             "",
-            "| scenario | CPU per delivery | p99 | KiB/conn | connect time |",
-            "|---|---|---|---|---|",
+            "| scenario | server | CPU per delivery | p99 | KiB/conn | connect time |",
+            "|---|---|---|---|---|---|",
             *rows,
         ]
     return "\n".join(out)
@@ -329,6 +357,9 @@ def main() -> int:
     p.add_argument("--scale", type=float, default=1.0, help="multiply subscribers and events")
     p.add_argument("--drain", type=float, default=30, help="seconds to wait for deliveries")
     p.add_argument("--json", help="write the results here")
+    p.add_argument(
+        "--baseline", metavar="REV", help="also run Ticker as of this git revision, side by side"
+    )
     args = p.parse_args()
 
     servers = [s for s in args.servers.split(",") if s]
@@ -346,7 +377,7 @@ def main() -> int:
             for s in scenarios
         ]
     started = datetime.now(UTC)
-    results = asyncio.run(run(scenarios, servers, args.workers, args.drain))
+    results = asyncio.run(run(scenarios, servers, args.workers, args.drain, args.baseline))
     print(report(results))
     if args.json:
         doc = {

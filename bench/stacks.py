@@ -130,10 +130,11 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
 class TickerStack:
     """A private Redis, ``ticker serve --workers N`` and, for intake runs, a worker."""
 
-    name = "ticker"
-
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, source: str | None = None, name: str = "ticker") -> None:
         self.workers = workers
+        # Another revision's tree (--baseline): its ticker package serves instead.
+        self.source = source
+        self.name = name
         self.port = free_port()
         self.redis: RedisProcess | None = None
         self.api: subprocess.Popen[bytes] | None = None
@@ -156,6 +157,7 @@ class TickerStack:
             "TICKER_RATE_LIMIT_PER_KEY": "",
             "TICKER_RATE_LIMIT_PER_IP": "",
             "TICKER_MAX_CONNECTIONS_PER_IP": "0",
+            **({"PYTHONPATH": self.source} if self.source else {}),
         }
 
     def start(self, via: str) -> None:
@@ -163,9 +165,10 @@ class TickerStack:
         self.redis.start()
         env = self.env()
         py = sys.executable
-        self.api = subprocess.Popen([py, "-m", "ticker", "serve"], env=env)
+        cwd = self.source or None
+        self.api = subprocess.Popen([py, "-m", "ticker", "serve"], env=env, cwd=cwd)
         if via == "intake":
-            self.worker = subprocess.Popen([py, "-m", "ticker", "worker"], env=env)
+            self.worker = subprocess.Popen([py, "-m", "ticker", "worker"], env=env, cwd=cwd)
         _wait_http(f"http://127.0.0.1:{self.port}/readyz", self.api)
         # Every API process must hold its subscription before the clients come.
         deadline = time.monotonic() + 30

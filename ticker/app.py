@@ -26,7 +26,7 @@ from ticker.hub import Hub
 from ticker.logs import RequestContext
 from ticker.metrics import CONTENT_TYPE_LATEST, Metrics
 from ticker.openapi import openapi_document
-from ticker.ratelimit import RateLimits, rate_limit_middleware
+from ticker.ratelimit import IntakeRateLimit, RateLimits, rate_limit_middleware
 from ticker.redis_conn import connect
 from ticker.secheaders import security_headers_middleware
 from ticker.sse import stream_endpoint
@@ -152,5 +152,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     # The same middleware before the streaming endpoints, without the router's
     # layers (ticker.streamgate); ticker.server.TransportTap sends streams there.
-    app.state.streams = StreamGate(middleware, exception_handlers)  # type: ignore[arg-type]
+    # Rate limits cover the intake only: streams skip that layer too.
+    stream_middleware = [m for m in middleware if m.cls is not IntakeRateLimit]
+    app.state.streams = StreamGate(stream_middleware, exception_handlers)  # type: ignore[arg-type]
     return app
