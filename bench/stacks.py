@@ -48,9 +48,9 @@ def headline(seq: int, sent_us: int) -> str:
     return f"Benchmark item {marker(seq, sent_us)} crosses the wire"
 
 
-def item(seq: int, sent_us: int) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    data = {
+def submission(seq: int, sent_us: int) -> dict[str, Any]:
+    """What an editor posts for benchmark item ``seq``."""
+    return {
         "headline": headline(seq, sent_us),
         "edition": "en",
         "urgency": 3,
@@ -59,9 +59,14 @@ def item(seq: int, sent_us: int) -> dict[str, Any]:
         "source": "Benchmark Wire",
         "url": f"https://news.example/bench/{seq}",
     }
+
+
+def item(seq: int, sent_us: int) -> dict[str, Any]:
+    """The item as the worker would publish it."""
+    now = datetime.now(UTC)
     return build_item(
         f"bench{seq:06d}{sent_us}",
-        data,
+        submission(seq, sent_us),
         version=1,
         created_at=iso(now),
         published_at=iso(now),
@@ -244,16 +249,7 @@ class IntakePublish:
         )
 
     async def __call__(self, seq: int, sent_us: int) -> str | None:
-        body = {
-            "headline": headline(seq, sent_us),
-            "edition": "en",
-            "urgency": 3,
-            "categories": ["world"],
-            "regions": ["europe"],
-            "source": "Benchmark Wire",
-            "url": f"https://news.example/bench/{seq}",
-        }
-        r = await self.http.post("/v1/items", json=body)
+        r = await self.http.post("/v1/items", json=submission(seq, sent_us))
         if r.status_code != 202:
             raise RuntimeError(f"intake {seq}: {r.status_code} {r.text}")
         return None  # published later, by the worker
