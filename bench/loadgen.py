@@ -42,7 +42,8 @@ class Run:
         self.first_seq: int = cfg.get("first_seq", 0)
         # Replayed events (resume) arrive late by design: no delay recorded for them.
         self.measure_after: int = cfg.get("measure_after", 0)
-        self.ticker: bool = cfg["server"] == "ticker"
+        self.ticker: bool = cfg["server"].split("@")[0] == "ticker"
+        self.live = 0  # deliveries past the replayed ones
         self.lat_bt = array("d")
         self.lat_sid = array("d")
         self.ok = 0
@@ -150,6 +151,7 @@ class Conn(asyncio.Protocol):
             run.out_of_order += 1
         self.last = seq
         if seq > run.measure_after:
+            run.live += 1
             run.lat_bt.append(now * 1e3 - bt_us / 1e3)
             if sid_ms:
                 run.lat_sid.append(now * 1e3 - sid_ms)
@@ -189,6 +191,7 @@ async def main(cfg: dict[str, Any]) -> None:
 
     async def open_one(i: int) -> None:
         nonlocal failed
+        conn: Conn | None = None
         async with gate:
             try:
                 transport, conn = await loop.create_connection(
@@ -198,9 +201,11 @@ async def main(cfg: dict[str, Any]) -> None:
                     local_addr=(sources[i % len(sources)], 0),
                 )
                 transport.write(req)
-                ok = await asyncio.wait_for(conn.ready, 30)
+                ok = await asyncio.wait_for(asyncio.shield(conn.ready), 30)
             except (OSError, TimeoutError):
                 ok = False
+            if not ok and conn is not None and conn.transport is not None:
+                conn.transport.abort()
         if ok:
             conns.append(conn)
             run.ok += 1
@@ -229,6 +234,7 @@ async def main(cfg: dict[str, Any]) -> None:
         {
             "done": True,
             "delivered": sum(c.count for c in conns),
+            "live": run.live,
             "duplicates": run.duplicates,
             "out_of_order": run.out_of_order,
             "closed_early": run.closed,

@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import math
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -130,7 +131,7 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
             # ten thousand connections never run out of ephemeral ports.
             "sources": [f"127.0.{k + 1}.{j}" for j in range(1, 17)],
             "start_at": start_at,
-            "out": f"{tmp}/{stack.name}-{sc.name}-{k}",
+            "out": f"{tmp}/{_safe(stack.name)}-{sc.name}-{k}",
         }
         gens.append(
             await asyncio.create_subprocess_exec(
@@ -192,10 +193,12 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
 
     lat_bt, lat_sid = array("d"), array("d")
     for k in range(n_gen):
-        out = f"{tmp}/{stack.name}-{sc.name}-{k}"
+        out = f"{tmp}/{_safe(stack.name)}-{sc.name}-{k}"
         for arr, suffix in ((lat_bt, ".bt"), (lat_sid, ".sid")):
             arr.frombytes(Path(out + suffix).read_bytes())  # noqa: ASYNC240
     delivered = sum(d["delivered"] for d in done)
+    # CPU is read over the live phase: replayed events came while connecting.
+    live = sum(d["live"] for d in done)
     expected = sc.subscribers * (sc.events + max(sc.replay - 1, 0))
     result: dict[str, Any] = {
         "scenario": sc.name,
@@ -213,9 +216,9 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
         "connect_s": round(connect_s, 3),
         "kib_per_conn": round(conn_kib / max(connected, 1), 2),
         "kib_per_conn_after": round((mem_after - idle_kib) / max(connected, 1), 2),
-        "cpu_us_per_delivery": round(cpu * 1e6 / max(delivered, 1), 2),
+        "cpu_us_per_delivery": round(cpu * 1e6 / max(live, 1), 2),
         "other_cpu_us_per_delivery": {
-            k: round(v * 1e6 / max(delivered, 1), 2) for k, v in other.items()
+            k: round(v * 1e6 / max(live, 1), 2) for k, v in other.items()
         },
         # Connecting (and, with replay, resuming): CPU per subscriber.
         "connect_cpu_us_per_conn": round(connect_cpu * 1e6 / max(connected, 1), 1),
@@ -280,6 +283,11 @@ async def run(
                 print(orjson.dumps(r).decode(), file=sys.stderr, flush=True)
                 results.append(r)
     return results
+
+
+def _safe(name: str) -> str:
+    """A server's name as part of a file name (``ticker@origin/main``)."""
+    return re.sub(r"[^\w.@-]", "_", name)
 
 
 def failed(sc: Scenario, server: str, error: str) -> dict[str, Any]:

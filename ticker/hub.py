@@ -105,7 +105,10 @@ class Client:
             elif direct.get_write_buffer_size() > self.byte_limit:
                 self.cut("slow")
             elif data := getattr(frame, self.wire):
-                direct.write(data)
+                try:
+                    direct.write(data)
+                except (RuntimeError, OSError):  # closed under us: never stop the fan-out
+                    self.cut("gone")
             return
         if len(self.buffer) >= self.limit:
             self.cut("slow")
@@ -119,6 +122,7 @@ class Client:
             waiter.set_result(None)
 
     async def _wait(self) -> None:
+        assert self._waiter is None, "one writer per client"
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             await self._waiter

@@ -3,8 +3,8 @@
 A stream stays open for hours, and every ASGI layer it passed through keeps a
 suspended coroutine frame (and its send wrapper) alive for as long. Starlette's
 error and exception middleware, router, route and request wrappers came to
-about 5 KiB per connection (tracemalloc, 2,000 SSE clients). GET /v1/stream
-and /v1/ws therefore go through the app's own middleware (request id,
+about 5 KiB per connection (tracemalloc, 2,000 SSE clients). GET (and HEAD)
+/v1/stream and /v1/ws therefore go through the app's own middleware (request id,
 security headers, origin policy, connection cap), built from the same list as
 the app's, straight to their endpoint; the app's exception handlers answer
 errors raised before the response starts. Everything else goes to the app.
@@ -30,9 +30,15 @@ Handler = Callable[[Request, Exception], Any]
 
 
 def is_stream(scope: Scope) -> bool:
+    """Every request that opens a stream (HEAD too: it holds the response open),
+    so the gate's connection cap counts them all."""
     if scope["type"] == "websocket":
         return bool(scope["path"] == "/v1/ws")
-    return scope["type"] == "http" and scope["path"] == "/v1/stream" and scope["method"] == "GET"
+    return (
+        scope["type"] == "http"
+        and scope["path"] == "/v1/stream"
+        and scope["method"] in ("GET", "HEAD")
+    )
 
 
 class StreamGate:
@@ -52,8 +58,9 @@ class StreamGate:
 
     async def _endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            # As under Starlette's router: an error escapes to the server, which
-            # refuses the handshake (or closes with 1011) and logs it.
+            # ws_endpoint answers its own errors with close codes; anything else
+            # escapes to the server, which refuses the handshake (or closes with
+            # 1011) and logs it.
             await ws_endpoint(WebSocket(scope, receive, send))
             return
         started = False

@@ -84,9 +84,10 @@ async def _serve(
     send = websocket.send
     loop = asyncio.get_running_loop()
     try:
+        first.reverse()
         while first:
             # Popped, not kept for the stream's lifetime: a replay or an old snapshot is big.
-            await send({"type": "websocket.send", "text": first.pop(0).text})
+            await send({"type": "websocket.send", "text": first.pop().text})
         while not client.closed:
             if transport is not None and client.go_direct(transport, "ws_frame"):
                 await client.wait_closed()
