@@ -221,17 +221,7 @@ class DirectPublish:
         )
 
     async def __call__(self, seq: int, sent_us: int) -> str | None:
-        it = item(seq, sent_us)
-        outcome = await self.publisher.emit(
-            item_id=it["id"],
-            version=1,
-            event_type="item.published",
-            body={"item": it},
-            item=it,
-            status="published",
-            live="add",
-            edition="en",
-        )
+        outcome = await self.publisher.publish_new(item(seq, sent_us))
         if outcome.status != "published":
             raise RuntimeError(f"publish {seq}: {outcome}")
         return outcome.ref

@@ -193,16 +193,7 @@ async def test_redis_hung_or_gone_intake_answers_503_and_streams_hold() -> None:
                     # Published by another path while this node may still be reconnecting.
                     pub = Publisher(stack.redis, stack.keys, maxlen=1000, retention_seconds=0)
                     side = _side_item(f"side-{fault}")
-                    await pub.emit(
-                        item_id=side["id"],
-                        version=1,
-                        event_type="item.published",
-                        body={"item": side},
-                        item=side,
-                        status="published",
-                        live="add",
-                        edition="en",
-                    )
+                    await pub.publish_new(side)
                     expected.append(side["id"])
                 await wait_for(_ready(stack), 30, interval=0.1, what="/readyz to recover")
                 after = await stack.publish(HEADLINES[len(expected) % 5] + f" ({fault})", 30)

@@ -47,16 +47,7 @@ async def _flood(stack: object, n: int) -> None:
             "urgency": 5,
             "body": BODY,
         }
-        await pub.emit(
-            item_id=item["id"],
-            version=1,
-            event_type="item.published",
-            body={"item": item},
-            item=item,
-            status="published",
-            live="add",
-            edition="en",
-        )
+        await pub.publish_new(item)
 
 
 @pytest.mark.slow

@@ -88,3 +88,18 @@ class Publisher:
         ]
         status_b, ref = await self._script(keys=keys, args=args)
         return Outcome(status_b.decode(), ref.decode() if isinstance(ref, bytes) else str(ref))
+
+    async def publish_new(self, item: dict[str, Any], **options: Any) -> Outcome:
+        """Version 1 of an item: stored, added to the live set, appended and published.
+        ``options`` are :meth:`emit`'s dedupe and revision arguments."""
+        return await self.emit(
+            item_id=item["id"],
+            version=1,
+            event_type="item.published",
+            body={"item": item},
+            item=item,
+            status="published",
+            live="add",
+            edition=item["edition"],
+            **options,
+        )

@@ -68,15 +68,8 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
         await record(ctx, item_id, Outcome("duplicate", original), 1, now, near=not same)
         await incr_stat(redis, keys, "duplicates", "exact" if same else "near")
         return "duplicate"
-    outcome = await ctx["publisher"].emit(
-        item_id=item_id,
-        version=1,
-        event_type="item.published",
-        body={"item": item},
-        item=item,
-        status="published",
-        live="add",
-        edition=item["edition"],
+    outcome = await ctx["publisher"].publish_new(
+        item,
         dedupe_key=None if force else dedupe_key(item["headline"], item["edition"]),
         dedupe_ttl=settings.dedupe_window_seconds,
         recent_window_ms=settings.dedupe_window_seconds * 1000,
