@@ -31,7 +31,7 @@ from ticker.redis_conn import connect
 from ticker.secheaders import security_headers_middleware
 from ticker.sse import stream_endpoint
 from ticker.store import Store
-from ticker.streamgate import StreamGate
+from ticker.streamgate import stream_gate
 from ticker.subscriber import Subscriber
 from ticker.ws import ws_endpoint
 
@@ -154,5 +154,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # layers (ticker.streamgate); ticker.server.TransportTap sends streams there.
     # Rate limits cover the intake only: streams skip that layer too.
     stream_middleware = [m for m in middleware if m.cls is not IntakeRateLimit]
-    app.state.streams = StreamGate(stream_middleware, exception_handlers)  # type: ignore[arg-type]
+    app.state.streams = stream_gate(stream_middleware, exception_handlers)  # type: ignore[arg-type]
     return app

@@ -58,7 +58,7 @@ class TransportTap:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["ticker.raw_send"] = send
-        if self.streams is not None and scope["type"] != "lifespan" and is_stream(scope):
+        if self.streams is not None and is_stream(scope):
             scope["app"] = self.app
             await self.streams(scope, receive, send)
         else:

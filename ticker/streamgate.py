@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket
 from ticker.sse import stream_endpoint
 from ticker.ws import ws_endpoint
 
-__all__ = ["StreamGate", "is_stream"]
+__all__ = ["is_stream", "stream_gate"]
 
 Handler = Callable[[Request, Exception], Any]
 
@@ -41,22 +41,23 @@ def is_stream(scope: Scope) -> bool:
     )
 
 
-class StreamGate:
-    """The streaming endpoints behind the app's middleware, without its router."""
+def stream_gate(
+    middleware: Sequence[Middleware], handlers: dict[type[Exception], Handler]
+) -> ASGIApp:
+    """The streaming endpoints behind ``middleware`` (outermost first), no router."""
+    app: ASGIApp = StreamEndpoints(handlers)
+    for cls, args, kwargs in reversed(middleware):
+        app = cls(app, *args, **kwargs)
+    return app
 
-    def __init__(
-        self, middleware: Sequence[Middleware], handlers: dict[type[Exception], Handler]
-    ) -> None:
+
+class StreamEndpoints:
+    """/v1/stream and /v1/ws, answering errors before the response with ``handlers``."""
+
+    def __init__(self, handlers: dict[type[Exception], Handler]) -> None:
         self.handlers = handlers
-        app: ASGIApp = self._endpoint
-        for cls, args, kwargs in reversed(middleware):
-            app = cls(app, *args, **kwargs)
-        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
-
-    async def _endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             # ws_endpoint answers its own errors with close codes; anything else
             # escapes to the server, which refuses the handshake (or closes with
