@@ -1,0 +1,100 @@
+"""The fan-out's fast paths, as served: direct writes under uvloop, a broken
+transport never stops the fan-out, and a stream keeps nothing of its first frames."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+from typing import Any
+
+import orjson
+import pytest
+import uvloop
+
+from tests.conftest import Stack
+from tests.helpers import sse, ws
+from ticker.events import Event, envelope
+from ticker.filters import Filter
+from ticker.hub import Client, Hub
+from ticker.wire import transport_of
+
+
+class _Cycle:
+    """Stands for uvicorn's request cycle: its ``send`` is a bound method."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+
+    async def send(self, message: dict[str, Any]) -> None: ...
+
+
+def test_direct_writes_recognise_uvloop_transports() -> None:
+    """`ticker serve` runs on uvloop, whose transports are not asyncio.BaseTransport."""
+
+    async def check() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        try:
+            assert not isinstance(transport, asyncio.BaseTransport)
+            assert transport_of(_Cycle(transport).send) is transport
+        finally:
+            transport.close()
+            server.close()
+            await server.wait_closed()
+
+    uvloop.run(check())
+
+
+class _Transport:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail, self.written = fail, b""
+
+    def write(self, data: bytes) -> None:
+        if self.fail:
+            raise RuntimeError("handle is closed")
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+async def test_a_transport_failing_on_write_is_cut_and_the_rest_still_get_the_event() -> None:
+    hub = Hub()
+    hub.load("1-0", [])
+    broken, fine = Client(Filter(), 10, "sse"), Client(Filter(), 10, "sse")
+    bad, good = _Transport(fail=True), _Transport()
+    for client, transport in ((broken, bad), (fine, good)):
+        hub.attach(client)
+        assert client.go_direct(transport, "sse_chunk")
+    body = orjson.dumps({"type": "item.published", "item": {"id": "a", "edition": "en"}})
+    event = Event(envelope("2-0", body))
+    assert hub.dispatch(event)
+    assert broken.closed == "gone"
+    assert good.written == event.sse_chunk
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+async def test_a_stream_keeps_nothing_of_its_snapshot_once_sent(
+    stack: Stack, transport: str
+) -> None:
+    """The snapshot (or a replay) can be large: an open stream must not pin it."""
+    hub = stack.api.app.state.hub
+    client = sse(stack.base) if transport == "sse" else ws(stack.base)
+    async with client as c:
+        assert (await c.next()).type == "snapshot"
+        (snapshot,) = hub._snapshots.values()
+        item = await stack.publish("Snapshots are not pinned by open streams")
+        assert (await c.next()).data["item"]["id"] == item["id"]
+        assert not hub._snapshots  # the hub dropped it when the ticker changed
+        gc.collect()
+        # Only this function's name and getrefcount's argument refer to it.
+        assert sys.getrefcount(snapshot) == 2
