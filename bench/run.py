@@ -20,6 +20,7 @@ addresses), publishes the events on a fixed schedule, and reports:
     python -m bench.run --scenario sse-10k --scenario intake-1k
     python -m bench.run --servers ticker --scale 0.1 --json /tmp/bench.json
     python -m bench.run --scenario sse-10k --baseline HEAD~3   # a change, measured
+    python -m bench.run --scenario sse-10k --baseline A --baseline B   # several steps
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 from array import array
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -237,15 +239,15 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
     return result
 
 
-def make_stack(name: str, workers: int, baseline: str | None) -> Stack:
-    if name.startswith("ticker@"):
-        return TickerStack(workers, source=baseline, name=name)
+def make_stack(name: str, workers: int, trees: dict[str, str]) -> Stack:
+    if name in trees:
+        return TickerStack(workers, source=trees[name], name=name)
     return STACKS[name](workers=workers)  # type: ignore[no-any-return]
 
 
 def checkout(rev: str, into: str) -> str:
     """The tree of ``rev`` (git archive), to serve as a baseline beside this one."""
-    tree = Path(into, "baseline")
+    tree = Path(into, "baseline-" + _safe(rev))
     tree.mkdir()
     archive = subprocess.run(
         ["git", "archive", rev], cwd=ROOT, capture_output=True, check=True
@@ -259,18 +261,18 @@ async def run(
     servers: list[str],
     workers: int,
     drain: float,
-    baseline: str | None = None,
+    baselines: Sequence[str] = (),
 ) -> list:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        source = checkout(baseline, tmp) if baseline else None
-        if baseline:
-            servers = ["ticker", f"ticker@{baseline}", *(s for s in servers if s != "ticker")]
+        trees = {f"ticker@{rev}": checkout(rev, tmp) for rev in baselines}
+        if trees:
+            servers = ["ticker", *trees, *(s for s in servers if s != "ticker")]
         for sc in scenarios:
             for name in servers:
                 if name.split("@")[0] not in sc.servers:
                     continue
-                stack = make_stack(name, workers, source)
+                stack = make_stack(name, workers, trees)
                 print(f"# {sc.name} on {name} ...", file=sys.stderr, flush=True)
                 try:
                     await asyncio.to_thread(stack.start, sc.via)
@@ -366,7 +368,11 @@ def main() -> int:
     p.add_argument("--drain", type=float, default=30, help="seconds to wait for deliveries")
     p.add_argument("--json", help="write the results here")
     p.add_argument(
-        "--baseline", metavar="REV", help="also run Ticker as of this git revision, side by side"
+        "--baseline",
+        metavar="REV",
+        action="append",
+        default=[],
+        help="also run Ticker as of this git revision, side by side (repeatable)",
     )
     args = p.parse_args()
 
