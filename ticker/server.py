@@ -109,7 +109,7 @@ def tune_gc() -> None:
     client); with CPython's default thresholds the collector rescans them over
     and over while thousands of clients connect. Freezing what startup built and
     collecting the youngest generation every 50,000 allocations instead of 700
-    halved the time to accept 5,000 SSE clients (bench/, 3.9 s to 1.6 s).
+    halved the connect time of 10,000 clients (bench/, docs/benchmarks.md).
     """
     gc.collect()
     gc.freeze()
