@@ -8,11 +8,14 @@ uvicorn rewrites from X-Forwarded-For only for proxies in TICKER_FORWARDED_ALLOW
 
 from __future__ import annotations
 
+from functools import partial
+
 import orjson
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.errors import error_body
+from ticker.parking import PARKED, on_close
 
 __all__ = ["STREAM_PATHS", "ConnectionCap", "client_ip", "connection_cap_middleware"]
 
@@ -68,14 +71,22 @@ class ConnectionCap:
             await self._refuse(scope, receive, send)
             return
         self.open[ip] = self.open.get(ip, 0) + 1
+        parked = False
         try:
             await self.app(scope, receive, send)
+            parked = PARKED in scope
         finally:
-            left = self.open[ip] - 1
-            if left:
-                self.open[ip] = left
+            if parked:  # still open: it counts until its connection ends
+                on_close(scope, partial(self._release, ip))
             else:
-                del self.open[ip]
+                self._release(ip)
+
+    def _release(self, ip: str) -> None:
+        left = self.open[ip] - 1
+        if left:
+            self.open[ip] = left
+        else:
+            del self.open[ip]
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers, body = _refusal(self.limit)

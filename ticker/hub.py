@@ -183,6 +183,7 @@ class Hub:
         self._snapshots: dict[Filter, Event] = {}
         self.delivered = 0
         self.closing: str | None = None  # set by close_all: later clients are cut at once
+        self.emptied = asyncio.Event()  # set once the last client has gone after close_all
 
     # -- state ---------------------------------------------------------------
 
@@ -259,6 +260,8 @@ class Hub:
             if not group:
                 del self.groups[client.filter]
                 self._snapshots.pop(client.filter, None)
+        if self.closing and not self.groups:
+            self.emptied.set()
 
     def clients(self) -> Iterable[Client]:
         for group in self.groups.values():
@@ -287,3 +290,5 @@ class Hub:
         self.closing = reason
         for c in list(self.clients()):
             c.cut(reason)
+        if not self.groups:
+            self.emptied.set()

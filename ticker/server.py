@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import importlib.util
 import logging
@@ -43,6 +45,11 @@ class TickerServer(uvicorn.Server):
         if hub is not None:
             log.info("shutting down: closing %d streaming clients", hub.client_count)
             hub.close_all("shutdown")
+            # Parked streams (ticker.parking) are not uvicorn's to wait for: give
+            # them the grace to read their last bytes (a WebSocket answers 1012).
+            with contextlib.suppress(TimeoutError):
+                grace = self.config.timeout_graceful_shutdown
+                await asyncio.wait_for(hub.emptied.wait(), grace)
         await super().shutdown(sockets)
 
 

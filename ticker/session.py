@@ -8,8 +8,7 @@ its buffer, so there is no gap and no duplicate between the two.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from ticker.events import Event, parse_stream_id, reset_event
 from ticker.exceptions import UnavailableError, ValidationError
@@ -18,27 +17,30 @@ from ticker.hub import Client, Hub
 from ticker.metrics import Metrics
 from ticker.store import Store
 
-__all__ = ["open_session", "parse_last_id", "tracked"]
+__all__ = ["open_session", "parse_last_id", "track"]
 
 # Reasons the server cuts a client (counted); "gone" is the client leaving.
 DROPPED = ("slow", "send_timeout", "shutdown", "flood")
 
 
-@contextlib.contextmanager
-def tracked(metrics: Metrics | None, transport: str, f: Filter) -> Iterator[list[Client]]:
-    """Count an open connection, and why the server cut it, if it did."""
-    holder: list[Client] = []
+def track(metrics: Metrics | None, transport: str, f: Filter) -> Callable[[Client | None], None]:
+    """Count an open connection; call the result once it has closed, with its
+    client (if it got one) to count why the server cut it, if it did."""
     if metrics is None:
-        yield holder
-        return
+        return _nothing
     gauge = metrics.connections.labels(transport, ",".join(sorted(f.editions)) or "all")
     gauge.inc()
-    try:
-        yield holder
-    finally:
+
+    def release(client: Client | None) -> None:
         gauge.dec()
-        if holder and holder[0].closed in DROPPED:
-            metrics.dropped.labels(transport, holder[0].closed).inc()
+        if client is not None and client.closed in DROPPED:
+            metrics.dropped.labels(transport, client.closed).inc()
+
+    return release
+
+
+def _nothing(client: Client | None) -> None:
+    pass
 
 
 def parse_last_id(value: str | None, field: str) -> str | None:

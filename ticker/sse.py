@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,9 +15,10 @@ from ticker.events import Event
 from ticker.filters import Filter
 from ticker.hub import Client, Hub, Ping
 from ticker.metrics import Metrics
-from ticker.session import open_session, parse_last_id, tracked
+from ticker.parking import Parked, park
+from ticker.session import open_session, parse_last_id, track
 from ticker.store import Store
-from ticker.wire import DROP_AFTER, DirectTransport, chunked_of, transport_of
+from ticker.wire import DROP_AFTER, DirectTransport, chunk, chunked_of, transport_of
 
 __all__ = ["EventStream", "stream_endpoint"]
 
@@ -59,12 +62,24 @@ class EventStream(Response):
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with tracked(self.metrics, "sse", self.filter) as holder:
-            await self._serve(scope, receive, send, holder)
+        count = track(self.metrics, "sse", self.filter)
+        holder: list[Client] = []
+        parked = False
+        try:
+            parked = await self._serve(scope, receive, send, holder, count)
+        finally:
+            if not parked:  # else when its connection ends (ticker.parking)
+                _close(self.hub, holder[0] if holder else None, count)
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, holder: list[Client]
-    ) -> None:
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        holder: list[Client],
+        count: Callable[[Client | None], None],
+    ) -> bool:
+        """Serve the stream; True once it is parked (the response still open)."""
         task = asyncio.current_task()
         assert task is not None
         raw_send = scope.get("ticker.raw_send")
@@ -103,6 +118,9 @@ class EventStream(Response):
             direct = transport is not None and chunked_of(raw_send) is True
             while not client.closed:
                 if direct and client.go_direct(transport, "sse_chunk"):  # type: ignore[arg-type]
+                    parked = Parked(client, transport, partial(_final, self.retry_ms))
+                    if park(scope, raw_send, parked, partial(_close, self.hub, client, count)):
+                        return True
                     await client.wait_closed()
                     break
                 batch = await client.next_batch()
@@ -123,10 +141,7 @@ class EventStream(Response):
             elif client.closed != "gone":
                 # Shutdown or slow: end the response with a retry hint; EventSource
                 # reconnects (to another node) and resumes by its last id.
-                last = b": %s; reconnect with Last-Event-ID\nretry: %d\n\n" % (
-                    str(client.closed).encode(),
-                    self.retry_ms,
-                )
+                last = _last_words(str(client.closed), self.retry_ms)
                 await send({"type": "http.response.body", "body": last, "more_body": False})
         except asyncio.CancelledError:
             if client.closed in (None, "gone") or task.cancelling() > 1:
@@ -136,9 +151,27 @@ class EventStream(Response):
         except OSError:
             pass
         finally:
-            client.cut("gone")
-            self.hub.detach(client)
             watcher.cancel()
+        return False
+
+
+def _last_words(reason: str, retry_ms: int) -> bytes:
+    # EventSource reconnects (to another node) and resumes by its last id.
+    return b": %s; reconnect with Last-Event-ID\nretry: %d\n\n" % (reason.encode(), retry_ms)
+
+
+def _final(retry_ms: int, reason: str) -> bytes:
+    """What a parked stream cut by the server gets before its connection closes."""
+    if reason in ("slow", "send_timeout"):
+        return b""  # its buffer is full: close after what is queued
+    return chunk(_last_words(reason, retry_ms)) + b"0\r\n\r\n"
+
+
+def _close(hub: Hub, client: Client | None, count: Callable[[Client | None], None]) -> None:
+    if client is not None:
+        client.cut("gone")
+        hub.detach(client)
+    count(client)
 
 
 async def _drop(transport: DirectTransport, watcher: asyncio.Task[None]) -> None:

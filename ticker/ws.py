@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from functools import partial
 
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -17,8 +19,9 @@ from ticker.constants import (
 )
 from ticker.exceptions import ClientError, UnavailableError
 from ticker.filters import Filter
-from ticker.hub import Client, Ping
-from ticker.session import open_session, parse_last_id, tracked
+from ticker.hub import Client, Hub, Ping
+from ticker.parking import ParkedWebSocket, park
+from ticker.session import open_session, parse_last_id, track
 from ticker.wire import DROP_AFTER, transport_of, ws_close_frame
 from ticker.wsguard import MessageBudget
 
@@ -46,19 +49,31 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_BAD_REQUEST, exc.message[:120])
         return
 
-    with tracked(state.metrics, "ws", f) as holder:
-        await _serve(websocket, f, last_id, holder)
+    count = track(state.metrics, "ws", f)
+    holder: list[Client] = []
+    parked = False
+    try:
+        parked = await _serve(websocket, f, last_id, holder, count)
+    finally:
+        if not parked:  # else when its connection ends (ticker.parking)
+            _close(state.hub, holder[0] if holder else None, count)
 
 
 async def _serve(
-    websocket: WebSocket, f: Filter, last_id: str | None, holder: list[Client]
-) -> None:
+    websocket: WebSocket,
+    f: Filter,
+    last_id: str | None,
+    holder: list[Client],
+    count: Callable[[Client | None], None],
+) -> bool:
+    """Serve the stream; True once it is parked (the connection still open)."""
     state = websocket.state
     settings = state.settings
     writer = asyncio.current_task()
     assert writer is not None
 
-    transport = transport_of(websocket.scope.get("ticker.raw_send"))
+    raw_send = websocket.scope.get("ticker.raw_send")
+    transport = transport_of(raw_send)
 
     def on_cut(client: Client) -> None:
         if client.busy_since and client.direct is None:
@@ -78,7 +93,7 @@ async def _serve(
     except (UnavailableError, RedisError, OSError):
         # Redis is needed to resume (or to load the ticker): come back later.
         await websocket.close(CLOSE_TRY_AGAIN, "try again later")
-        return
+        return False
     holder.append(client)
     reader = asyncio.create_task(_read(websocket, client))
     send = websocket.send
@@ -90,6 +105,10 @@ async def _serve(
             await send({"type": "websocket.send", "text": first.pop().text})
         while not client.closed:
             if transport is not None and client.go_direct(transport, "ws_frame"):
+                parked = ParkedWebSocket(client, transport, _final, settings.ws_ping_seconds)
+                done = partial(_close, state.hub, client, count)
+                if park(websocket.scope, raw_send, parked, done):
+                    return True
                 await client.wait_closed()
                 break
             batch = await client.next_batch()
@@ -117,9 +136,20 @@ async def _serve(
     except (WebSocketDisconnect, OSError, RuntimeError):
         pass
     finally:
-        client.cut("gone")
-        state.hub.detach(client)
         reader.cancel()
+    return False
+
+
+def _final(reason: str) -> bytes:
+    """What a parked WebSocket cut by the server gets: a close frame with the code."""
+    return ws_close_frame(CLOSE_CODES[reason], reason) if reason in CLOSE_CODES else b""
+
+
+def _close(hub: Hub, client: Client | None, count: Callable[[Client | None], None]) -> None:
+    if client is not None:
+        client.cut("gone")
+        hub.detach(client)
+    count(client)
 
 
 async def _read(websocket: WebSocket, client: Client) -> None:

@@ -1,0 +1,213 @@
+"""Parked streams (ticker.parking): once caught up, a stream's connection leaves the
+ASGI call and uvicorn, and everything the call did still holds: events arrive, the
+connection cap and the connection gauge count it until it closes, and a parked
+WebSocket answers pings and the closing handshake, pings its client and drops a
+silent one, and closes on protocol errors."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.conftest import Stack, running_stack
+from tests.helpers import is_item, sse, wait_for, ws
+from ticker.config import Settings
+from ticker.hub import Client
+from ticker.parking import Parked, ParkedWebSocket
+
+
+def _clients(stack: Stack) -> list[Client]:
+    return list(stack.api.app.state.hub.clients())
+
+
+def _parked(stack: Stack) -> list[Parked]:
+    """The hub's clients whose connection is held by a Parked protocol."""
+    out = []
+    for c in _clients(stack):
+        protocol = c.direct.get_protocol() if c.direct is not None else None  # type: ignore[attr-defined]
+        if isinstance(protocol, Parked):
+            out.append(protocol)
+    return out
+
+
+async def _gauge(stack: Stack, transport: str) -> float:
+    text = (await stack.http.get("/metrics")).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("ticker_connections{") and f'transport="{transport}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+async def test_a_caught_up_stream_is_parked_and_still_gets_events(
+    stack: Stack, transport: str
+) -> None:
+    """The ASGI call returns (uvicorn holds no task and no connection for it), events
+    still arrive, the gauge counts the stream until the client leaves, and then the
+    hub lets it go."""
+    server_state = stack.api.server.server_state
+    client = sse(stack.base) if transport == "sse" else ws(stack.base)
+    async with client as c:
+        assert (await c.next()).type == "snapshot"
+        await wait_for(lambda: len(_parked(stack)) == 1, 5, what="the stream to be parked")
+        kind = ParkedWebSocket if transport == "ws" else Parked
+        assert type(_parked(stack)[0]) is kind
+        # No ASGI task, and uvicorn's only connection left is the test's own HTTP client.
+        assert not server_state.tasks
+        assert len(server_state.connections) <= 1
+        item = await stack.publish("Parked streams still get the news")
+        await c.until(is_item("item.published", item["id"]))
+        assert await _gauge(stack, transport) == 1
+    await wait_for(lambda: not _clients(stack), 5, what="the hub to let the client go")
+    assert await _gauge(stack, transport) == 0
+
+
+async def test_a_parked_stream_holds_its_slot_under_the_cap(settings: Settings) -> None:
+    """The cap counts a parked stream until its connection ends, not until the call
+    that opened it returned."""
+    async with running_stack(replace(settings, max_connections_per_ip=1)) as stack:
+        async with sse(stack.base) as first:
+            await first.next()
+            await wait_for(lambda: len(_parked(stack)) == 1, 5, what="the stream to be parked")
+            refused = await stack.http.get("/v1/stream")
+            assert refused.status_code == 429
+            assert refused.json()["error"]["code"] == "too_many_connections"
+
+        async def slot_freed() -> bool:
+            async with sse(stack.base) as again:
+                return (await again.next()).type == "snapshot"
+
+        await wait_for(lambda: not _clients(stack), 5, what="the first stream to close")
+        assert await slot_freed()
+
+
+async def test_a_parked_websocket_answers_pings_and_the_closing_handshake(stack: Stack) -> None:
+    async with ws(stack.base) as w:
+        await w.next()
+        await wait_for(lambda: len(_parked(stack)) == 1, 5, what="the stream to be parked")
+        latency = await asyncio.wait_for(await w.conn.ping(b"are you there"), 5)
+        assert latency >= 0
+        await w.conn.close(1000, "bye")
+        assert w.conn.close_code == 1000  # the server echoed our close frame
+    await wait_for(lambda: not _clients(stack), 5, what="the hub to let the client go")
+
+
+@asynccontextmanager
+async def _raw_ws(stack: Stack) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A WebSocket client that answers nothing, not even pings."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.api.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            "GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+
+
+async def _frames_until_close(reader: asyncio.StreamReader, timeout: float) -> tuple[int, int]:
+    """Read server frames until a close frame: (its code, how many pings came first)."""
+    pings = 0
+    async with asyncio.timeout(timeout):
+        while True:
+            b0, b1 = await reader.readexactly(2)
+            length = b1 & 0x7F
+            if length == 126:
+                (length,) = struct.unpack("!H", await reader.readexactly(2))
+            elif length == 127:
+                (length,) = struct.unpack("!Q", await reader.readexactly(8))
+            payload = await reader.readexactly(length)
+            if b0 & 0x0F == 0x9:
+                pings += 1
+            elif b0 & 0x0F == 0x8:
+                return struct.unpack("!H", payload[:2])[0], pings
+
+
+def _masked(opcode: int, payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + body
+
+
+async def test_a_silent_parked_websocket_is_pinged_then_dropped_with_1011(
+    settings: Settings,
+) -> None:
+    """Pinged every ws_ping_seconds; a client answering nothing is closed with 1011,
+    while one that answers (the websockets library does) stays."""
+    async with running_stack(replace(settings, ws_ping_seconds=0.3)) as stack:
+        url = stack.base.replace("http://", "ws://") + "/v1/ws"
+        async with _raw_ws(stack) as (reader, _), connect(url) as answering:
+            await answering.recv()
+            await wait_for(lambda: len(_parked(stack)) == 2, 5, what="both to be parked")
+            code, pings = await _frames_until_close(reader, 10)
+            assert code == 1011
+            assert pings >= 1
+            item = await stack.publish("The answering client is still here")
+            while True:  # snapshot done; skip to the item
+                message = await asyncio.wait_for(answering.recv(), 5)
+                if item["id"] in str(message):
+                    break
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"\x81\x05hello", 1002),  # unmasked: clients must mask (RFC 6455 5.1)
+        (bytes((0x80 | 0x3, 0x80)) + b"\x00\x00\x00\x00", 1002),  # no such opcode
+        (bytes((0xC1, 0x80)) + b"\x00\x00\x00\x00", 1002),  # an extension bit never agreed
+        (b"\x81\xff" + struct.pack("!Q", 1 << 20) + b"\x00" * 4, 1009),  # over 64 KiB
+    ],
+)
+async def test_a_parked_websocket_closes_on_a_bad_frame(
+    stack: Stack, frame: bytes, code: int
+) -> None:
+    async with _raw_ws(stack) as (reader, writer):
+        await wait_for(lambda: len(_parked(stack)) == 1, 5, what="the stream to be parked")
+        writer.write(_masked(0x9, b"ping first"))  # a good frame first: answered
+        writer.write(frame)
+        got, _ = await _frames_until_close(reader, 5)
+        assert got == code
+    await wait_for(lambda: not _clients(stack), 5, what="the hub to let the client go")
+
+
+async def test_a_parked_websocket_frame_split_across_reads_is_understood(stack: Stack) -> None:
+    """TCP may cut a frame anywhere: a ping sent a byte at a time is still answered."""
+    async with _raw_ws(stack) as (reader, writer):
+        await wait_for(lambda: len(_parked(stack)) == 1, 5, what="the stream to be parked")
+        for byte in _masked(0x9, b"slowly"):
+            writer.write(bytes((byte,)))
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        async with asyncio.timeout(5):
+            while True:
+                b0, b1 = await reader.readexactly(2)
+                payload = await reader.readexactly(b1 & 0x7F)
+                if b0 & 0x0F == 0xA:
+                    assert payload == b"slowly"
+                    break
+
+
+async def test_a_parked_websocket_closed_by_the_client_frees_everything(stack: Stack) -> None:
+    async with _raw_ws(stack) as (reader, writer):
+        await wait_for(lambda: len(_parked(stack)) == 1, 5, what="the stream to be parked")
+        writer.write(_masked(0x8, struct.pack("!H", 1001) + b"going away"))
+        code, _ = await _frames_until_close(reader, 5)
+        assert code == 1001  # echoed
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # then the server closes
+    await wait_for(lambda: not _clients(stack), 5, what="the hub to let the client go")

@@ -1,0 +1,271 @@
+"""Parking an open stream: once a client takes direct writes, its ASGI call ends.
+
+A caught-up client gets every event from the hub's own writes to its transport
+(ticker.wire), so the ASGI call that opened it only waits for the end. Waiting
+kept, for hours per connection, uvicorn's protocol and request cycle, the
+call's task and the suspended frames of every middleware it passed: about
+two thirds of a connection's memory (bench/, docs/benchmarks.md).
+
+``park`` hands the socket to a ``Parked`` protocol that holds the hub's client
+and nothing else, and lets the ASGI call return with the response still open.
+What the call held until the connection ends is released when it ends: the
+endpoint's own clean-up, and any middleware's (the connection cap counts the
+stream until then) through ``on_close``, found in the scope under ``PARKED``.
+How the stream ends is unchanged: a client the server cuts gets the same last
+bytes it got from the endpoint (``final``), then the connection closes, and is
+dropped if they are not read within ``DROP_AFTER``.
+
+Only under uvicorn (httptools or h11, and its websockets-sansio protocol), found
+by duck typing like the direct writes; elsewhere, or when anything does not
+look as expected, the call keeps waiting as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from websockets.protocol import State
+
+from ticker.hub import Client
+from ticker.wire import DROP_AFTER, ws_close_frame
+from ticker.wsguard import MessageBudget
+
+__all__ = ["PARKED", "Parked", "ParkedWebSocket", "on_close", "park"]
+
+PARKED = "ticker.parked"  # scope key: the Parked protocol once the call has parked
+
+Release = Callable[[], None]
+
+CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, CLOSE_INTERNAL = 1002, 1009, 1011
+MAX_FRAME = 64 * 1024  # as the server's ws_max_size: clients have nothing big to say
+BAD_OPCODES = frozenset((*range(0x3, 0x8), *range(0xB, 0x10)))
+
+
+class Parked(asyncio.Protocol):
+    """A parked SSE stream's connection: its client, and what to release when it ends."""
+
+    __slots__ = ("client", "final", "releases", "transport")
+
+    def __init__(self, client: Client, transport: Any, final: Callable[[str], bytes]) -> None:
+        self.client = client
+        self.transport = transport
+        self.final = final  # the bytes that end the stream when the server cuts it
+        self.releases: list[Release] | None = []
+
+    def on_close(self, release: Release) -> None:
+        if self.releases is None:  # already closed
+            release()
+        else:
+            self.releases.append(release)
+
+    def cut(self, client: Client) -> None:
+        """Client.on_cut: end the stream the way the endpoint would have."""
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if client.closed == "gone":
+            transport.close()
+            return
+        if data := self.final(str(client.closed)):
+            transport.write(data)
+        asyncio.get_running_loop().call_later(DROP_AFTER, transport.abort)
+        self.end()
+
+    def end(self) -> None:
+        self.transport.close()  # after what is queued
+
+    # asyncio.Protocol
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.cut("gone")
+        releases, self.releases = self.releases or [], None
+        for release in releases:
+            release()
+
+    def data_received(self, data: bytes) -> None:
+        pass  # an SSE client has nothing more to say
+
+    def eof_received(self) -> bool | None:
+        return None  # the client is gone: close
+
+    def pause_writing(self) -> None:
+        pass  # the hub cuts a client whose buffer passes its bound
+
+    def resume_writing(self) -> None:
+        pass
+
+
+class ParkedWebSocket(Parked):
+    """A parked WebSocket: reads the client's frames (RFC 6455) where the server's
+    protocol did: answers pings and the closing handshake, pings the client every
+    ``interval`` and drops it if it stays silent for another, and cuts a client
+    flooding the server (ticker.wsguard)."""
+
+    __slots__ = ("budget", "closing", "heard", "inbox", "interval", "timer")
+
+    def __init__(
+        self, client: Client, transport: Any, final: Callable[[str], bytes], interval: float
+    ) -> None:
+        super().__init__(client, transport, final)
+        self.inbox = b""  # the start of a frame not wholly received
+        self.budget: MessageBudget | None = None
+        self.closing = False  # our close frame is sent: waiting for the client's
+        self.heard = True  # anything received since the last ping
+        self.interval = interval
+        self.timer: asyncio.TimerHandle | None = None
+        if interval > 0:
+            self.timer = asyncio.get_running_loop().call_later(interval, self._keepalive)
+
+    def end(self) -> None:
+        self.closing = True  # the client answers our close frame; then we close
+
+    def _keepalive(self) -> None:
+        if not self.heard:  # the last ping went unanswered
+            self._fail(CLOSE_INTERNAL, "keepalive ping timeout")
+            return
+        self.heard = False
+        if not self.transport.is_closing():
+            self.transport.write(b"\x89\x00")
+            self.timer = asyncio.get_running_loop().call_later(self.interval, self._keepalive)
+
+    def _fail(self, code: int, reason: str) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(ws_close_frame(code, reason))
+            self.transport.close()
+        self.client.cut("gone")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = True
+        buf = self.inbox + data if self.inbox else data
+        pos, n = 0, len(buf)
+        while n - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            opcode, length, head = b0 & 0x0F, b1 & 0x7F, 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            if not b1 & 0x80 or b0 & 0x70 or opcode in BAD_OPCODES:
+                # Unmasked, an extension bit we never agreed to, or no such opcode.
+                self._fail(CLOSE_PROTOCOL_ERROR, "protocol error")
+                return
+            if length > MAX_FRAME:
+                self._fail(CLOSE_TOO_BIG, "frame too big")
+                return
+            end = pos + head + 4 + length
+            if n < end:
+                break
+            if opcode >= 0x8:  # control frames: whole, short, never fragmented
+                if length > 125 or not b0 & 0x80:
+                    self._fail(CLOSE_PROTOCOL_ERROR, "protocol error")
+                    return
+                mask = buf[pos + head : pos + head + 4]
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(buf[pos + head + 4 : end]))
+                if opcode == 0x8:
+                    self._close_received(payload)
+                    return
+                if opcode == 0x9 and not self.closing:
+                    self.transport.write(bytes((0x8A, len(payload))) + payload)
+            else:  # text, binary or a continuation: read and dropped, within a budget
+                if self.budget is None:
+                    self.budget = MessageBudget()
+                if not self.budget.take(asyncio.get_running_loop().time()):
+                    self.inbox = b""
+                    self.client.cut("flood")
+                    return
+            pos = end
+        self.inbox = buf[pos:]
+
+    def _close_received(self, payload: bytes) -> None:
+        self.inbox = b""
+        if not self.closing and not self.transport.is_closing():
+            # Echo the client's code (none: an empty close frame), then close: the
+            # server closes the TCP connection first (RFC 6455 7.1.1).
+            self.transport.write(bytes((0x88, len(payload[:2]))) + payload[:2])
+        self.transport.close()
+        self.client.cut("gone")
+
+
+def park(scope: MutableMapping[str, Any], raw_send: Any, parked: Parked, release: Release) -> bool:
+    """Take the connection behind uvicorn's ``raw_send`` from uvicorn and give it to
+    ``parked``; ``release`` runs when it ends. False if it cannot be (another
+    server, or the connection is not in a state to hand over): keep waiting."""
+    owner = getattr(raw_send, "__self__", None)
+    transport = getattr(owner, "transport", None)
+    if transport is not parked.transport or not hasattr(transport, "set_protocol"):
+        return False
+    server_protocol = transport.get_protocol()
+    connections = getattr(server_protocol, "connections", None)
+    if not isinstance(connections, set) or transport.is_closing() or parked.client.closed:
+        return False
+    if isinstance(parked, ParkedWebSocket):
+        if not _hand_over_websocket(server_protocol):
+            return False
+    elif owner is not None and hasattr(owner, "response_complete"):
+        # uvicorn's HTTP request cycle: the response is not its to finish.
+        owner.response_complete = True
+        server_protocol.parser = None  # the parser and the protocol hold each other
+    else:
+        return False
+    transport.set_protocol(parked)
+    # Not uvicorn's open connection any more: its shutdown waits for those; ours
+    # cuts the hub's clients.
+    connections.discard(server_protocol)
+    parked.client.on_cut = parked.cut
+    parked.on_close(release)
+    scope[PARKED] = parked
+    return True
+
+
+def _hand_over_websocket(protocol: Any) -> bool:
+    """uvicorn's websockets-sansio protocol, open and between frames: stop its
+    keepalive, and detach it from the transport, which it closes once the ASGI
+    call returns."""
+    conn = getattr(protocol, "conn", None)
+    reader = getattr(conn, "reader", None)
+    if (
+        getattr(conn, "state", None) is not State.OPEN
+        or len(getattr(reader, "buffer", b"?"))  # part of a frame already read
+        or protocol.close_sent
+        or not callable(getattr(protocol, "stop_keepalive", None))
+    ):
+        return False
+    protocol.stop_keepalive()
+    protocol.transport = _DETACHED
+    return True
+
+
+class _Detached:
+    """What uvicorn's WebSocket protocol holds once its connection is parked."""
+
+    def close(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+_DETACHED = _Detached()
+
+
+def on_close(scope: MutableMapping[str, Any], release: Release) -> None:
+    """Run ``release`` when the stream's connection ends: now, unless the call parked it."""
+    parked: Parked | None = scope.get(PARKED)
+    if parked is None:
+        release()
+    else:
+        parked.on_close(release)
