@@ -83,6 +83,7 @@ class Metrics:
             multiprocess_mode="livesum",
             **kw,
         )
+        self._connection_gauges: dict[tuple[str, frozenset[str]], Any] = {}
         self.events = Counter(
             "ticker_events_fanned_out", "Events the hub fanned out.", ["type"], **kw
         )
@@ -118,6 +119,17 @@ class Metrics:
         if self.multiprocess:
             MultiProcessCollector(self.registry)
         self.registry.register(self.redis_stats)  # type: ignore[arg-type]
+
+    def connections_gauge(self, transport: str, editions: frozenset[str]) -> Any:
+        """The open-connections gauge for a transport and a filter's editions (cached:
+        every stream's connect and close looks it up)."""
+        gauge = self._connection_gauges.get((transport, editions))
+        if gauge is None:
+            label = ",".join(sorted(editions)) or "all"
+            gauge = self._connection_gauges[transport, editions] = self.connections.labels(
+                transport, label
+            )
+        return gauge
 
     async def render(self, redis: Redis, keys: Keys, queue: Redis | None = None) -> bytes:
         """``queue``: the arq queue's Redis when it is not the data Redis."""

@@ -9,7 +9,6 @@ trusted proxy), since a browser ignores it otherwise.
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,6 +22,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": API_CSP,
 }
 HSTS = "max-age=31536000; includeSubDomains"
+# Encoded once: every stream's connect passes here.
+_ENCODED = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
 
 class SecurityHeaders:
@@ -39,12 +40,12 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    if name not in headers:
-                        headers[name] = value
-                if tls and "strict-transport-security" not in headers:
-                    headers["Strict-Transport-Security"] = HSTS
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [(n, v) for n, v in _ENCODED if n not in present]
+                if tls and b"strict-transport-security" not in present:
+                    headers.append((b"strict-transport-security", HSTS.encode()))
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -28,7 +28,7 @@ def track(metrics: Metrics | None, transport: str, f: Filter) -> Callable[[Clien
     client (if it got one) to count why the server cut it, if it did."""
     if metrics is None:
         return _nothing
-    gauge = metrics.connections.labels(transport, ",".join(sorted(f.editions)) or "all")
+    gauge = metrics.connections_gauge(transport, f.editions)
     gauge.inc()
 
     def release(client: Client | None) -> None:

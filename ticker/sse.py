@@ -100,7 +100,9 @@ class EventStream(Response):
             metrics=self.metrics,
         )
         holder.append(client)
-        watcher = asyncio.create_task(_watch_disconnect(receive, client))
+        # Until the response has started, a vanished client fails the send; from
+        # then on a parked stream hears it from its own protocol, the rest from this.
+        watcher: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
         try:
             await send(
@@ -121,8 +123,10 @@ class EventStream(Response):
                     parked = Parked(client, transport, partial(_final, self.retry_ms))
                     if park(scope, raw_send, parked, partial(_close, self.hub, client, count)):
                         return True
+                    watcher = watcher or _watch(receive, client)
                     await client.wait_closed()
                     break
+                watcher = watcher or _watch(receive, client)
                 batch = await client.next_batch()
                 if not batch:
                     break
@@ -137,7 +141,7 @@ class EventStream(Response):
                 client.busy_since = 0.0
             if client.direct is not None and client.closed in ("slow", "send_timeout"):
                 # Its buffer is full: close after what is queued, then drop it.
-                await _drop(client.direct, watcher)
+                await _drop(client.direct, watcher or _watch(receive, client))
             elif client.closed != "gone":
                 # Shutdown or slow: end the response with a retry hint; EventSource
                 # reconnects (to another node) and resumes by its last id.
@@ -151,7 +155,8 @@ class EventStream(Response):
         except OSError:
             pass
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
         return False
 
 
@@ -182,6 +187,10 @@ async def _drop(transport: DirectTransport, watcher: asyncio.Task[None]) -> None
     # an incomplete response.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(watcher), DROP_AFTER + 1)
+
+
+def _watch(receive: Receive, client: Client) -> asyncio.Task[None]:
+    return asyncio.create_task(_watch_disconnect(receive, client))
 
 
 async def _watch_disconnect(receive: Receive, client: Client) -> None:

@@ -54,11 +54,19 @@ def transport_of(send: Any) -> DirectTransport | None:
     protocol or request cycle); None for other servers."""
     owner = getattr(send, "__self__", None)
     transport = getattr(owner, "transport", None)
-    # Duck-typed: uvloop's transports do not derive from asyncio.BaseTransport.
-    methods = ("write", "is_closing", "get_write_buffer_size", "close", "abort")
-    if transport is None or not all(callable(getattr(transport, m, None)) for m in methods):
+    if transport is None:
         return None
+    kind = type(transport)
+    if kind not in _DIRECT_KINDS:
+        # Duck-typed: uvloop's transports do not derive from asyncio.BaseTransport.
+        if not all(callable(getattr(transport, m, None)) for m in _METHODS):
+            return None
+        _DIRECT_KINDS.add(kind)
     return transport  # type: ignore[no-any-return]
+
+
+_METHODS = ("write", "is_closing", "get_write_buffer_size", "close", "abort")
+_DIRECT_KINDS: set[type] = set()  # transport classes seen to have them all
 
 
 def chunked_of(send: Any) -> bool | None:

@@ -95,7 +95,9 @@ async def _serve(
         await websocket.close(CLOSE_TRY_AGAIN, "try again later")
         return False
     holder.append(client)
-    reader = asyncio.create_task(_read(websocket, client))
+    # Until the first frames are sent, a vanished client fails the send; from then
+    # on a parked stream reads its own frames, the rest have this reader.
+    reader: asyncio.Task[None] | None = None
     send = websocket.send
     loop = asyncio.get_running_loop()
     try:
@@ -109,8 +111,10 @@ async def _serve(
                 done = partial(_close, state.hub, client, count)
                 if park(websocket.scope, raw_send, parked, done):
                     return True
+                reader = reader or _reader(websocket, client)
                 await client.wait_closed()
                 break
+            reader = reader or _reader(websocket, client)
             batch = await client.next_batch()
             client.busy_since = loop.time()
             for frame in batch:
@@ -122,6 +126,7 @@ async def _serve(
             # Behind a full buffer: queue the close frame, and drop it if never read.
             direct.write(ws_close_frame(CLOSE_SLOW_CLIENT, client.closed))
             loop.call_later(DROP_AFTER, direct.abort)
+            reader = reader or _reader(websocket, client)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(reader), DROP_AFTER + 1)
         elif client.closed in CLOSE_CODES:
@@ -136,7 +141,8 @@ async def _serve(
     except (WebSocketDisconnect, OSError, RuntimeError):
         pass
     finally:
-        reader.cancel()
+        if reader is not None:
+            reader.cancel()
     return False
 
 
@@ -150,6 +156,10 @@ def _close(hub: Hub, client: Client | None, count: Callable[[Client | None], Non
         client.cut("gone")
         hub.detach(client)
     count(client)
+
+
+def _reader(websocket: WebSocket, client: Client) -> asyncio.Task[None]:
+    return asyncio.create_task(_read(websocket, client))
 
 
 async def _read(websocket: WebSocket, client: Client) -> None:
