@@ -17,7 +17,7 @@ from tests.helpers import sse, ws
 from ticker.events import Event, envelope
 from ticker.filters import Filter
 from ticker.hub import Client, Hub
-from ticker.wire import transport_of
+from ticker.wire import chunk, transport_of
 
 
 class _Cycle:
@@ -98,3 +98,48 @@ async def test_a_stream_keeps_nothing_of_its_snapshot_once_sent(
         gc.collect()
         # Only this function's name and getrefcount's argument refer to it.
         assert sys.getrefcount(snapshot) == 2
+
+
+async def test_events_arriving_together_go_out_in_one_write_per_client() -> None:
+    """Events the subscriber hands over before the hub runs again (it fell behind) are
+    written at once: one chunk per SSE client, the frames back to back per WebSocket,
+    each filter's own events only; a buffered client gets them one by one; a client
+    attached before the flush gets them once, after a snapshot without them."""
+    hub = Hub()
+    hub.load("1-0", [])
+    sse_t, ws_t, ar_t = _Transport(), _Transport(), _Transport()
+    sse_c, ws_c = Client(Filter(), 10, "sse"), Client(Filter(), 10, "ws")
+    ar_c = Client(Filter(editions=frozenset({"ar"})), 10, "sse")
+    buffered = Client(Filter(), 10, "sse")
+    for client, transport, wire in (
+        (sse_c, sse_t, "sse_chunk"),
+        (ws_c, ws_t, "ws_frame"),
+        (ar_c, ar_t, "sse_chunk"),
+    ):
+        hub.attach(client)
+        assert client.go_direct(transport, wire)
+    hub.attach(buffered)
+    writes: list[bytes] = []
+    sse_t.write = writes.append  # type: ignore[method-assign]
+
+    def published(stream_id: str, item_id: str, edition: str = "en") -> Event:
+        item = {"id": item_id, "edition": edition, "categories": [], "regions": []}
+        body = orjson.dumps({"type": "item.published", "item": item})
+        return Event(envelope(stream_id, body))
+
+    events = [published("2-0", "a"), published("3-0", "b", "ar"), published("4-0", "c")]
+    for e in events:
+        hub.dispatch_soon(e)
+    late = Client(Filter(), 10, "sse")
+    assert hub.snapshot(Filter()).data["items"] == []  # nothing applied before the flush
+    hub.attach(late)
+    await asyncio.sleep(0)  # the flush runs once the subscriber yields
+    assert writes == [chunk(events[0].sse + events[1].sse + events[2].sse)]
+    assert ws_t.written == events[0].ws_frame + events[1].ws_frame + events[2].ws_frame
+    assert ar_t.written == events[1].sse_chunk  # its filter's one event, as is
+    assert [f.id for f in await buffered.next_batch()] == ["2-0", "3-0", "4-0"]  # type: ignore[union-attr]
+    assert [f.id for f in await late.next_batch()] == ["2-0", "3-0", "4-0"]  # type: ignore[union-attr]
+    assert hub.last_id == "4-0" and hub.delivered == 3 * 4 + 1
+    hub.dispatch_soon(published("4-0", "c"))  # already seen: dropped at the flush
+    hub.dispatch(published("5-0", "d"))  # a direct dispatch flushes what waits first
+    assert hub.last_id == "5-0" and len(writes) == 2

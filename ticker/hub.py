@@ -25,7 +25,7 @@ from ticker.events import (
 from ticker.filters import Filter, Subject
 from ticker.wire import DirectTransport, chunk
 
-__all__ = ["Client", "Hub", "Ping"]
+__all__ = ["Client", "Hub", "Ping", "Run"]
 
 log = logging.getLogger("ticker.hub")
 
@@ -43,6 +43,30 @@ class Ping:
 
 
 Frame = Event | Ping
+
+
+class Run:
+    """Consecutive events for one filter, written at once to each direct client."""
+
+    __slots__ = ("_chunk", "_frames", "events")
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        self._chunk: bytes | None = None
+        self._frames: bytes | None = None
+
+    @property
+    def sse_chunk(self) -> bytes:
+        """Their SSE frames as one HTTP chunk."""
+        if self._chunk is None:
+            self._chunk = chunk(b"".join(e.sse for e in self.events))
+        return self._chunk
+
+    @property
+    def ws_frame(self) -> bytes:
+        if self._frames is None:
+            self._frames = b"".join(e.ws_frame for e in self.events)
+        return self._frames
 
 
 class Client:
@@ -95,7 +119,14 @@ class Client:
         self.direct, self.wire = transport, wire
         return True
 
-    def push(self, frame: Frame) -> None:
+    def push_run(self, run: Run) -> None:
+        if self.direct is not None:
+            self.push(run)
+        else:
+            for event in run.events:
+                self.push(event)
+
+    def push(self, frame: Frame | Run) -> None:
         if self.closed:
             return
         direct = self.direct
@@ -113,7 +144,7 @@ class Client:
         if len(self.buffer) >= self.limit:
             self.cut("slow")
             return
-        self.buffer.append(frame)
+        self.buffer.append(frame)  # type: ignore[arg-type]  # push_run splits runs here
         self._wake()
 
     def _wake(self) -> None:
@@ -184,11 +215,14 @@ class Hub:
         self.delivered = 0
         self.closing: str | None = None  # set by close_all: later clients are cut at once
         self.emptied = asyncio.Event()  # set once the last client has gone after close_all
+        self._pending: list[Event] = []  # dispatch_soon's, until flushed
+        self._flush_handle: asyncio.Handle | None = None
 
     # -- state ---------------------------------------------------------------
 
     def load(self, last_id: str, items: Iterable[dict[str, Any]]) -> None:
         """Replace the mirror with a snapshot read from Redis at ``last_id``."""
+        self.flush()
         self.items = {item["id"]: item for item in items}
         self.subjects = {i: Subject.of(item) for i, item in self.items.items()}
         self.last_id, self.last_key = last_id, parse_stream_id(last_id)
@@ -219,8 +253,31 @@ class Hub:
 
     # -- fan-out -------------------------------------------------------------
 
+    def dispatch_soon(self, event: Event) -> None:
+        """Dispatch ``event`` once the subscriber yields: events that arrive together
+        (the hub fell behind the publisher) go out together, one write per client."""
+        self._pending.append(event)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Dispatch what ``dispatch_soon`` queued (before anything else touches the hub)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        events, self._pending = self._pending, []
+        if len(events) == 1:
+            self._dispatch(events[0])
+        elif events:
+            self._dispatch_run(events)
+
     def dispatch(self, event: Event) -> bool:
         """Apply one event in stream order and hand it to matching clients."""
+        if self._pending:
+            self.flush()
+        return self._dispatch(event)
+
+    def _dispatch(self, event: Event) -> bool:
         if event.key <= self.last_key:
             return False  # already seen (catch-up overlaps pub/sub)
         self._apply(event)
@@ -236,6 +293,35 @@ class Hub:
         if self.observe is not None:
             self.observe(event, n)
         return True
+
+    def _dispatch_run(self, events: list[Event]) -> None:
+        """Several events at once: each client gets those matching its filter in one write."""
+        fresh = []
+        for event in events:
+            if event.key > self.last_key:
+                self._apply(event)
+                self.last_id, self.last_key = event.id, event.key
+                fresh.append(event)
+        if not fresh:
+            return
+        self._snapshots.clear()
+        counts = [0] * len(fresh)
+        for f, clients in self.groups.items():
+            matching = [i for i, event in enumerate(fresh) if event.matches(f)]
+            for i in matching:
+                counts[i] += len(clients)
+            if len(matching) == 1:
+                one = fresh[matching[0]]
+                for c in clients:
+                    c.push(one)
+            elif matching:
+                run = Run([fresh[i] for i in matching])
+                for c in clients:
+                    c.push_run(run)
+        self.delivered += sum(counts)
+        if self.observe is not None:
+            for event, n in zip(fresh, counts, strict=True):
+                self.observe(event, n)
 
     def _apply(self, event: Event) -> None:
         item = event.data.get("item")
@@ -273,6 +359,7 @@ class Hub:
 
     def heartbeat(self, now: float, send_timeout: float) -> None:
         """Queue a ping for every client; cut those stuck in one write too long."""
+        self.flush()
         ping = Ping(self.last_id)
         for c in list(self.clients()):
             if c.direct is not None:

@@ -75,7 +75,7 @@ class Subscriber:
             while True:
                 message = await pubsub.get_message(timeout=self.watchdog_seconds)
                 if message is not None and message["type"] in ("message", "smessage"):
-                    self.hub.dispatch(Event(message["data"]))
+                    self.hub.dispatch_soon(Event(message["data"]))
                 now = asyncio.get_running_loop().time()
                 if now >= watchdog:
                     await self.catch_up()
