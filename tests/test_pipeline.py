@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from tests.conftest import Stack
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from tests.conftest import Stack, running_stack
 from tests.helpers import is_item, sse, ws
+from ticker.config import Settings
 
 
 async def test_post_reaches_sse_and_ws(stack: Stack) -> None:
@@ -132,3 +138,59 @@ async def test_newlines_in_headline_cannot_break_sse_framing(stack: Stack) -> No
         assert got.data["item"]["headline"] == "Line one data: injected event: x"
         frame = bytes(s.raw).split(b"\n\n")[-2]
         assert frame.count(b"\ndata: ") == 1
+
+
+class _Reads:
+    """Counts the Store's resume reads (full, or the retention verdict only)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.full: list[str] = []
+        self.checks: list[str] = []
+        store = stack.api.server.lifespan.state["store"]
+        resume, check = store.resume, store.check
+
+        async def counted_resume(last_id: str) -> Any:
+            self.full.append(last_id)
+            return await resume(last_id)
+
+        async def counted_check(last_id: str) -> Any:
+            self.checks.append(last_id)
+            return await check(last_id)
+
+        store.resume, store.check = counted_resume, counted_check
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+async def test_a_resume_within_the_hubs_memory_reads_no_events_from_redis(
+    stack: Stack, transport: str
+) -> None:
+    """The API process keeps its latest events: a client resuming after one of them gets
+    the rest from memory, exactly as from the stream, and Redis only confirms that the
+    stream still holds them (a trimmed stream still resets: the retention tests)."""
+    a = await stack.publish("A")
+    b = await stack.publish("B")
+    c = await stack.publish("C")
+    reads = _Reads(stack)
+    if transport == "sse":
+        client = sse(stack.base, headers={"Last-Event-ID": a["event_id"]})
+    else:
+        client = ws(stack.base, {"last_event_id": a["event_id"]})
+    async with client as s:
+        got = [await s.next(), await s.next()]
+        assert [g.data["item"]["id"] for g in got] == [b["id"], c["id"]]
+        d = await stack.publish("D")
+        assert (await s.next()).data["item"]["id"] == d["id"]
+    assert reads.checks == [a["event_id"]]
+    assert a["event_id"] not in reads.full
+
+
+async def test_a_resume_from_before_the_hubs_memory_reads_the_stream(settings: Settings) -> None:
+    async with running_stack(replace(settings, replay_cache_events=2)) as stack:
+        a = await stack.publish("A")
+        later = [await stack.publish(f"Later {n}") for n in range(3)]
+        reads = _Reads(stack)
+        async with sse(stack.base, headers={"Last-Event-ID": a["event_id"]}) as s:
+            got = [(await s.next()).data["item"]["id"] for _ in later]
+        assert got == [item["id"] for item in later]
+        # (The subscriber's own catch-up reads the stream too, after its last id.)
+        assert a["event_id"] in reads.full and not reads.checks

@@ -146,3 +146,21 @@ async def test_resume_point_skips_already_sent_events() -> None:
         c.push(event(f"{n}-0"))
     assert [f.id for f in await asyncio.wait_for(c.next_batch(), 1)] == ["3-0"]  # type: ignore[union-attr]
     assert c.after is None
+
+
+def test_hub_replays_recent_events_from_memory_back_to_its_floor() -> None:
+    """The hub keeps its latest events: a resume after any of them is served from
+    memory (its filter's events only); one from before what memory holds is not."""
+    hub = Hub(recent=3)
+    hub.load("1-0", [])
+    assert hub.replay(Filter(), (1, 0)) == []
+    assert hub.replay(Filter(), (0, 5)) is None  # before the load point
+    for n, edition in ((2, "en"), (3, "ar"), (4, "en"), (5, "en")):
+        hub.dispatch(event(f"{n}-0", item_id=f"i{n}", edition=edition))
+    en = Filter(frozenset({"en"}))
+    assert [e.id for e in hub.replay(en, (3, 0)) or []] == ["4-0", "5-0"]
+    assert [e.id for e in hub.replay(Filter(), (2, 0)) or []] == ["3-0", "4-0", "5-0"]
+    assert hub.replay(Filter(), (1, 0)) is None  # 2-0 fell out of memory
+    hub.load("9-0", [])
+    assert hub.replay(Filter(), (5, 0)) is None and hub.replay(Filter(), (9, 0)) == []
+    assert Hub(recent=0).replay(Filter(), (0, 0)) is None

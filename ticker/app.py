@@ -92,7 +92,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         conns = connect(settings)  # plain Redis, Sentinel or Cluster (ticker.redis_conn)
         redis = conns.data
         hub = Hub(
-            settings.client_queue_max, observe=observe, on_reset=metrics.resets.labels("node").inc
+            settings.client_queue_max,
+            observe=observe,
+            on_reset=metrics.resets.labels("node").inc,
+            recent=settings.replay_cache_events,
         )
         store = Store(redis, keys)
         subscriber = Subscriber(

@@ -64,6 +64,9 @@ class Settings:
     near_duplicate_threshold: float = 88.0
     # Events a client may have waiting before it is cut as a slow client.
     client_queue_max: int = 1000
+    # Latest events each API process keeps to resume clients from memory (Redis
+    # still rules on retention); 0: read every resume from Redis.
+    replay_cache_events: int = 1000
     # Seconds one write to a client may block before it is cut.
     client_send_timeout: float = 30.0
     # How often each API process checks the stream for events pub/sub did not bring.
@@ -150,7 +153,7 @@ class Settings:
             raise ConfigError("TICKER_EDITIONS must name at least one edition")
         if len(self.expiry_seconds_by_urgency) != 9:
             raise ConfigError("TICKER_EXPIRY_SECONDS_BY_URGENCY needs nine values (urgency 1..9)")
-        if self.client_queue_max < 1 or self.stream_maxlen < 1:
+        if self.client_queue_max < 1 or self.stream_maxlen < 1 or self.replay_cache_events < 0:
             raise ConfigError("queue and stream bounds must be positive")
         from ticker.ratelimit import parse_limits
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ticker.events import (
     ZERO_ID,
     Event,
+    StreamKey,
     parse_stream_id,
     ping_frame,
     reset_event,
@@ -200,6 +202,7 @@ class Hub:
         client_limit: int = 1000,
         observe: Callable[[Event, int], None] | None = None,
         on_reset: Callable[[], None] | None = None,
+        recent: int = 1000,
     ) -> None:
         self.client_limit = client_limit
         # Called once per dispatched event with its delivery count (metrics).
@@ -215,6 +218,11 @@ class Hub:
         self.delivered = 0
         self.closing: str | None = None  # set by close_all: later clients are cut at once
         self.emptied = asyncio.Event()  # set once the last client has gone after close_all
+        # The latest events, oldest first, to resume clients from memory: every
+        # event after ``recent_floor`` is here (a reconnect wave reads no events
+        # from Redis, only its verdict on retention).
+        self.recent: deque[Event] = deque(maxlen=recent)
+        self.recent_floor: StreamKey = (0, 0)
         self._pending: list[Event] = []  # dispatch_soon's, until flushed
         self._flush_handle: asyncio.Handle | None = None
 
@@ -226,6 +234,8 @@ class Hub:
         self.items = {item["id"]: item for item in items}
         self.subjects = {i: Subject.of(item) for i, item in self.items.items()}
         self.last_id, self.last_key = last_id, parse_stream_id(last_id)
+        self.recent.clear()
+        self.recent_floor = self.last_key
         self._snapshots.clear()
         self.ready.set()
 
@@ -281,6 +291,7 @@ class Hub:
         if event.key <= self.last_key:
             return False  # already seen (catch-up overlaps pub/sub)
         self._apply(event)
+        self._remember(event)
         self.last_id, self.last_key = event.id, event.key
         self._snapshots.clear()
         n = 0
@@ -300,6 +311,7 @@ class Hub:
         for event in events:
             if event.key > self.last_key:
                 self._apply(event)
+                self._remember(event)
                 self.last_id, self.last_key = event.id, event.key
                 fresh.append(event)
         if not fresh:
@@ -322,6 +334,27 @@ class Hub:
         if self.observe is not None:
             for event, n in zip(fresh, counts, strict=True):
                 self.observe(event, n)
+
+    def _remember(self, event: Event) -> None:
+        recent = self.recent
+        if recent.maxlen:
+            if len(recent) == recent.maxlen:
+                self.recent_floor = recent[0].key  # about to be dropped
+            recent.append(event)
+
+    def replay(self, f: Filter, after: StreamKey) -> list[Event] | None:
+        """The events after ``after`` matching ``f``, in order, from memory; None when
+        memory does not reach back that far."""
+        if not self.recent.maxlen or after < self.recent_floor:
+            return None
+        missed = []
+        for event in reversed(self.recent):
+            if event.key <= after:
+                break
+            if event.matches(f):
+                missed.append(event)
+        missed.reverse()
+        return missed
 
     def _apply(self, event: Event) -> None:
         item = event.data.get("item")

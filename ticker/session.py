@@ -81,9 +81,14 @@ async def open_session(
         first = [hub.snapshot(filter)]
         hub.attach(client)
         return client, first
+    key = parse_stream_id(last_id)
+    # Taken with the attach, before any await: the hub's events up to now, and the
+    # later ones go to the client's buffer; Redis only rules on retention.
     hub.attach(client)
+    attached_at = hub.last_key
+    remembered = hub.replay(filter, key)
     try:
-        resume = await store.resume(last_id)
+        resume = await (store.resume(last_id) if remembered is None else store.check(last_id))
     except Exception:
         hub.detach(client)
         raise
@@ -93,6 +98,10 @@ async def open_session(
         snap = hub.snapshot(filter)
         client.after = snap.key
         return client, [reset_event(snap.id, "events after your last id are gone"), snap]
+    if remembered is not None:
+        # A client ahead of this hub (it came from a node further on) skips what it has.
+        client.after = key if key > attached_at else None
+        return client, remembered
     missed = [e for e in resume.events if e.matches(filter)]
     client.after = parse_stream_id(resume.last_id)
     return client, missed

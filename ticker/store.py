@@ -53,6 +53,12 @@ class Store:
         events = tuple(Event.from_entry(_s(eid), _fields(raw)) for eid, raw in entries)
         return Resume(False, _s(out[1]), events)
 
+    async def check(self, last_id: str) -> Resume:
+        """Whether the stream still holds every event after ``last_id``: the same
+        verdict as ``resume``, without reading the events (the hub has them)."""
+        out = await self._resume(keys=[self.keys.events], args=[last_id, MAX_REPLAY, "check"])
+        return Resume(_s(out[0]) == "reset", _s(out[1]))
+
     async def item(self, item_id: str) -> dict[bytes, bytes]:
         return await self.redis.hgetall(self.keys.item(item_id))  # type: ignore[misc]
 

@@ -1,6 +1,7 @@
 -- The events after a client's last id, or 'reset' when some of them are no
 -- longer retained (or the id is unknown), read in one atomic step.
--- KEYS: 1 events stream ; ARGV: 1 last id (validated "ms-seq"), 2 max entries
+-- KEYS: 1 events stream ; ARGV: 1 last id (validated "ms-seq"), 2 max entries,
+-- 3 'check' to give the verdict only (the caller holds the events itself)
 local function parse(s)
   local ms, seq = string.match(s, '^(%d+)-(%d+)$')
   return tonumber(ms), tonumber(seq)
@@ -40,6 +41,7 @@ if trimmed then
     return {'reset', last}
   end
 end
+if ARGV[3] == 'check' then return {'range', last} end
 local entries = redis.call('XRANGE', KEYS[1], '(' .. last_id, '+', 'COUNT', ARGV[2])
 if #entries >= tonumber(ARGV[2]) then return {'reset', last} end
 return {'range', last, entries}
