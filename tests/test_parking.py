@@ -9,17 +9,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
+import orjson
 import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import Stack, running_stack
 from tests.helpers import is_item, sse, wait_for, ws
 from ticker.config import Settings
+from ticker.events import Event, envelope
 from ticker.hub import Client
 from ticker.parking import Parked, ParkedWebSocket
 
@@ -101,18 +104,25 @@ async def test_a_parked_websocket_answers_pings_and_the_closing_handshake(stack:
     await wait_for(lambda: not _clients(stack), 5, what="the hub to let the client go")
 
 
+_SSE_REQUEST = b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def _ws_request(query: str) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET /v1/ws{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
 @asynccontextmanager
-async def _raw_ws(stack: Stack) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+async def _raw_ws(
+    stack: Stack, query: str = ""
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
     """A WebSocket client that answers nothing, not even pings."""
     reader, writer = await asyncio.open_connection("127.0.0.1", stack.api.port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        (
-            "GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
+    writer.write(_ws_request(query))
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert head.startswith(b"HTTP/1.1 101"), head
     try:
@@ -211,3 +221,86 @@ async def test_a_parked_websocket_closed_by_the_client_frees_everything(stack: S
         assert code == 1001  # echoed
         assert await asyncio.wait_for(reader.read(), 5) == b""  # then the server closes
     await wait_for(lambda: not _clients(stack), 5, what="the hub to let the client go")
+
+
+async def _answering(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seconds: float
+) -> tuple[str, int]:
+    """Answer the server's pings for ``seconds``: ("alive", pongs) or ("close", code)."""
+    pongs = 0
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                b0, b1 = await reader.readexactly(2)
+                length = b1 & 0x7F
+                if length == 126:
+                    (length,) = struct.unpack("!H", await reader.readexactly(2))
+                elif length == 127:
+                    (length,) = struct.unpack("!Q", await reader.readexactly(8))
+                payload = await reader.readexactly(length)
+                if b0 & 0x0F == 0x9:
+                    writer.write(_masked(0xA, payload))
+                elif b0 & 0x0F == 0xA:
+                    pongs += 1
+                elif b0 & 0x0F == 0x8:
+                    return "close", struct.unpack("!H", payload[:2])[0]
+    except TimeoutError:
+        return "alive", pongs
+
+
+@pytest.mark.parametrize("early", ["message", "half a frame"])
+async def test_a_websocket_that_spoke_before_it_could_park_is_served_to_the_end(
+    settings: Settings, early: str
+) -> None:
+    """A client that sends something while its resume is read (a message left queued,
+    reading paused, or a frame half read) stays on the general path: answered,
+    kept alive by its pongs, still getting events."""
+    async with running_stack(replace(settings, ws_ping_seconds=0.3)) as stack:
+        first = await stack.publish("Before the reconnect")
+        async with _raw_ws(stack, f"?last_event_id={first['event_id']}") as (reader, writer):
+            ping = _masked(0x9, b"mine")
+            writer.write(_masked(0x1, b"hello") if early == "message" else ping[:2])
+            await asyncio.sleep(0.1)
+            if early != "message":
+                writer.write(ping[2:])
+            state, pongs = await _answering(reader, writer, 1.5)
+            assert state == "alive"
+            assert early == "message" or pongs == 1
+            await stack.publish("Still on time")
+            async with asyncio.timeout(5):
+                while b"Still on time" not in await reader.read(65536):
+                    pass
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+async def test_a_parked_client_that_stops_reading_and_goes_quiet_is_dropped(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, transport: str
+) -> None:
+    """A client with a full buffer that half-closes (SSE) or answers no ping (WS) is
+    dropped within DROP_AFTER, and everything it held is released."""
+    monkeypatch.setattr("ticker.parking.DROP_AFTER", 0.5)
+    async with running_stack(replace(settings, ws_ping_seconds=0.3)) as stack:
+        hub = stack.api.app.state.hub
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", stack.api.port))
+        sock.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(_ws_request("") if transport == "ws" else _SSE_REQUEST)
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        await wait_for(lambda: len(_parked(stack)) == 1, 5, what="the stream to be parked")
+        direct = _clients(stack)[0].direct
+        assert direct is not None
+        n = 0
+        while direct.get_write_buffer_size() < 100_000:
+            n += 1
+            ms, seq = hub.last_key
+            item = {"id": f"x{n}", "edition": "en", "summary": "x" * 30_000}
+            body = orjson.dumps({"type": "item.published", "item": item})
+            hub.dispatch(Event(envelope(f"{ms}-{seq + 1}", body)))
+            await asyncio.sleep(0)
+        if transport == "sse":
+            sock.shutdown(socket.SHUT_WR)
+        await wait_for(lambda: not _clients(stack), 5, what="the quiet client to be dropped")
+        assert await _gauge(stack, transport) == 0
+        writer.transport.abort()

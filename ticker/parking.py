@@ -15,9 +15,11 @@ How the stream ends is unchanged: a client the server cuts gets the same last
 bytes it got from the endpoint (``final``), then the connection closes, and is
 dropped if they are not read within ``DROP_AFTER``.
 
-Only under uvicorn (httptools or h11, and its websockets-sansio protocol), found
-by duck typing like the direct writes; elsewhere, or when anything does not
-look as expected, the call keeps waiting as before.
+Only under uvicorn (SSE with httptools, whose chunked responses allow direct
+writes; WebSocket with ``WebSocketProtocol`` below), found by duck typing like
+the direct writes, and only a connection whose client has sent nothing since
+its request (nothing queued or half-read); elsewhere the call keeps waiting as
+before.
 """
 
 from __future__ import annotations
@@ -26,21 +28,26 @@ import asyncio
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
 from ticker.hub import Client
-from ticker.wire import DROP_AFTER, ws_close_frame
+from ticker.wire import DROP_AFTER, WS_MAX_SIZE, ws_close_frame
 from ticker.wsguard import MessageBudget
 
-__all__ = ["PARKED", "Parked", "ParkedWebSocket", "on_close", "park"]
+__all__ = ["PARKED", "Parked", "ParkedWebSocket", "WebSocketProtocol", "on_close", "park"]
 
 PARKED = "ticker.parked"  # scope key: the Parked protocol once the call has parked
 
 Release = Callable[[], None]
 
 CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, CLOSE_INTERNAL = 1002, 1009, 1011
-MAX_FRAME = 64 * 1024  # as the server's ws_max_size: clients have nothing big to say
 BAD_OPCODES = frozenset((*range(0x3, 0x8), *range(0xB, 0x10)))
+
+
+def _valid_close_code(code: int) -> bool:
+    """Codes a peer may send (RFC 6455 7.4)."""
+    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011) or 3000 <= code < 5000
 
 
 class Parked(asyncio.Protocol):
@@ -54,6 +61,9 @@ class Parked(asyncio.Protocol):
         self.final = final  # the bytes that end the stream when the server cuts it
         self.releases: list[Release] | None = []
 
+    def attached(self) -> None:
+        """Called once the connection is ours."""
+
     def on_close(self, release: Release) -> None:
         if self.releases is None:  # already closed
             release()
@@ -62,19 +72,24 @@ class Parked(asyncio.Protocol):
 
     def cut(self, client: Client) -> None:
         """Client.on_cut: end the stream the way the endpoint would have."""
-        transport = self.transport
-        if transport.is_closing():
+        if self.transport.is_closing():
             return
+        if client.closed != "gone" and (data := self.final(str(client.closed))):
+            self.transport.write(data)
         if client.closed == "gone":
-            transport.close()
-            return
-        if data := self.final(str(client.closed)):
-            transport.write(data)
-        asyncio.get_running_loop().call_later(DROP_AFTER, transport.abort)
-        self.end()
+            self.close()
+        else:
+            self.end()
 
     def end(self) -> None:
-        self.transport.close()  # after what is queued
+        self.close()
+
+    def close(self) -> None:
+        """Close after what is queued; drop the connection if that is not read in time
+        (else a client that stops reading would hold it, and its releases, for good)."""
+        transport = self.transport
+        transport.close()
+        asyncio.get_running_loop().call_later(DROP_AFTER, transport.abort)
 
     # asyncio.Protocol
 
@@ -88,7 +103,10 @@ class Parked(asyncio.Protocol):
         pass  # an SSE client has nothing more to say
 
     def eof_received(self) -> bool | None:
-        return None  # the client is gone: close
+        self.client.cut("gone")
+        if not self.transport.is_closing():
+            self.close()
+        return True  # closed by us, with a deadline
 
     def pause_writing(self) -> None:
         pass  # the hub cuts a client whose buffer passes its bound
@@ -109,31 +127,40 @@ class ParkedWebSocket(Parked):
         self, client: Client, transport: Any, final: Callable[[str], bytes], interval: float
     ) -> None:
         super().__init__(client, transport, final)
-        self.inbox = b""  # the start of a frame not wholly received
+        self.inbox: bytearray | None = None  # the start of a frame not wholly received
         self.budget: MessageBudget | None = None
         self.closing = False  # our close frame is sent: waiting for the client's
         self.heard = True  # anything received since the last ping
         self.interval = interval
         self.timer: asyncio.TimerHandle | None = None
-        if interval > 0:
-            self.timer = asyncio.get_running_loop().call_later(interval, self._keepalive)
+
+    def attached(self) -> None:
+        if self.interval > 0:
+            self.timer = asyncio.get_running_loop().call_later(self.interval, self._keepalive)
 
     def end(self) -> None:
-        self.closing = True  # the client answers our close frame; then we close
+        # The client answers our close frame, and then we close; if it never does,
+        # the connection is dropped.
+        self.closing = True
+        asyncio.get_running_loop().call_later(DROP_AFTER, self.transport.abort)
 
     def _keepalive(self) -> None:
+        self.timer = None
+        if self.closing or self.transport.is_closing():
+            return
         if not self.heard:  # the last ping went unanswered
             self._fail(CLOSE_INTERNAL, "keepalive ping timeout")
             return
         self.heard = False
-        if not self.transport.is_closing():
-            self.transport.write(b"\x89\x00")
-            self.timer = asyncio.get_running_loop().call_later(self.interval, self._keepalive)
+        self.transport.write(b"\x89\x00")
+        self.timer = asyncio.get_running_loop().call_later(self.interval, self._keepalive)
 
     def _fail(self, code: int, reason: str) -> None:
+        self.inbox = None
         if not self.transport.is_closing():
-            self.transport.write(ws_close_frame(code, reason))
-            self.transport.close()
+            if not self.closing:
+                self.transport.write(ws_close_frame(code, reason))
+            self.close()
         self.client.cut("gone")
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -143,11 +170,34 @@ class ParkedWebSocket(Parked):
 
     def data_received(self, data: bytes) -> None:
         self.heard = True
-        buf = self.inbox + data if self.inbox else data
+        if self.inbox:
+            self.inbox += data  # appended, not copied: a frame may come a byte at a time
+            buf: bytes | bytearray = self.inbox
+        else:
+            buf = data
+        pos = self._frames(buf)
+        if pos < 0:  # failed, or closed
+            return
+        if self.inbox:
+            del self.inbox[:pos]
+        elif pos < len(buf):
+            self.inbox = bytearray(buf[pos:])
+
+    def _frames(self, buf: bytes | bytearray) -> int:
+        """Handle the whole frames in ``buf``; where the first incomplete one starts,
+        or -1 once the connection is failing or closed."""
         pos, n = 0, len(buf)
         while n - pos >= 2:
             b0, b1 = buf[pos], buf[pos + 1]
             opcode, length, head = b0 & 0x0F, b1 & 0x7F, 2
+            if not b1 & 0x80 or b0 & 0x70 or opcode in BAD_OPCODES:
+                # Unmasked, an extension bit we never agreed to, or no such opcode.
+                self._fail(CLOSE_PROTOCOL_ERROR, "protocol error")
+                return -1
+            if opcode >= 0x8 and (length > 125 or not b0 & 0x80):
+                # Control frames are short and never fragmented.
+                self._fail(CLOSE_PROTOCOL_ERROR, "protocol error")
+                return -1
             if length == 126:
                 if n - pos < 4:
                     break
@@ -156,45 +206,53 @@ class ParkedWebSocket(Parked):
                 if n - pos < 10:
                     break
                 length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
-            if not b1 & 0x80 or b0 & 0x70 or opcode in BAD_OPCODES:
-                # Unmasked, an extension bit we never agreed to, or no such opcode.
-                self._fail(CLOSE_PROTOCOL_ERROR, "protocol error")
-                return
-            if length > MAX_FRAME:
+            if length > WS_MAX_SIZE:
                 self._fail(CLOSE_TOO_BIG, "frame too big")
-                return
+                return -1
             end = pos + head + 4 + length
             if n < end:
                 break
-            if opcode >= 0x8:  # control frames: whole, short, never fragmented
-                if length > 125 or not b0 & 0x80:
-                    self._fail(CLOSE_PROTOCOL_ERROR, "protocol error")
-                    return
+            if opcode >= 0x8:
                 mask = buf[pos + head : pos + head + 4]
                 payload = bytes(b ^ mask[i % 4] for i, b in enumerate(buf[pos + head + 4 : end]))
                 if opcode == 0x8:
                     self._close_received(payload)
-                    return
+                    return -1
                 if opcode == 0x9 and not self.closing:
                     self.transport.write(bytes((0x8A, len(payload))) + payload)
-            else:  # text, binary or a continuation: read and dropped, within a budget
+            elif not self.closing:  # text, binary, continuation: read, dropped, budgeted
                 if self.budget is None:
                     self.budget = MessageBudget()
                 if not self.budget.take(asyncio.get_running_loop().time()):
-                    self.inbox = b""
-                    self.client.cut("flood")
-                    return
+                    self.client.cut("flood")  # our close frame; reading goes on to its answer
             pos = end
-        self.inbox = buf[pos:]
+        return pos
 
     def _close_received(self, payload: bytes) -> None:
-        self.inbox = b""
+        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+        if len(payload) == 1 or (code is not None and not _valid_close_code(code)):
+            self._fail(CLOSE_PROTOCOL_ERROR, "bad close frame")
+            return
+        self.inbox = None
         if not self.closing and not self.transport.is_closing():
             # Echo the client's code (none: an empty close frame), then close: the
             # server closes the TCP connection first (RFC 6455 7.1.1).
             self.transport.write(bytes((0x88, len(payload[:2]))) + payload[:2])
-        self.transport.close()
+        if not self.transport.is_closing():
+            self.close()
         self.client.cut("gone")
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol (``Config(ws=...)``), counting reads after
+    the handshake request: a client that has sent anything since may have a message
+    queued, reading paused or a frame half-read, and is not parked."""
+
+    reads = -1  # the first read is the handshake request, handed over by the HTTP protocol
+
+    def data_received(self, data: bytes) -> None:
+        self.reads += 1
+        super().data_received(data)
 
 
 def park(scope: MutableMapping[str, Any], raw_send: Any, parked: Parked, release: Release) -> bool:
@@ -213,9 +271,8 @@ def park(scope: MutableMapping[str, Any], raw_send: Any, parked: Parked, release
         if not _hand_over_websocket(server_protocol):
             return False
     elif owner is not None and hasattr(owner, "response_complete"):
-        # uvicorn's HTTP request cycle: the response is not its to finish.
-        owner.response_complete = True
-        server_protocol.parser = None  # the parser and the protocol hold each other
+        if not _hand_over_http(owner, server_protocol):
+            return False
     else:
         return False
     transport.set_protocol(parked)
@@ -224,21 +281,32 @@ def park(scope: MutableMapping[str, Any], raw_send: Any, parked: Parked, release
     connections.discard(server_protocol)
     parked.client.on_cut = parked.cut
     parked.on_close(release)
+    parked.attached()
     scope[PARKED] = parked
     return True
 
 
+def _hand_over_http(cycle: Any, protocol: Any) -> bool:
+    """uvicorn's HTTP request cycle, with nothing more read from the client (no
+    pipelined request, reading not paused): the response is not its to finish."""
+    flow = getattr(protocol, "flow", None)
+    if getattr(flow, "read_paused", True) or getattr(protocol, "pipeline", True):
+        return False
+    cycle.response_complete = True
+    protocol.parser = None  # the parser and the protocol hold each other
+    return True
+
+
 def _hand_over_websocket(protocol: Any) -> bool:
-    """uvicorn's websockets-sansio protocol, open and between frames: stop its
-    keepalive, and detach it from the transport, which it closes once the ASGI
-    call returns."""
+    """Our uvicorn WebSocket protocol, open, no extension, and nothing read since the
+    handshake: stop its keepalive, and detach it from the transport, which it closes
+    once the ASGI call returns."""
     conn = getattr(protocol, "conn", None)
-    reader = getattr(conn, "reader", None)
     if (
-        getattr(conn, "state", None) is not State.OPEN
-        or len(getattr(reader, "buffer", b"?"))  # part of a frame already read
+        getattr(protocol, "reads", None) != 0
+        or getattr(conn, "state", None) is not State.OPEN
+        or getattr(conn, "extensions", True)
         or protocol.close_sent
-        or not callable(getattr(protocol, "stop_keepalive", None))
     ):
         return False
     protocol.stop_keepalive()

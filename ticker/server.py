@@ -15,7 +15,9 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.config import Settings
+from ticker.parking import WebSocketProtocol
 from ticker.streamgate import is_stream
+from ticker.wire import DROP_AFTER, WS_MAX_SIZE
 
 __all__ = ["TickerServer", "TransportTap", "bind", "server_config", "tune_gc"]
 
@@ -49,7 +51,7 @@ class TickerServer(uvicorn.Server):
             # them the grace to read their last bytes (a WebSocket answers 1012).
             with contextlib.suppress(TimeoutError):
                 grace = self.config.timeout_graceful_shutdown
-                await asyncio.wait_for(hub.emptied.wait(), grace)
+                await asyncio.wait_for(hub.emptied.wait(), grace or DROP_AFTER + 1)
         await super().shutdown(sockets)
 
 
@@ -77,10 +79,10 @@ def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvico
         "lifespan": "on",
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
-        "ws": "websockets-sansio",
+        "ws": WebSocketProtocol,  # websockets-sansio, counting reads (ticker.parking)
         "ws_ping_interval": settings.ws_ping_seconds,
         "ws_ping_timeout": settings.ws_ping_seconds,
-        "ws_max_size": 64 * 1024,  # clients have nothing big to say
+        "ws_max_size": WS_MAX_SIZE,
         # No permessage-deflate: events are small and encoded once for every
         # client; compressing per connection costs a zlib state per client and
         # CPU per send (the soak showed the memory: scripts/soak.py --only ws).

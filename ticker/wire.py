@@ -12,7 +12,11 @@ from __future__ import annotations
 import struct
 from typing import Any, Protocol
 
-__all__ = ["DROP_AFTER", "DirectTransport", "chunk", "transport_of", "ws_text_frame"]
+__all__ = ["DROP_AFTER", "WS_MAX_SIZE", "DirectTransport", "chunk", "transport_of", "ws_text_frame"]
+
+# The largest frame a WebSocket client may send (the server's ws_max_size): clients
+# have nothing big to say.
+WS_MAX_SIZE = 64 * 1024
 
 # Seconds a cut slow client gets to read its backlog (and, on WebSocket, the
 # close frame with CLOSE_SLOW_CLIENT) before the connection is dropped.
