@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ticker.events import Event, envelope, parse_stream_id
 from ticker.exceptions import ValidationError
-from ticker.filters import Filter, Subject
+from ticker.filters import Filter, Subject, stream_query
 from ticker.hub import Client, Hub, Ping
 from ticker.sseparse import SSEParser
 
@@ -164,3 +164,21 @@ def test_hub_replays_recent_events_from_memory_back_to_its_floor() -> None:
     hub.load("9-0", [])
     assert hub.replay(Filter(), (5, 0)) is None and hub.replay(Filter(), (9, 0)) == []
     assert Hub(recent=0).replay(Filter(), (0, 0)) is None
+
+
+def test_stream_query_parses_as_query_params_and_shares_filters() -> None:
+    """The same query gives the same Filter object; values are decoded as Starlette
+    would (the last last_event_id wins); a bad query raises each time."""
+    eds = ("en", "ar")
+    f, last = stream_query(b"edition=en&category=world,politics&last_event_id=1-0", eds)
+    assert f == Filter(frozenset({"en"}), frozenset({"world", "politics"}))
+    assert last == "1-0"
+    again, _ = stream_query(b"edition=en&category=world,politics&last_event_id=1-0", eds)
+    assert again is f
+    assert stream_query(b"last%5Fevent%5Fid=1-0&last_event_id=2-5", eds)[1] == "2-5"
+    assert stream_query(b"region=mena%2Cgulf", eds)[0].regions == {"mena", "gulf"}
+    assert stream_query(b"", eds) == (Filter(), None)
+    for _ in range(2):
+        with pytest.raises(ValidationError) as bad:
+            stream_query(b"edition=fr", eds)
+        assert bad.value.field == "edition"

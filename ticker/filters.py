@@ -6,10 +6,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from ticker.exceptions import ValidationError
 
-__all__ = ["Filter", "Subject"]
+__all__ = ["Filter", "Subject", "stream_query"]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _MAX_VALUES = 20
@@ -88,3 +89,29 @@ class Filter:
                     "max_urgency must be an integer 1-9", "max_urgency", status=400
                 )
         return cls(eds, cats, regs, max_urgency)
+
+
+_BY_QUERY: dict[tuple[bytes, tuple[str, ...]], tuple[Filter, str | None]] = {}
+_BY_QUERY_MAX = 1024
+
+
+def stream_query(query: bytes, editions: tuple[str, ...]) -> tuple[Filter, str | None]:
+    """The filter and the ``last_event_id`` (unvalidated) in a stream request's raw
+    query string, parsed as Starlette's ``QueryParams`` would (the last value wins).
+
+    Most clients of a site send the same query: the same one gets the same Filter
+    object, so a connect skips the parse and the hub's clients share one filter
+    (queries that fail to parse are not kept).
+    """
+    key = (query, editions)
+    parsed = _BY_QUERY.get(key)
+    if parsed is None:
+        params: dict[str, list[str]] = {}
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            params.setdefault(name, []).append(value)
+        last = params.get("last_event_id")
+        parsed = (Filter.parse(params, editions), last[-1] if last else None)
+        if len(_BY_QUERY) >= _BY_QUERY_MAX:
+            _BY_QUERY.clear()
+        _BY_QUERY[key] = parsed
+    return parsed

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ticker.events import Event
-from ticker.filters import Filter
+from ticker.filters import Filter, stream_query
 from ticker.hub import Client, Hub, Ping
 from ticker.metrics import Metrics
 from ticker.parking import Parked, park
@@ -203,10 +203,10 @@ async def _watch_disconnect(receive: Receive, client: Client) -> None:
 async def stream_endpoint(request: Request) -> Response:
     state = request.state
     settings = state.settings
-    f = Filter.parse(_multi(request), settings.editions)
+    f, query_last_id = stream_query(request.scope["query_string"], settings.editions)
     last_id = parse_last_id(request.headers.get("last-event-id"), "Last-Event-ID")
     if last_id is None:
-        last_id = parse_last_id(request.query_params.get("last_event_id"), "last_event_id")
+        last_id = parse_last_id(query_last_id, "last_event_id")
     return EventStream(
         state.hub,
         state.store,
@@ -217,10 +217,3 @@ async def stream_endpoint(request: Request) -> Response:
         extra_headers=[],
         metrics=state.metrics,
     )
-
-
-def _multi(request: Request) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for k, v in request.query_params.multi_items():
-        out.setdefault(k, []).append(v)
-    return out

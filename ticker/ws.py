@@ -18,7 +18,7 @@ from ticker.constants import (
     CLOSE_TRY_AGAIN,
 )
 from ticker.exceptions import ClientError, UnavailableError
-from ticker.filters import Filter
+from ticker.filters import Filter, stream_query
 from ticker.hub import Client, Hub, Ping
 from ticker.parking import ParkedWebSocket, park
 from ticker.session import open_session, parse_last_id, track
@@ -38,13 +38,10 @@ CLOSE_CODES = {
 async def ws_endpoint(websocket: WebSocket) -> None:
     state = websocket.state
     settings = state.settings
-    params: dict[str, list[str]] = {}
-    for k, v in websocket.query_params.multi_items():
-        params.setdefault(k, []).append(v)
     await websocket.accept()
     try:
-        f = Filter.parse(params, settings.editions)
-        last_id = parse_last_id(websocket.query_params.get("last_event_id"), "last_event_id")
+        f, query_last_id = stream_query(websocket.scope["query_string"], settings.editions)
+        last_id = parse_last_id(query_last_id, "last_event_id")
     except ClientError as exc:
         await websocket.close(CLOSE_BAD_REQUEST, exc.message[:120])
         return
