@@ -213,12 +213,15 @@ async def test_a_parked_websocket_frame_split_across_reads_is_understood(stack: 
                     break
 
 
-async def test_a_parked_websocket_closed_by_the_client_frees_everything(stack: Stack) -> None:
+@pytest.mark.parametrize("code", [1001, 1012, 4321])
+async def test_a_parked_websocket_closed_by_the_client_frees_everything(
+    stack: Stack, code: int
+) -> None:
     async with _raw_ws(stack) as (reader, writer):
         await wait_for(lambda: len(_parked(stack)) == 1, 5, what="the stream to be parked")
-        writer.write(_masked(0x8, struct.pack("!H", 1001) + b"going away"))
-        code, _ = await _frames_until_close(reader, 5)
-        assert code == 1001  # echoed
+        writer.write(_masked(0x8, struct.pack("!H", code) + b"going away"))
+        echoed, _ = await _frames_until_close(reader, 5)
+        assert echoed == code
         assert await asyncio.wait_for(reader.read(), 5) == b""  # then the server closes
     await wait_for(lambda: not _clients(stack), 5, what="the hub to let the client go")
 
@@ -304,3 +307,12 @@ async def test_a_parked_client_that_stops_reading_and_goes_quiet_is_dropped(
         await wait_for(lambda: not _clients(stack), 5, what="the quiet client to be dropped")
         assert await _gauge(stack, transport) == 0
         writer.transport.abort()
+
+
+async def test_a_parked_websocket_pinging_without_pause_is_cut_with_1008(stack: Stack) -> None:
+    """Each ping costs the server a pong: pings count against the client's budget."""
+    async with _raw_ws(stack) as (reader, writer):
+        await wait_for(lambda: len(_parked(stack)) == 1, 5, what="the stream to be parked")
+        writer.write(b"".join(_masked(0x9, b"p") for _ in range(200)))
+        code, _ = await _frames_until_close(reader, 5)
+        assert code == 1008

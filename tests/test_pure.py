@@ -173,9 +173,14 @@ def test_stream_query_parses_as_query_params_and_shares_filters() -> None:
     f, last = stream_query(b"edition=en&category=world,politics&last_event_id=1-0", eds)
     assert f == Filter(frozenset({"en"}), frozenset({"world", "politics"}))
     assert last == "1-0"
-    again, _ = stream_query(b"edition=en&category=world,politics&last_event_id=1-0", eds)
-    assert again is f
+    shared, _ = stream_query(b"edition=en&category=world,politics", eds)
+    assert shared == f and stream_query(b"edition=en&category=world,politics", eds)[0] is shared
     assert stream_query(b"last%5Fevent%5Fid=1-0&last_event_id=2-5", eds)[1] == "2-5"
+    # One client's resume point, or a long query, is parsed but not kept.
+    resume = b"edition=en&last_event_id=3-0"
+    assert stream_query(resume, eds)[0] is not stream_query(resume, eds)[0]
+    long = b"edition=en&x=" + b"y" * 1000
+    assert stream_query(long, eds)[0] is not stream_query(long, eds)[0]
     assert stream_query(b"region=mena%2Cgulf", eds)[0].regions == {"mena", "gulf"}
     assert stream_query(b"", eds) == (Filter(), None)
     for _ in range(2):

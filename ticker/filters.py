@@ -93,6 +93,7 @@ class Filter:
 
 _BY_QUERY: dict[tuple[bytes, tuple[str, ...]], tuple[Filter, str | None]] = {}
 _BY_QUERY_MAX = 1024
+_KEPT_QUERY_MAX = 512  # bytes
 
 
 def stream_query(query: bytes, editions: tuple[str, ...]) -> tuple[Filter, str | None]:
@@ -100,8 +101,9 @@ def stream_query(query: bytes, editions: tuple[str, ...]) -> tuple[Filter, str |
     query string, parsed as Starlette's ``QueryParams`` would (the last value wins).
 
     Most clients of a site send the same query: the same one gets the same Filter
-    object, so a connect skips the parse and the hub's clients share one filter
-    (queries that fail to parse are not kept).
+    object, so a connect skips the parse and the hub's clients share one filter.
+    Kept: short queries that parse and carry no ``last_event_id`` (one client's
+    resume point is no shared filter, and a long query would hold memory).
     """
     key = (query, editions)
     parsed = _BY_QUERY.get(key)
@@ -111,7 +113,8 @@ def stream_query(query: bytes, editions: tuple[str, ...]) -> tuple[Filter, str |
             params.setdefault(name, []).append(value)
         last = params.get("last_event_id")
         parsed = (Filter.parse(params, editions), last[-1] if last else None)
-        if len(_BY_QUERY) >= _BY_QUERY_MAX:
-            _BY_QUERY.clear()
-        _BY_QUERY[key] = parsed
+        if last is None and len(query) <= _KEPT_QUERY_MAX:
+            if len(_BY_QUERY) >= _BY_QUERY_MAX:
+                _BY_QUERY.clear()
+            _BY_QUERY[key] = parsed
     return parsed

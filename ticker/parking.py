@@ -47,7 +47,7 @@ BAD_OPCODES = frozenset((*range(0x3, 0x8), *range(0xB, 0x10)))
 
 def _valid_close_code(code: int) -> bool:
     """Codes a peer may send (RFC 6455 7.4)."""
-    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011) or 3000 <= code < 5000
+    return (1000 <= code <= 1014 and code not in (1004, 1005, 1006)) or 3000 <= code < 5000
 
 
 class Parked(asyncio.Protocol):
@@ -218,15 +218,22 @@ class ParkedWebSocket(Parked):
                 if opcode == 0x8:
                     self._close_received(payload)
                     return -1
-                if opcode == 0x9 and not self.closing:
+                if opcode == 0x9 and not self.closing and self._within_budget():
                     self.transport.write(bytes((0x8A, len(payload))) + payload)
-            elif not self.closing:  # text, binary, continuation: read, dropped, budgeted
-                if self.budget is None:
-                    self.budget = MessageBudget()
-                if not self.budget.take(asyncio.get_running_loop().time()):
-                    self.client.cut("flood")  # our close frame; reading goes on to its answer
+            elif not self.closing:  # text, binary, continuation: read, dropped
+                self._within_budget()
             pos = end
         return pos
+
+    def _within_budget(self) -> bool:
+        """Count a message or a ping (each answered with a pong) against the client's
+        budget; over it, the client is cut with 1008 (reading goes on to its answer)."""
+        if self.budget is None:
+            self.budget = MessageBudget()
+        if self.budget.take(asyncio.get_running_loop().time()):
+            return True
+        self.client.cut("flood")
+        return False
 
     def _close_received(self, payload: bytes) -> None:
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None

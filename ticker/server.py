@@ -49,9 +49,17 @@ class TickerServer(uvicorn.Server):
             hub.close_all("shutdown")
             # Parked streams (ticker.parking) are not uvicorn's to wait for: give
             # them the grace to read their last bytes (a WebSocket answers 1012).
+            # One grace for this wait and uvicorn's own (deploy/k8s counts on it).
+            loop = asyncio.get_running_loop()
+            grace = self.config.timeout_graceful_shutdown
+            started = loop.time()
             with contextlib.suppress(TimeoutError):
-                grace = self.config.timeout_graceful_shutdown
-                await asyncio.wait_for(hub.emptied.wait(), grace or DROP_AFTER + 1)
+                await asyncio.wait_for(
+                    hub.emptied.wait(), DROP_AFTER + 1 if grace is None else grace
+                )
+            if grace is not None:
+                spent = int(loop.time() - started)
+                self.config.timeout_graceful_shutdown = max(0, grace - spent)
         await super().shutdown(sockets)
 
 
