@@ -27,6 +27,8 @@ from typing import Any
 
 import orjson
 
+from ticker.wire import ws_frame_size
+
 MARK = re.compile(rb"bseq=(\d{6}) bt=(\d{16})")
 # Ticker: the envelope's stream id comes first, then the item with the marker.
 TICKER_MARK = re.compile(rb'"id":"(\d{13})-\d+",[^\n]*?bseq=(\d{6}) bt=(\d{16})')
@@ -118,17 +120,8 @@ class Conn(asyncio.Protocol):
     def _frames(self, data: bytes) -> None:
         buf = self.buf + data if self.buf else data
         pos, size = 0, len(buf)
-        while size - pos >= 2:
-            n = buf[pos + 1] & 0x7F
-            head = 2
-            if n == 126:
-                if size - pos < 4:
-                    break
-                n, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
-            elif n == 127:
-                if size - pos < 10:
-                    break
-                n, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+        while (frame := ws_frame_size(buf, pos)) is not None:
+            n, head = frame  # server frames are not masked
             if size - pos < head + n:
                 break
             opcode = buf[pos] & 0x0F
@@ -206,7 +199,7 @@ async def main(cfg: dict[str, Any]) -> None:
                 ok = False
             if not ok and conn is not None and conn.transport is not None:
                 conn.transport.abort()
-        if ok:
+        if ok and conn is not None:
             conns.append(conn)
             run.ok += 1
         else:

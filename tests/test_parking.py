@@ -25,6 +25,7 @@ from ticker.config import Settings
 from ticker.events import Event, envelope
 from ticker.hub import Client
 from ticker.parking import Parked, ParkedWebSocket
+from ticker.wire import ws_frame_size
 
 
 def _clients(stack: Stack) -> list[Client]:
@@ -131,21 +132,28 @@ async def _raw_ws(
         writer.close()
 
 
+async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One frame from the server: its opcode and payload (servers do not mask)."""
+    head = await reader.readexactly(2)
+    length = head[1] & 0x7F
+    if length == 126:
+        head += await reader.readexactly(2)
+    elif length == 127:
+        head += await reader.readexactly(8)
+    size = ws_frame_size(head, 0)
+    assert size is not None
+    return head[0] & 0x0F, await reader.readexactly(size[0])
+
+
 async def _frames_until_close(reader: asyncio.StreamReader, timeout: float) -> tuple[int, int]:
     """Read server frames until a close frame: (its code, how many pings came first)."""
     pings = 0
     async with asyncio.timeout(timeout):
         while True:
-            b0, b1 = await reader.readexactly(2)
-            length = b1 & 0x7F
-            if length == 126:
-                (length,) = struct.unpack("!H", await reader.readexactly(2))
-            elif length == 127:
-                (length,) = struct.unpack("!Q", await reader.readexactly(8))
-            payload = await reader.readexactly(length)
-            if b0 & 0x0F == 0x9:
+            opcode, payload = await _read_frame(reader)
+            if opcode == 0x9:
                 pings += 1
-            elif b0 & 0x0F == 0x8:
+            elif opcode == 0x8:
                 return struct.unpack("!H", payload[:2])[0], pings
 
 
@@ -234,18 +242,12 @@ async def _answering(
     try:
         async with asyncio.timeout(seconds):
             while True:
-                b0, b1 = await reader.readexactly(2)
-                length = b1 & 0x7F
-                if length == 126:
-                    (length,) = struct.unpack("!H", await reader.readexactly(2))
-                elif length == 127:
-                    (length,) = struct.unpack("!Q", await reader.readexactly(8))
-                payload = await reader.readexactly(length)
-                if b0 & 0x0F == 0x9:
+                opcode, payload = await _read_frame(reader)
+                if opcode == 0x9:
                     writer.write(_masked(0xA, payload))
-                elif b0 & 0x0F == 0xA:
+                elif opcode == 0xA:
                     pongs += 1
-                elif b0 & 0x0F == 0x8:
+                elif opcode == 0x8:
                     return "close", struct.unpack("!H", payload[:2])[0]
     except TimeoutError:
         return "alive", pongs

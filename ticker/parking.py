@@ -32,7 +32,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from ticker.hub import Client
-from ticker.wire import DROP_AFTER, WS_MAX_SIZE, ws_close_frame
+from ticker.wire import DROP_AFTER, WS_MAX_SIZE, ws_close_frame, ws_frame_size
 from ticker.wsguard import MessageBudget
 
 __all__ = ["PARKED", "Parked", "ParkedWebSocket", "WebSocketProtocol", "on_close", "park"]
@@ -189,23 +189,19 @@ class ParkedWebSocket(Parked):
         pos, n = 0, len(buf)
         while n - pos >= 2:
             b0, b1 = buf[pos], buf[pos + 1]
-            opcode, length, head = b0 & 0x0F, b1 & 0x7F, 2
+            opcode = b0 & 0x0F
             if not b1 & 0x80 or b0 & 0x70 or opcode in BAD_OPCODES:
                 # Unmasked, an extension bit we never agreed to, or no such opcode.
                 self._fail(CLOSE_PROTOCOL_ERROR, "protocol error")
                 return -1
-            if opcode >= 0x8 and (length > 125 or not b0 & 0x80):
+            if opcode >= 0x8 and (b1 & 0x7F > 125 or not b0 & 0x80):
                 # Control frames are short and never fragmented.
                 self._fail(CLOSE_PROTOCOL_ERROR, "protocol error")
                 return -1
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            size = ws_frame_size(buf, pos)
+            if size is None:
+                break
+            length, head = size
             if length > WS_MAX_SIZE:
                 self._fail(CLOSE_TOO_BIG, "frame too big")
                 return -1

@@ -12,7 +12,15 @@ from __future__ import annotations
 import struct
 from typing import Any, Protocol
 
-__all__ = ["DROP_AFTER", "WS_MAX_SIZE", "DirectTransport", "chunk", "transport_of", "ws_text_frame"]
+__all__ = [
+    "DROP_AFTER",
+    "WS_MAX_SIZE",
+    "DirectTransport",
+    "chunk",
+    "transport_of",
+    "ws_frame_size",
+    "ws_text_frame",
+]
 
 # The largest frame a WebSocket client may send (the server's ws_max_size): clients
 # have nothing big to say.
@@ -46,6 +54,20 @@ def ws_text_frame(payload: bytes) -> bytes:
     else:
         head = b"\x81\x7f" + struct.pack("!Q", n)
     return head + payload
+
+
+def ws_frame_size(buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
+    """The payload length and the header's length (mask key excluded) of the
+    WebSocket frame starting at ``pos``; None while the header is incomplete."""
+    left = len(buf) - pos
+    if left < 2:
+        return None
+    length = buf[pos + 1] & 0x7F
+    if length == 126:
+        return (int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4) if left >= 4 else None
+    if length == 127:
+        return (int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10) if left >= 10 else None
+    return length, 2
 
 
 def ws_close_frame(code: int, reason: str) -> bytes:
