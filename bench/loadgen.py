@@ -31,7 +31,7 @@ from ticker.wire import ws_frame_size
 
 MARK = re.compile(rb"bseq=(\d{6}) bt=(\d{16})")
 # Ticker: the envelope's stream id comes first, then the item with the marker.
-TICKER_MARK = re.compile(rb'"id":"(\d{13})-\d+",[^\n]*?bseq=(\d{6}) bt=(\d{16})')
+TICKER_MARK = re.compile(rb'"id":"(\d{13})-(\d+)",[^\n]*?bseq=(\d{6}) bt=(\d{16})')
 TAIL = 8192  # bytes kept between reads so a marker split across reads is found
 WS_KEY = base64.b64encode(os.urandom(16)).decode()
 
@@ -62,14 +62,17 @@ class Run:
 
 
 class Conn(asyncio.Protocol):
-    __slots__ = ("buf", "count", "head", "last", "ready", "run", "transport", "ws")
+    __slots__ = ("buf", "count", "head", "last", "ready", "run", "seen", "transport", "ws")
 
     def __init__(self, run: Run, ws: bool) -> None:
         self.run, self.ws = run, ws
         self.head = b""
         self.buf = b""
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.last = run.first_seq
+        # Order is the stream's (Ticker's ids; Nchan's is the publishing order), which
+        # through the intake need not be the order the items were posted in.
+        self.last = 0
+        self.seen = bytearray(run.first_seq + run.events + 1)  # by marker: each once
         self.count = 0
         self.transport: asyncio.Transport | None = None
 
@@ -109,11 +112,13 @@ class Conn(asyncio.Protocol):
         end = 0
         if self.run.ticker:
             for m in TICKER_MARK.finditer(buf):
-                self._got(int(m.group(2)), int(m.group(3)), int(m.group(1)))
+                ms = int(m.group(1))
+                self._got(int(m.group(3)), int(m.group(4)), ms, ms * 1_000_000 + int(m.group(2)))
                 end = m.end()
         else:
             for m in MARK.finditer(buf):
-                self._got(int(m.group(1)), int(m.group(2)), 0)
+                seq = int(m.group(1))
+                self._got(seq, int(m.group(2)), 0, seq)
                 end = m.end()
         return end
 
@@ -134,15 +139,16 @@ class Conn(asyncio.Protocol):
                 self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
         self.buf = buf[pos:]
 
-    def _got(self, seq: int, bt_us: int, sid_ms: int) -> None:
+    def _got(self, seq: int, bt_us: int, sid_ms: int, order: int) -> None:
         now = time.time()
         run = self.run
-        if seq <= self.last:
-            run.duplicates += 1
+        if seq <= run.first_seq or seq >= len(self.seen) or self.seen[seq]:
+            run.duplicates += 1  # seen, or before the resume point
             return
-        if seq != self.last + 1:
+        self.seen[seq] = 1
+        if order <= self.last:
             run.out_of_order += 1
-        self.last = seq
+        self.last = order
         if seq > run.measure_after:
             run.live += 1
             run.lat_bt.append(now * 1e3 - bt_us / 1e3)
