@@ -77,13 +77,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     keyring = KeyRing.from_entries(settings.api_key_entries())
     metrics = Metrics()
 
-    fanned_out: dict[str, Any] = {}  # the counter's child per event type
-
     def observe(event: Event, delivered: int) -> None:
-        counter = fanned_out.get(event.type)
-        if counter is None:
-            counter = fanned_out[event.type] = metrics.events.labels(event.type)
-        counter.inc()
+        metrics.child(metrics.events, event.type).inc()
         metrics.deliveries.inc(delivered)
         metrics.lag.observe(max(0.0, time.time() - event.key[0] / 1000))
 

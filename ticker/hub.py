@@ -276,37 +276,18 @@ class Hub:
             self._flush_handle.cancel()
             self._flush_handle = None
         events, self._pending = self._pending, []
-        if len(events) == 1:
-            self._dispatch(events[0])
-        elif events:
-            self._dispatch_run(events)
+        if events:
+            self._dispatch(events)
 
     def dispatch(self, event: Event) -> bool:
         """Apply one event in stream order and hand it to matching clients."""
         if self._pending:
             self.flush()
-        return self._dispatch(event)
+        return self._dispatch([event])
 
-    def _dispatch(self, event: Event) -> bool:
-        if event.key <= self.last_key:
-            return False  # already seen (catch-up overlaps pub/sub)
-        self._apply(event)
-        self._remember(event)
-        self.last_id, self.last_key = event.id, event.key
-        self._snapshots.clear()
-        n = 0
-        for f, clients in self.groups.items():
-            if event.matches(f):
-                for c in clients:
-                    c.push(event)
-                n += len(clients)
-        self.delivered += n
-        if self.observe is not None:
-            self.observe(event, n)
-        return True
-
-    def _dispatch_run(self, events: list[Event]) -> None:
-        """Several events at once: each client gets those matching its filter in one write."""
+    def _dispatch(self, events: list[Event]) -> bool:
+        """Apply ``events`` in stream order (dropping those already seen: catch-up
+        overlaps pub/sub); each client gets those matching its filter in one write."""
         fresh = []
         for event in events:
             if event.key > self.last_key:
@@ -315,7 +296,7 @@ class Hub:
                 self.last_id, self.last_key = event.id, event.key
                 fresh.append(event)
         if not fresh:
-            return
+            return False
         self._snapshots.clear()
         counts = [0] * len(fresh)
         for f, clients in self.groups.items():
@@ -334,6 +315,7 @@ class Hub:
         if self.observe is not None:
             for event, n in zip(fresh, counts, strict=True):
                 self.observe(event, n)
+        return True
 
     def _remember(self, event: Event) -> None:
         recent = self.recent

@@ -83,7 +83,7 @@ class Metrics:
             multiprocess_mode="livesum",
             **kw,
         )
-        self._connection_gauges: dict[tuple[str, frozenset[str]], Any] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.events = Counter(
             "ticker_events_fanned_out", "Events the hub fanned out.", ["type"], **kw
         )
@@ -120,16 +120,13 @@ class Metrics:
             MultiProcessCollector(self.registry)
         self.registry.register(self.redis_stats)  # type: ignore[arg-type]
 
-    def connections_gauge(self, transport: str, editions: frozenset[str]) -> Any:
-        """The open-connections gauge for a transport and a filter's editions (cached:
-        every stream's connect and close looks it up)."""
-        gauge = self._connection_gauges.get((transport, editions))
-        if gauge is None:
-            label = ",".join(sorted(editions)) or "all"
-            gauge = self._connection_gauges[transport, editions] = self.connections.labels(
-                transport, label
-            )
-        return gauge
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: per connect, and per event fanned out."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     async def render(self, redis: Redis, keys: Keys, queue: Redis | None = None) -> bytes:
         """``queue``: the arq queue's Redis when it is not the data Redis."""

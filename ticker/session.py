@@ -17,7 +17,7 @@ from ticker.hub import Client, Hub
 from ticker.metrics import Metrics
 from ticker.store import Store
 
-__all__ = ["open_session", "parse_last_id", "track"]
+__all__ = ["close_session", "open_session", "parse_last_id", "track"]
 
 # Reasons the server cuts a client (counted); "gone" is the client leaving.
 DROPPED = ("slow", "send_timeout", "shutdown", "flood")
@@ -28,7 +28,7 @@ def track(metrics: Metrics | None, transport: str, f: Filter) -> Callable[[Clien
     client (if it got one) to count why the server cut it, if it did."""
     if metrics is None:
         return _nothing
-    gauge = metrics.connections_gauge(transport, f.editions)
+    gauge = metrics.child(metrics.connections, transport, ",".join(sorted(f.editions)) or "all")
     gauge.inc()
 
     def release(client: Client | None) -> None:
@@ -41,6 +41,14 @@ def track(metrics: Metrics | None, transport: str, f: Filter) -> Callable[[Clien
 
 def _nothing(client: Client | None) -> None:
     pass
+
+
+def close_session(hub: Hub, client: Client | None, count: Callable[[Client | None], None]) -> None:
+    """A stream's connection has ended: out of the hub, and counted (``track``)."""
+    if client is not None:
+        client.cut("gone")
+        hub.detach(client)
+    count(client)
 
 
 def parse_last_id(value: str | None, field: str) -> str | None:

@@ -16,7 +16,7 @@ from ticker.filters import Filter, stream_query
 from ticker.hub import Client, Hub, Ping
 from ticker.metrics import Metrics
 from ticker.parking import Parked, park
-from ticker.session import open_session, parse_last_id, track
+from ticker.session import close_session, open_session, parse_last_id, track
 from ticker.store import Store
 from ticker.wire import DROP_AFTER, DirectTransport, chunk, chunked_of, transport_of
 
@@ -69,7 +69,7 @@ class EventStream(Response):
             parked = await self._serve(scope, receive, send, holder, count)
         finally:
             if not parked:  # else when its connection ends (ticker.parking)
-                _close(self.hub, holder[0] if holder else None, count)
+                close_session(self.hub, holder[0] if holder else None, count)
 
     async def _serve(
         self,
@@ -121,7 +121,8 @@ class EventStream(Response):
             while not client.closed:
                 if direct and client.go_direct(transport, "sse_chunk"):  # type: ignore[arg-type]
                     parked = Parked(client, transport, partial(_final, self.retry_ms))
-                    if park(scope, raw_send, parked, partial(_close, self.hub, client, count)):
+                    done = partial(close_session, self.hub, client, count)
+                    if park(scope, raw_send, parked, done):
                         return True
                     watcher = watcher or _watch(receive, client)
                     await client.wait_closed()
@@ -170,13 +171,6 @@ def _final(retry_ms: int, reason: str) -> bytes:
     if reason in ("slow", "send_timeout"):
         return b""  # its buffer is full: close after what is queued
     return chunk(_last_words(reason, retry_ms)) + b"0\r\n\r\n"
-
-
-def _close(hub: Hub, client: Client | None, count: Callable[[Client | None], None]) -> None:
-    if client is not None:
-        client.cut("gone")
-        hub.detach(client)
-    count(client)
 
 
 async def _drop(transport: DirectTransport, watcher: asyncio.Task[None]) -> None:

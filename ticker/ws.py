@@ -19,9 +19,9 @@ from ticker.constants import (
 )
 from ticker.exceptions import ClientError, UnavailableError
 from ticker.filters import Filter, stream_query
-from ticker.hub import Client, Hub, Ping
+from ticker.hub import Client, Ping
 from ticker.parking import ParkedWebSocket, park
-from ticker.session import open_session, parse_last_id, track
+from ticker.session import close_session, open_session, parse_last_id, track
 from ticker.wire import DROP_AFTER, transport_of, ws_close_frame
 from ticker.wsguard import MessageBudget
 
@@ -53,7 +53,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         parked = await _serve(websocket, f, last_id, holder, count)
     finally:
         if not parked:  # else when its connection ends (ticker.parking)
-            _close(state.hub, holder[0] if holder else None, count)
+            close_session(state.hub, holder[0] if holder else None, count)
 
 
 async def _serve(
@@ -105,7 +105,7 @@ async def _serve(
         while not client.closed:
             if transport is not None and client.go_direct(transport, "ws_frame"):
                 parked = ParkedWebSocket(client, transport, _final, settings.ws_ping_seconds)
-                done = partial(_close, state.hub, client, count)
+                done = partial(close_session, state.hub, client, count)
                 if park(websocket.scope, raw_send, parked, done):
                     return True
                 reader = reader or _reader(websocket, client)
@@ -146,13 +146,6 @@ async def _serve(
 def _final(reason: str) -> bytes:
     """What a parked WebSocket cut by the server gets: a close frame with the code."""
     return ws_close_frame(CLOSE_CODES[reason], reason) if reason in CLOSE_CODES else b""
-
-
-def _close(hub: Hub, client: Client | None, count: Callable[[Client | None], None]) -> None:
-    if client is not None:
-        client.cut("gone")
-        hub.detach(client)
-    count(client)
 
 
 def _reader(websocket: WebSocket, client: Client) -> asyncio.Task[None]:
