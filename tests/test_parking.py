@@ -51,15 +51,21 @@ async def _gauge(stack: Stack, transport: str) -> float:
     return total
 
 
+@pytest.mark.parametrize("path", ["fast lane", "asgi"])
 @pytest.mark.parametrize("transport", ["sse", "ws"])
 async def test_a_caught_up_stream_is_parked_and_still_gets_events(
-    stack: Stack, transport: str
+    stack: Stack, transport: str, path: str
 ) -> None:
     """The ASGI call returns (uvicorn holds no task and no connection for it), events
     still arrive, the gauge counts the stream until the client leaves, and then the
-    hub lets it go."""
+    hub lets it go. Opened by the fast lane (ticker.fastlane) or, for a request it
+    declines (here for its Content-Length header), by the ASGI endpoint."""
     server_state = stack.api.server.server_state
-    client = sse(stack.base) if transport == "sse" else ws(stack.base)
+    headers = {} if path == "fast lane" else {"Content-Length": "0"}
+    if transport == "sse":
+        client = sse(stack.base, headers=headers)
+    else:
+        client = ws(stack.base, additional_headers=headers)
     async with client as c:
         assert (await c.next()).type == "snapshot"
         await wait_for(lambda: len(_parked(stack)) == 1, 5, what="the stream to be parked")

@@ -64,24 +64,31 @@ class ConnectionCap:
             await self.app(scope, receive, send)
             return
         ip = client_ip(scope)
-        if self.open.get(ip, 0) >= self.limit:
+        if not self.take(ip):
             metrics = (scope.get("state") or {}).get("metrics")
             if metrics is not None:
                 metrics.refused.labels("sse" if scope["type"] == "http" else "ws").inc()
             await self._refuse(scope, receive, send)
             return
-        self.open[ip] = self.open.get(ip, 0) + 1
         parked = False
         try:
             await self.app(scope, receive, send)
             parked = PARKED in scope
         finally:
             if parked:  # still open: it counts until its connection ends
-                on_close(scope, partial(self._release, ip))
+                on_close(scope, partial(self.release, ip))
             else:
-                self._release(ip)
+                self.release(ip)
 
-    def _release(self, ip: str) -> None:
+    def take(self, ip: str) -> bool:
+        """Count one more stream from ``ip``; False (nothing counted) at its cap."""
+        held = self.open.get(ip, 0)
+        if self.limit > 0 and held >= self.limit:
+            return False
+        self.open[ip] = held + 1
+        return True
+
+    def release(self, ip: str) -> None:
         left = self.open[ip] - 1
         if left:
             self.open[ip] = left

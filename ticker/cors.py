@@ -38,6 +38,8 @@ ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
 EXPOSE_HEADERS = "Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
 PREFLIGHT_MAX_AGE = "600"
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_EXPOSE = EXPOSE_HEADERS.encode()
+_VARY_ORIGIN = (b"vary", b"Origin")
 
 
 def normalise_origin(origin: str) -> str | None:
@@ -114,11 +116,11 @@ def _split_port(hostport: str) -> tuple[str, str]:
     return (host, port) if sep and port.isdigit() else (hostport, "")
 
 
-def _same_origin(origin: str, headers: Headers) -> bool:
+def _same_origin(origin: str, host: str) -> bool:
     # Host against the origin's host:port; the scheme is ignored because TLS often ends at a
     # proxy, and a browser never lets a page forge either header.
     normal = normalise_origin(origin)
-    host = headers.get("host", "").strip().lower()
+    host = host.strip().lower()
     if normal is None or normal == "null" or not host:
         return False
     scheme, _, hostport = normal.partition("://")
@@ -146,11 +148,24 @@ class OriginPolicyMiddleware:
         self.allowlist = parse_allowed_origins(allowed_origins)
         self.paths = tuple(paths)
 
-    def _covers(self, path: str) -> bool:
+    def covers(self, path: str) -> bool:
         return any(path == p or path.startswith(p + "/") for p in self.paths)
 
+    def admits(self, origin: str, host: str) -> bool:
+        """A request from a page of ``origin`` to ``host``: in the allowlist, or same-origin."""
+        return origin_allowed(origin, self.allowlist) or _same_origin(origin, host)
+
+    def cors_headers(self, origin: str) -> list[tuple[bytes, bytes]]:
+        """The CORS headers of an admitted request's response."""
+        if self.allowlist == (ANY_ORIGIN,):
+            headers = [(b"access-control-allow-origin", b"*")]
+        else:
+            headers = [(b"access-control-allow-origin", origin.encode("latin-1")), _VARY_ORIGIN]
+        headers.append((b"access-control-expose-headers", _EXPOSE))
+        return headers
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not self._covers(scope["path"]):
+        if scope["type"] not in ("http", "websocket") or not self.covers(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -158,7 +173,7 @@ class OriginPolicyMiddleware:
         if origin is None:
             await self.app(scope, receive, send)
             return
-        allowed = origin_allowed(origin, self.allowlist) or _same_origin(origin, headers)
+        allowed = self.admits(origin, headers.get("host", ""))
         if scope["type"] == "websocket":
             if allowed:
                 await self.app(scope, receive, send)
@@ -180,12 +195,11 @@ class OriginPolicyMiddleware:
         await self.app(scope, receive, send_with_cors)
 
     def _add_cors_headers(self, headers: MutableHeaders, origin: str) -> None:
-        if self.allowlist == (ANY_ORIGIN,):
-            headers["Access-Control-Allow-Origin"] = ANY_ORIGIN
-        else:
-            headers["Access-Control-Allow-Origin"] = origin
-            headers.add_vary_header("Origin")
-        headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+        for name, value in self.cors_headers(origin):
+            if name == b"vary":
+                headers.add_vary_header(value.decode())
+            else:
+                headers[name.decode()] = value.decode("latin-1")
 
     async def _preflight(self, origin: str, allowed: bool, send: Send) -> None:
         if not allowed:

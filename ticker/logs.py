@@ -14,7 +14,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticker.metrics import Metrics
 
-__all__ = ["JsonFormatter", "RequestContext", "configure_logging", "request_id"]
+__all__ = [
+    "JsonFormatter",
+    "RequestContext",
+    "configure_logging",
+    "new_request_id",
+    "request_id",
+]
 
 request_id: ContextVar[str | None] = ContextVar("ticker_request_id", default=None)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -52,6 +58,13 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).propagate = True
 
 
+def new_request_id(given: bytes) -> str:
+    """The client's X-Request-Id when sane, else a new one."""
+    text = given.decode("latin-1")
+    # 128 random bits as 32 hex digits, as uuid4().hex but without the UUID object.
+    return text if _SANE_ID.match(text) else os.urandom(16).hex()
+
+
 class RequestContext:
     """ASGI middleware: a request id per request (kept from X-Request-Id when sane),
     echoed in the response, an access log line and the intake request counter."""
@@ -64,13 +77,12 @@ class RequestContext:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        given = ""
+        given = b""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                given = value.decode("latin-1")
+                given = value
                 break
-        # 128 random bits as 32 hex digits, as uuid4().hex but without the UUID object.
-        rid = given if _SANE_ID.match(given) else os.urandom(16).hex()
+        rid = new_request_id(given)
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 0

@@ -35,7 +35,15 @@ from ticker.hub import Client
 from ticker.wire import DROP_AFTER, WS_MAX_SIZE, ws_close_frame, ws_frame_size
 from ticker.wsguard import MessageBudget
 
-__all__ = ["PARKED", "Parked", "ParkedWebSocket", "WebSocketProtocol", "on_close", "park"]
+__all__ = [
+    "PARKED",
+    "Parked",
+    "ParkedWebSocket",
+    "WebSocketProtocol",
+    "adopt",
+    "on_close",
+    "park",
+]
 
 PARKED = "ticker.parked"  # scope key: the Parked protocol once the call has parked
 
@@ -278,15 +286,22 @@ def park(scope: MutableMapping[str, Any], raw_send: Any, parked: Parked, release
             return False
     else:
         return False
-    transport.set_protocol(parked)
+    adopt(parked, server_protocol, connections, release)
+    scope[PARKED] = parked
+    return True
+
+
+def adopt(parked: Parked, server_protocol: Any, connections: set[Any], *releases: Release) -> None:
+    """Give ``parked`` the connection ``server_protocol`` served; ``releases`` run when
+    it ends."""
+    parked.transport.set_protocol(parked)
     # Not uvicorn's open connection any more: its shutdown waits for those; ours
     # cuts the hub's clients.
     connections.discard(server_protocol)
     parked.client.on_cut = parked.cut
-    parked.on_close(release)
+    for release in releases:
+        parked.on_close(release)
     parked.attached()
-    scope[PARKED] = parked
-    return True
 
 
 def _hand_over_http(cycle: Any, protocol: Any) -> bool:

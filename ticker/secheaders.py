@@ -12,7 +12,13 @@ from __future__ import annotations
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["API_CSP", "SECURITY_HEADERS", "SecurityHeaders", "security_headers_middleware"]
+__all__ = [
+    "API_CSP",
+    "SECURITY_HEADERS",
+    "SecurityHeaders",
+    "missing_headers",
+    "security_headers_middleware",
+]
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 SECURITY_HEADERS = {
@@ -24,6 +30,15 @@ SECURITY_HEADERS = {
 HSTS = "max-age=31536000; includeSubDomains"
 # Encoded once: every stream's connect passes here.
 _ENCODED = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+_HSTS = HSTS.encode()
+
+
+def missing_headers(present: set[bytes], tls: bool) -> list[tuple[bytes, bytes]]:
+    """The security headers a response with headers named ``present`` lacks."""
+    headers = [(n, v) for n, v in _ENCODED if n not in present]
+    if tls and b"strict-transport-security" not in present:
+        headers.append((b"strict-transport-security", _HSTS))
+    return headers
 
 
 class SecurityHeaders:
@@ -41,10 +56,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                headers += [(n, v) for n, v in _ENCODED if n not in present]
-                if tls and b"strict-transport-security" not in present:
-                    headers.append((b"strict-transport-security", HSTS.encode()))
+                headers += missing_headers({name.lower() for name, _ in headers}, tls)
                 message["headers"] = headers
             await send(message)
 

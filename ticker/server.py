@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.config import Settings
+from ticker.fastlane import lane_protocol
 from ticker.parking import WebSocketProtocol
 from ticker.streamgate import is_stream
 from ticker.wire import DROP_AFTER, WS_MAX_SIZE
@@ -86,7 +87,10 @@ def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvico
     options: dict[str, Any] = {
         "lifespan": "on",
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+        # httptools, with the fast lane for opening streams (ticker.fastlane).
+        "http": lane_protocol(getattr(app.state, "streams", None))
+        if importlib.util.find_spec("httptools")
+        else "h11",
         "ws": WebSocketProtocol,  # websockets-sansio, counting reads (ticker.parking)
         "ws_ping_interval": settings.ws_ping_seconds,
         "ws_ping_timeout": settings.ws_ping_seconds,

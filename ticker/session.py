@@ -17,7 +17,7 @@ from ticker.hub import Client, Hub
 from ticker.metrics import Metrics
 from ticker.store import Store
 
-__all__ = ["close_session", "open_session", "parse_last_id", "track"]
+__all__ = ["close_session", "open_fresh", "open_session", "parse_last_id", "track"]
 
 # Reasons the server cuts a client (counted); "gone" is the client leaving.
 DROPPED = ("slow", "send_timeout", "shutdown", "flood")
@@ -64,6 +64,23 @@ def parse_last_id(value: str | None, field: str) -> str | None:
     return f"{ms}-{seq}"
 
 
+def open_fresh(
+    hub: Hub,
+    filter: Filter,
+    *,
+    transport: str,
+    limit: int,
+    on_cut: Callable[[Client], None] | None = None,
+) -> tuple[Client, Event]:
+    """Attach a new client (no last id); return it with its snapshot."""
+    client = Client(filter, limit, transport, on_cut)
+    # No await between the snapshot and attach: the hub's state at this
+    # instant is what the snapshot shows, and every later event is queued.
+    snap = hub.snapshot(filter)
+    hub.attach(client)
+    return client, snap
+
+
 async def open_session(
     hub: Hub,
     store: Store,
@@ -82,13 +99,10 @@ async def open_session(
             await asyncio.wait_for(hub.ready.wait(), ready_timeout)
         except TimeoutError:
             raise UnavailableError("the ticker is not ready (Redis unreachable)") from None
-    client = Client(filter, limit, transport, on_cut)
     if last_id is None:
-        # No await between the snapshot and attach: the hub's state at this
-        # instant is what the snapshot shows, and every later event is queued.
-        first = [hub.snapshot(filter)]
-        hub.attach(client)
-        return client, first
+        client, snap = open_fresh(hub, filter, transport=transport, limit=limit, on_cut=on_cut)
+        return client, [snap]
+    client = Client(filter, limit, transport, on_cut)
     key = parse_stream_id(last_id)
     # Taken with the attach, before any await: the hub's events up to now, and the
     # later ones go to the client's buffer; Redis only rules on retention.

@@ -20,7 +20,7 @@ from ticker.session import close_session, open_session, parse_last_id, track
 from ticker.store import Store
 from ticker.wire import DROP_AFTER, DirectTransport, chunk, chunked_of, transport_of
 
-__all__ = ["EventStream", "stream_endpoint"]
+__all__ = ["HEADERS", "EventStream", "final_bytes", "stream_endpoint"]
 
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -120,7 +120,7 @@ class EventStream(Response):
             direct = transport is not None and chunked_of(raw_send) is True
             while not client.closed:
                 if direct and client.go_direct(transport, "sse_chunk"):  # type: ignore[arg-type]
-                    parked = Parked(client, transport, partial(_final, self.retry_ms))
+                    parked = Parked(client, transport, partial(final_bytes, self.retry_ms))
                     done = partial(close_session, self.hub, client, count)
                     if park(scope, raw_send, parked, done):
                         return True
@@ -166,7 +166,7 @@ def _last_words(reason: str, retry_ms: int) -> bytes:
     return b": %s; reconnect with Last-Event-ID\nretry: %d\n\n" % (reason.encode(), retry_ms)
 
 
-def _final(retry_ms: int, reason: str) -> bytes:
+def final_bytes(retry_ms: int, reason: str) -> bytes:
     """What a parked stream cut by the server gets before its connection closes."""
     if reason in ("slow", "send_timeout"):
         return b""  # its buffer is full: close after what is queued

@@ -25,7 +25,7 @@ from ticker.session import close_session, open_session, parse_last_id, track
 from ticker.wire import DROP_AFTER, transport_of, ws_close_frame
 from ticker.wsguard import MessageBudget
 
-__all__ = ["ws_endpoint"]
+__all__ = ["final_frame", "ws_endpoint"]
 
 CLOSE_CODES = {
     "slow": CLOSE_SLOW_CLIENT,
@@ -104,7 +104,7 @@ async def _serve(
             await send({"type": "websocket.send", "text": first.pop().text})
         while not client.closed:
             if transport is not None and client.go_direct(transport, "ws_frame"):
-                parked = ParkedWebSocket(client, transport, _final, settings.ws_ping_seconds)
+                parked = ParkedWebSocket(client, transport, final_frame, settings.ws_ping_seconds)
                 done = partial(close_session, state.hub, client, count)
                 if park(websocket.scope, raw_send, parked, done):
                     return True
@@ -143,7 +143,7 @@ async def _serve(
     return False
 
 
-def _final(reason: str) -> bytes:
+def final_frame(reason: str) -> bytes:
     """What a parked WebSocket cut by the server gets: a close frame with the code."""
     return ws_close_frame(CLOSE_CODES[reason], reason) if reason in CLOSE_CODES else b""
 
