@@ -181,6 +181,42 @@ async def test_what_the_lane_declines_gets_the_asgi_answer(
         assert answers == [False]
 
 
+WS_DECLINED = {
+    "Upgrade given twice": (_ws_request("Upgrade: websocket\r\n"), 426),
+    "Connection not a token list": (
+        _ws_request().replace(b"Connection: Upgrade", b"Connection: Upgrade, keep alive"),
+        400,
+    ),
+    "subprotocol asked for": (_ws_request("Sec-WebSocket-Protocol: chat\r\n"), 101),
+    "bad key": (_ws_request(key="c2hvcnQ="), 400),
+    "fragment in the target": (_ws_request().replace(b"/v1/ws", b"/v1/ws#x"), 403),
+}
+
+
+@pytest.mark.parametrize("case", WS_DECLINED)
+async def test_a_handshake_websockets_would_answer_otherwise_takes_the_asgi_path(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    request, status = WS_DECLINED[case]
+    answers = _spy(stack, monkeypatch)
+    async with _raw(stack, request) as (head, _, _):
+        assert head.split(b" ")[1] == str(status).encode(), head
+    assert answers in ([False], [])  # declined, or never offered (uvicorn's own checks)
+
+
+async def test_server_settings_the_lane_does_not_mirror_turn_it_off(settings: Settings) -> None:
+    from ticker.app import create_app
+    from ticker.server import server_config
+
+    for overrides in ({}, {"ws_per_message_deflate": True}, {"root_path": "/ticker"}):
+        app = create_app(settings)
+        config = server_config(app, settings, **overrides)
+        config.load()
+        lane: StreamLane = config.http_protocol_class.lane  # type: ignore[attr-defined]
+        lane.configure(config)
+        assert lane.enabled is (not overrides), overrides
+
+
 async def test_a_resume_takes_the_asgi_path(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     first = await stack.publish("Before the client left")
     second = await stack.publish("While it was away")

@@ -29,6 +29,7 @@ import binascii
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -36,6 +37,8 @@ import httptools
 from uvicorn.config import Config
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from websockets.exceptions import InvalidHeader
+from websockets.headers import parse_connection, parse_upgrade
 from websockets.utils import accept_key
 
 from ticker.conncap import ConnectionCap
@@ -45,7 +48,7 @@ from ticker.exceptions import ClientError
 from ticker.filters import Filter, stream_query
 from ticker.hub import Hub
 from ticker.logs import RequestContext, new_request_id, request_id
-from ticker.parking import Parked, ParkedWebSocket, adopt
+from ticker.parking import Parked, ParkedWebSocket, WebSocketProtocol, adopt
 from ticker.secheaders import SecurityHeaders, missing_headers
 from ticker.session import close_session, open_fresh, track
 from ticker.sse import HEADERS, final_bytes
@@ -62,6 +65,8 @@ READ = frozenset(
     (
         b"origin",
         b"host",
+        b"connection",
+        b"upgrade",
         b"last-event-id",
         b"x-request-id",
         b"x-forwarded-for",
@@ -72,10 +77,28 @@ READ = frozenset(
 )
 # Headers that make a request more than the lane answers.
 DECLINE = frozenset((b"content-length", b"transfer-encoding", b"expect", b"sec-websocket-protocol"))
+# The websockets library's limits on a handshake request; past them it refuses it.
+MAX_HEADERS, MAX_LINE = 128, 8192
 _HEAD_END = b"\r\n\r\n"
 _PRINTABLE = re.compile(rb"[\x20-\x7e]*")
-_LAYERS = (RequestContext, SecurityHeaders, OriginPolicyMiddleware, ConnectionCap)
+_LAYERS = [RequestContext, SecurityHeaders, OriginPolicyMiddleware, ConnectionCap]
 accept_log = logging.getLogger("uvicorn.error")  # where uvicorn logs an accepted WebSocket
+
+
+@dataclass(slots=True)
+class Admitted:
+    """A request the lane takes, and what its checks found."""
+
+    hub: Hub
+    settings: Any
+    filter: Filter
+    client: Any  # (host, port) after trusted proxy headers, or None
+    scheme: str
+    headers: dict[bytes, bytes]
+
+    @property
+    def ip(self) -> str:
+        return str(self.client[0]) if self.client else "unknown"
 
 
 class StreamLane:
@@ -83,22 +106,20 @@ class StreamLane:
     app's lifespan state (its hub, store, settings and metrics)."""
 
     def __init__(self, gate: Any) -> None:
-        layers: dict[type, Any] = {}
+        self.gate = gate
+        layers: list[Any] = []
         layer = gate
-        while not isinstance(layer, StreamEndpoints):
-            kind = type(layer)
-            if kind not in _LAYERS or kind in layers:
-                layers.clear()
-                break
-            layers[kind] = layer
+        while layer is not None and not isinstance(layer, StreamEndpoints):
+            layers.append(layer)
             layer = getattr(layer, "app", None)
-        self.enabled = len(layers) == len(_LAYERS)
-        policy: OriginPolicyMiddleware | None = layers.get(OriginPolicyMiddleware)
-        self.policy = policy
-        self.cap: ConnectionCap | None = layers.get(ConnectionCap)
+        # The gate's layers, in the order the lane mirrors them (response headers).
+        self.enabled = layer is not None and [type(x) for x in layers] == _LAYERS
+        self.policy: OriginPolicyMiddleware = layers[2] if self.enabled else None  # type: ignore[assignment]
+        self.cap: ConnectionCap = layers[3] if self.enabled else None  # type: ignore[assignment]
+        if self.enabled and not {SSE_PATH.decode(), WS_PATH.decode()} <= set(self.cap.paths):
+            self.enabled = False
         self.covered = {
-            path: policy is not None and policy.covers(path.decode())
-            for path in (SSE_PATH, WS_PATH)
+            path: self.enabled and self.policy.covers(path.decode()) for path in (SSE_PATH, WS_PATH)
         }
         self.proxy: ProxyHeadersMiddleware | None = None
         self.configured = False
@@ -108,31 +129,39 @@ class StreamLane:
         self.configured = True
         if config.proxy_headers:
             self.proxy = ProxyHeadersMiddleware(_nothing, config.forwarded_allow_ips)
-        # A root path, a concurrency limit or a message log: the ASGI path's to honour.
-        if config.root_path or config.limit_concurrency is not None:
+        # Between uvicorn and the gate, only the proxy headers the lane applies (not,
+        # say, uvicorn's message log at trace level).
+        app = config.loaded_app
+        while isinstance(app, ProxyHeadersMiddleware):
+            app = app.app
+        if (
+            getattr(app, "streams", None) is not self.gate
+            or config.root_path
+            or config.limit_concurrency is not None
+            or config.ws_protocol_class is not WebSocketProtocol
+            or config.ws_per_message_deflate
+        ):
             self.enabled = False
 
     def open_sse(self, p: HttpProtocol) -> bool:
         """Open GET /v1/stream on ``p``'s connection and park it; False to decline."""
-        admitted = self._admit(p, SSE_PATH, "http")
-        if admitted is None:
+        req = self._admit(p, SSE_PATH, "http")
+        if req is None:
             return False
-        hub, settings, f, ip, headers, scheme = admitted
-        origin = headers.get(b"origin")
-        cors: list[tuple[bytes, bytes]] = []
+        origin = req.headers.get(b"origin")
+        response = list(HEADERS)
         if origin is not None and self.covered[SSE_PATH]:
-            cors = self.policy.cors_headers(origin.decode("latin-1"))  # type: ignore[union-attr]
-        response = [*p.server_state.default_headers, *HEADERS, *cors]
-        response += missing_headers({name for name, _ in response}, scheme == "https")
-        rid = new_request_id(headers.get(b"x-request-id", b""))
+            response += self.policy.cors_headers(origin.decode("latin-1"))
+        response += missing_headers({name for name, _ in response}, req.scheme == "https")
+        rid = new_request_id(req.headers.get(b"x-request-id", b""))
         response.append((b"x-request-id", rid.encode()))
         head = [b"HTTP/1.1 200 OK\r\n"]
-        for name, value in response:
+        for name, value in [*p.server_state.default_headers, *response]:
             head += (name, b": ", value, b"\r\n")
         head.append(b"transfer-encoding: chunked\r\n\r\n")
 
-        retry_ms = settings.sse_retry_ms
-        opened = self._attach(p, hub, settings, f, ip, "sse", partial(final_bytes, retry_ms))
+        retry_ms = req.settings.sse_retry_ms
+        opened = self._attach(p, req, "sse", partial(final_bytes, retry_ms))
         if opened is None:
             return False
         parked, snap = opened
@@ -143,12 +172,14 @@ class StreamLane:
     def open_ws(self, p: HttpProtocol) -> bool:
         """Complete the WebSocket handshake on ``p``'s connection and park it; False
         to decline (uvicorn's WebSocket protocol then takes the request)."""
-        admitted = self._admit(p, WS_PATH, "websocket")
-        if admitted is None:
+        req = self._admit(p, WS_PATH, "websocket")
+        if req is None:
             return False
-        hub, settings, f, ip, headers, _ = admitted
+        headers = req.headers
         key = headers.get(b"sec-websocket-key")
         if headers.get(b"sec-websocket-version") != b"13" or key is None or not _valid_key(key):
+            return False
+        if not _upgrades_to_websocket(headers):
             return False
         accept = accept_key(key.decode("latin-1")).encode()
         head = [
@@ -160,21 +191,18 @@ class StreamLane:
         head.append(b"\r\n")
         rid = new_request_id(headers.get(b"x-request-id", b""))
 
-        opened = self._attach(
-            p, hub, settings, f, ip, "ws", final_frame, interval=settings.ws_ping_seconds
-        )
+        interval = req.settings.ws_ping_seconds
+        opened = self._attach(p, req, "ws", final_frame, interval=interval)
         if opened is None:
             return False
         parked, snap = opened
-        if accept_log.isEnabledFor(logging.INFO):
-            _log_accepted(p, rid)
         parked.client.go_direct(p.transport, "ws_frame")
         p.transport.write(b"".join(head) + snap.ws_frame)
+        if accept_log.isEnabledFor(logging.INFO):
+            _log_accepted(req.client, p.url, rid)
         return True
 
-    def _admit(
-        self, p: HttpProtocol, path: bytes, kind: str
-    ) -> tuple[Hub, Any, Filter, str, dict[bytes, bytes], str] | None:
+    def _admit(self, p: HttpProtocol, path: bytes, kind: str) -> Admitted | None:
         """The checks before a stream opens: None where the ASGI path must answer."""
         if not self.configured:
             self.configure(p.config)
@@ -189,11 +217,15 @@ class StreamLane:
             return None
         if not parser.should_keep_alive():
             return None
+        raw = p.url
+        # Origin-form, ASCII, no fragment: as the websockets library requires.
+        if not raw.startswith(b"/") or b"#" in raw or not raw.isascii() or len(raw) > MAX_LINE:
+            return None
         try:
-            url = httptools.parse_url(p.url)
+            url = httptools.parse_url(raw)
         except httptools.HttpParserInvalidURLError:
             return None
-        if url.path != path:
+        if url.path != path or len(p.headers) > MAX_HEADERS:
             return None
         headers: dict[bytes, bytes] = {}
         for name, value in p.headers:
@@ -201,7 +233,7 @@ class StreamLane:
                 if name in headers:
                     return None
                 headers[name] = value
-            elif name in DECLINE:
+            elif name in DECLINE or len(name) + len(value) > MAX_LINE:
                 return None
         settings = state["settings"]
         try:
@@ -231,18 +263,14 @@ class StreamLane:
             if not _PRINTABLE.fullmatch(origin):
                 return None
             host = headers.get(b"host", b"").decode("latin-1")
-            if not self.policy.admits(origin.decode("latin-1"), host):  # type: ignore[union-attr]
+            if not self.policy.admits(origin.decode("latin-1"), host):
                 return None
-        ip = str(client[0]) if client else "unknown"
-        return hub, settings, f, ip, headers, scheme
+        return Admitted(hub, settings, f, client, scheme, headers)
 
     def _attach(
         self,
         p: HttpProtocol,
-        hub: Hub,
-        settings: Any,
-        f: Filter,
-        ip: str,
+        req: Admitted,
         kind: str,
         final: Callable[[str], bytes],
         *,
@@ -250,15 +278,19 @@ class StreamLane:
     ) -> tuple[Parked, Event] | None:
         """Count the connection, attach its client and park it; with its snapshot.
         None at the cap."""
-        cap = self.cap
-        assert cap is not None
+        cap, hub, ip = self.cap, req.hub, req.ip
         if not cap.take(ip):
             return None  # the ASGI path refuses it, and counts the refusal
+        count = None
         try:
-            count = track(p.app_state.get("metrics"), kind, f)
-            client, snap = open_fresh(hub, f, transport=kind, limit=settings.client_queue_max)
+            count = track(p.app_state.get("metrics"), kind, req.filter)
+            client, snap = open_fresh(
+                hub, req.filter, transport=kind, limit=req.settings.client_queue_max
+            )
         except BaseException:
             cap.release(ip)
+            if count is not None:
+                count(None)
             raise
         parked = (
             Parked(client, p.transport, final)
@@ -332,10 +364,21 @@ def _valid_key(key: bytes) -> bool:
         return False
 
 
-def _log_accepted(p: HttpProtocol, rid: str) -> None:
+def _upgrades_to_websocket(headers: dict[bytes, bytes]) -> bool:
+    """Connection and Upgrade as the websockets library reads them."""
+    try:
+        connection = parse_connection(headers.get(b"connection", b"").decode("latin-1"))
+        upgrade = parse_upgrade(headers.get(b"upgrade", b"").decode("latin-1"))
+    except InvalidHeader:
+        return False
+    return any(v.lower() == "upgrade" for v in connection) and [u.lower() for u in upgrade] == [
+        "websocket"
+    ]
+
+
+def _log_accepted(client: Any, url: bytes, rid: str) -> None:
     """The line uvicorn logs for an accepted WebSocket, with the request id."""
-    client = p.client
-    query = httptools.parse_url(p.url).query
+    query = httptools.parse_url(url).query
     path = WS_PATH.decode() + ("?" + query.decode("ascii") if query else "")
     token = request_id.set(rid)
     try:
