@@ -287,3 +287,34 @@ async def test_a_websocket_the_lane_opened_is_published_to_and_closes(stack: Sta
         await w.conn.close(1000, "bye")
         assert w.conn.close_code == 1000
     await wait_for(lambda: not _clients(stack), 5, what="the hub to let the client go")
+
+
+async def test_the_lane_logs_an_accepted_websocket_as_uvicorn_does(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The line uvicorn logs at info for an accepted WebSocket, with the path, the
+    query and the request id, for a handshake the lane answered."""
+    import logging
+
+    from ticker.logs import request_id
+
+    answers = _spy(stack, monkeypatch)
+    lines: list[tuple[str, str | None]] = []
+    handler = logging.Handler()
+    handler.emit = lambda r: lines.append((r.getMessage(), request_id.get()))  # type: ignore[method-assign]
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(handler)
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+    request = _ws_request("X-Request-Id: ws-req-7\r\n").replace(b"/v1/ws", b"/v1/ws?edition=en")
+    try:
+        async with _raw(stack, request) as (_head, reader, _):
+            await _first_frame(reader)
+    finally:
+        logger.removeHandler(handler)
+    assert answers == [True]
+    accepted = [(m, rid) for m, rid in lines if "[accepted]" in m]
+    assert len(accepted) == 1, lines
+    message, rid = accepted[0]
+    assert message.startswith("127.0.0.1:")
+    assert message.endswith('"WebSocket /v1/ws?edition=en" [accepted]')
+    assert rid == "ws-req-7"

@@ -95,6 +95,7 @@ class Admitted:
     client: Any  # (host, port) after trusted proxy headers, or None
     scheme: str
     headers: dict[bytes, bytes]
+    query: bytes
 
     @property
     def ip(self) -> str:
@@ -189,7 +190,6 @@ class StreamLane:
         for name, value in p.server_state.default_headers:
             head += (name, b": ", value, b"\r\n")
         head.append(b"\r\n")
-        rid = new_request_id(headers.get(b"x-request-id", b""))
 
         interval = req.settings.ws_ping_seconds
         opened = self._attach(p, req, "ws", final_frame, interval=interval)
@@ -199,7 +199,7 @@ class StreamLane:
         parked.client.go_direct(p.transport, "ws_frame")
         p.transport.write(b"".join(head) + snap.ws_frame)
         if accept_log.isEnabledFor(logging.INFO):
-            _log_accepted(req.client, p.url, rid)
+            _log_accepted(req)
         return True
 
     def _admit(self, p: HttpProtocol, path: bytes, kind: str) -> Admitted | None:
@@ -237,7 +237,8 @@ class StreamLane:
                 return None
         settings = state["settings"]
         try:
-            f, last_id = stream_query(url.query or b"", settings.editions)
+            query = url.query or b""
+            f, last_id = stream_query(query, settings.editions)
         except ClientError:
             return None
         if (last_id and last_id.strip()) or (
@@ -265,7 +266,7 @@ class StreamLane:
             host = headers.get(b"host", b"").decode("latin-1")
             if not self.policy.admits(origin.decode("latin-1"), host):
                 return None
-        return Admitted(hub, settings, f, client, scheme, headers)
+        return Admitted(hub, settings, f, client, scheme, headers, query)
 
     def _attach(
         self,
@@ -376,11 +377,11 @@ def _upgrades_to_websocket(headers: dict[bytes, bytes]) -> bool:
     ]
 
 
-def _log_accepted(client: Any, url: bytes, rid: str) -> None:
+def _log_accepted(req: Admitted) -> None:
     """The line uvicorn logs for an accepted WebSocket, with the request id."""
-    query = httptools.parse_url(url).query
+    client, query = req.client, req.query
     path = WS_PATH.decode() + ("?" + query.decode("ascii") if query else "")
-    token = request_id.set(rid)
+    token = request_id.set(new_request_id(req.headers.get(b"x-request-id", b"")))
     try:
         accept_log.info(
             '%s - "WebSocket %s" [accepted]', f"{client[0]}:{client[1]}" if client else "", path
