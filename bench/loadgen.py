@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ticker.wire import ws_frame_size
+from ticker.frames import ws_frame_size
 
 MARK = re.compile(rb"bseq=(\d{6}) bt=(\d{16})")
 # Ticker: the envelope's stream id comes first, then the item with the marker.

@@ -30,8 +30,8 @@ from bench.procstat import tree
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.embedded_redis import RedisProcess, free_port
-from ticker.items import build_item, iso
-from ticker.publish import Publisher
+from workers.items import build_item, iso
+from workers.publish import Publisher
 
 __all__ = ["NCHAN_MODULE", "NchanStack", "Stack", "TickerStack", "nchan_available", "payload"]
 

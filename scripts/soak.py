@@ -43,8 +43,8 @@ from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ticker.client.sseparse import SSEParser
 from ticker.embedded_redis import RedisProcess, free_port
-from ticker.sseparse import SSEParser
 
 
 @dataclass

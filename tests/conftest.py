@@ -18,13 +18,13 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 from ticker.app import create_app
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.embedded_redis import RedisProcess
-from ticker.server import TickerServer, bind, server_config
-from workers.settings import run_worker
+from ticker.serve.server import TickerServer, bind, server_config
+from workers.worker import run_worker
 
 KEYS = {
     "editor": "k-editor-0123456789",

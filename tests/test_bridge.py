@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import Stack, auth
-from tests.helpers import wait_for
-from tests.receivers import HANG, Hit, Receiver, receiver
-from ticker.bridge import Bridge, BridgeConfig
+from tests.support.helpers import wait_for
+from tests.support.receivers import HANG, Hit, Receiver, receiver
+from ticker.client.bridge import Bridge, BridgeConfig
+from ticker.client.push import apns_request, fcm_message, plan
 from ticker.filters import Filter
-from ticker.push import apns_request, fcm_message, plan
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -222,7 +222,8 @@ async def test_bridge_killed_and_restarted_misses_nothing_and_repeats_nothing(
     }
     async with receiver(fcm_plan) as fcm, receiver() as apns:
         cmd = [
-            sys.executable, "-m", "ticker.bridge", "--base", stack.base, "--state", str(state),
+            sys.executable, "-m", "ticker.client.bridge",
+            "--base", stack.base, "--state", str(state),
             "--edition", "en", "--fcm-url", fcm.url, "--fcm-project", "demo",
             "--fcm-topic", "breaking-en", "--apns-url", apns.url,
             "--apns-topic", "com.example.news", "--apns-device", "device-one",

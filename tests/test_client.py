@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Api, Stack, replace, running_stack
-from tests.helpers import wait_for
-from ticker.client import FileCursor, StreamEvent, StreamRefused, TickerClient
+from tests.support.helpers import wait_for
+from ticker.client.client import FileCursor, StreamEvent, StreamRefused, TickerClient
 from ticker.config import Settings
 
 

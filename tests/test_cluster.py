@@ -13,11 +13,11 @@ import redis as redis_sync
 from redis.crc import key_slot
 
 from tests.conftest import auth
-from tests.follow import Follower, post_item
-from tests.helpers import wait_for
-from tests.procs import ApiProcess, WorkerProcess, running, service_env
-from tests.receivers import receiver
-from tests.topologies import ClusterNodes, migrate_slot, move_slot
+from tests.support.follow import Follower, post_item
+from tests.support.helpers import wait_for
+from tests.support.procs import ApiProcess, WorkerProcess, running, service_env
+from tests.support.receivers import receiver
+from tests.support.topologies import ClusterNodes, migrate_slot, move_slot
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.embedded_redis import find_redis_server

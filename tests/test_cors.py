@@ -21,14 +21,14 @@ from websockets.exceptions import ConnectionClosed
 from tests.conftest import running_stack
 from ticker.config import Settings
 from ticker.constants import CLOSE_ORIGIN_REFUSED
-from ticker.cors import (
+from ticker.exceptions import ConfigError
+from ticker.middleware.cors import (
     OriginPolicyMiddleware,
     cors_middleware,
     normalise_origin,
     origin_allowed,
     parse_allowed_origins,
 )
-from ticker.exceptions import ConfigError
 
 SITES = parse_allowed_origins(
     "https://news.example, https://*.partner.example,http://localhost:8080"

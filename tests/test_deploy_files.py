@@ -18,7 +18,7 @@ import redis as redis_sync
 import uvicorn.config
 import yaml
 
-from tests.deploy_helpers import (
+from tests.support.deploy_helpers import (
     ROOT,
     compose,
     directives,
@@ -32,7 +32,7 @@ from tests.deploy_helpers import (
 from ticker.app import create_app
 from ticker.config import Settings
 from ticker.embedded_redis import RedisProcess
-from ticker.server import server_config
+from ticker.serve.server import server_config
 
 SETTINGS_VARS = {f"TICKER_{name.upper()}" for name in Settings.__dataclass_fields__}
 # Variables for the libraries and the interpreter, each checked against its reader below.

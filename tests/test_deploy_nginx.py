@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from tests.conftest import Api, WorkerRunner, auth
-from tests.deploy_helpers import (
+from tests.support.deploy_helpers import (
     Nginx,
     compose,
     directives,
@@ -25,7 +25,7 @@ from tests.deploy_helpers import (
     render_nginx,
     stages,
 )
-from tests.helpers import is_item, sse, wait_for, ws
+from tests.support.helpers import is_item, sse, wait_for, ws
 from ticker.config import Settings
 from ticker.embedded_redis import free_port
 

@@ -17,11 +17,11 @@ import orjson
 import pytest
 
 from tests.conftest import Stack, running_stack
-from tests.helpers import is_item, wait_for
+from tests.support.helpers import is_item, wait_for
 from ticker.config import Settings
-from ticker.fastlane import StreamLane
-from ticker.hub import Client
-from ticker.parking import Parked, ParkedWebSocket
+from ticker.serve.fastlane import StreamLane
+from ticker.serve.parking import Parked, ParkedWebSocket
+from ticker.stream.hub import Client
 
 ASGI_PATH = "Content-Length: 0\r\n"  # the lane declines a request with this header
 
@@ -206,7 +206,7 @@ async def test_a_handshake_websockets_would_answer_otherwise_takes_the_asgi_path
 
 async def test_server_settings_the_lane_does_not_mirror_turn_it_off(settings: Settings) -> None:
     from ticker.app import create_app
-    from ticker.server import server_config
+    from ticker.serve.server import server_config
 
     for overrides in ({}, {"ws_per_message_deflate": True}, {"root_path": "/ticker"}):
         app = create_app(settings)
@@ -278,7 +278,7 @@ async def test_the_lane_is_off_for_a_gate_it_does_not_know() -> None:
 
 async def test_a_websocket_the_lane_opened_is_published_to_and_closes(stack: Stack) -> None:
     """End to end with a real client library: snapshot, an event, a clean close."""
-    from tests.helpers import ws
+    from tests.support.helpers import ws
 
     async with ws(stack.base) as w:
         assert (await w.next()).type == "snapshot"

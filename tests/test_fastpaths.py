@@ -13,11 +13,11 @@ import pytest
 import uvloop
 
 from tests.conftest import Stack
-from tests.helpers import sse, ws
+from tests.support.helpers import sse, ws
 from ticker.events import Event, envelope
 from ticker.filters import Filter
-from ticker.hub import Client, Hub
-from ticker.wire import chunk, transport_of
+from ticker.frames import chunk, transport_of
+from ticker.stream.hub import Client, Hub
 
 
 class _Cycle:

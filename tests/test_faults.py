@@ -21,13 +21,21 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import API_KEYS, Stack, auth, running_stack
-from tests.helpers import Received, SSEStream, WSStream, sse, wait_for, ws
-from tests.roles import bare_stack, events_for, job_result, procs, service_env, stall_worker, worker
+from tests.support.helpers import Received, SSEStream, WSStream, sse, wait_for, ws
+from tests.support.roles import (
+    bare_stack,
+    events_for,
+    job_result,
+    procs,
+    service_env,
+    stall_worker,
+    worker,
+)
 from tests.test_slow_clients import BODY, _flood, _tiny_socket
 from ticker.config import Settings
 from ticker.constants import CLOSE_SLOW_CLIENT, CLOSE_TRY_AGAIN
 from ticker.embedded_redis import RedisProcess
-from ticker.publish import Publisher
+from workers.publish import Publisher
 
 HEADLINES = [
     "Earthquake of magnitude 6.1 strikes off the coast of Chile",

@@ -14,10 +14,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import KEYS, Stack, auth, replace, running_stack
-from tests.helpers import SSEStream, is_item, sse, ws
+from tests.support.helpers import SSEStream, is_item, sse, ws
 from ticker.config import Settings
 from ticker.constants import CLOSE_POLICY
-from ticker.wsguard import BURST, MessageBudget
+from ticker.stream.wsguard import BURST, MessageBudget
 
 JSON = {"Content-Type": "application/json"}
 

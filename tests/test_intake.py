@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import KEYS, Stack, auth
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 from ticker.constants import Keys
-from ticker.publish import Publisher
 from workers.ingest import ingest_item
+from workers.publish import Publisher
 
 
 async def assert_nothing_changed(stack: Stack) -> None:

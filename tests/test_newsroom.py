@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import Stack, auth
-from tests.helpers import is_item, sse, wait_for, ws
+from tests.support.helpers import is_item, sse, wait_for, ws
 
 
 def soon(seconds: float) -> str:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticker.normalise import (
+from workers.normalise import (
     comparison_form,
     dedupe_key,
     display_headline,

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import KEYS, Stack
-from tests.helpers import sse, wait_for
+from tests.support.helpers import sse, wait_for
 from ticker.logs import JsonFormatter, request_id
 
 

@@ -20,12 +20,12 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.conftest import Stack, running_stack
-from tests.helpers import is_item, sse, wait_for, ws
+from tests.support.helpers import is_item, sse, wait_for, ws
 from ticker.config import Settings
 from ticker.events import Event, envelope
-from ticker.hub import Client
-from ticker.parking import Parked, ParkedWebSocket
-from ticker.wire import ws_frame_size
+from ticker.frames import ws_frame_size
+from ticker.serve.parking import Parked, ParkedWebSocket
+from ticker.stream.hub import Client
 
 
 def _clients(stack: Stack) -> list[Client]:
@@ -289,7 +289,7 @@ async def test_a_parked_client_that_stops_reading_and_goes_quiet_is_dropped(
 ) -> None:
     """A client with a full buffer that half-closes (SSE) or answers no ping (WS) is
     dropped within DROP_AFTER, and everything it held is released."""
-    monkeypatch.setattr("ticker.parking.DROP_AFTER", 0.5)
+    monkeypatch.setattr("ticker.serve.parking.DROP_AFTER", 0.5)
     async with running_stack(replace(settings, ws_ping_seconds=0.3)) as stack:
         hub = stack.api.app.state.hub
         sock = socket.socket()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Stack, running_stack
-from tests.helpers import is_item, sse, ws
+from tests.support.helpers import is_item, sse, ws
 from ticker.config import Settings
 
 

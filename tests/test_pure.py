@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ticker.client.sseparse import SSEParser
 from ticker.events import Event, envelope, parse_stream_id
 from ticker.exceptions import ValidationError
 from ticker.filters import Filter, Subject, stream_query
-from ticker.hub import Client, Hub, Ping
-from ticker.sseparse import SSEParser
+from ticker.stream.hub import Client, Hub, Ping
 
 
 def item(item_id: str, **kw: object) -> dict[str, object]:

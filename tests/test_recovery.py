@@ -9,7 +9,7 @@ import pytest
 import redis as redis_sync
 
 from tests.conftest import API_KEYS, running_stack
-from tests.helpers import sse, wait_for, ws
+from tests.support.helpers import sse, wait_for, ws
 from ticker.config import Settings
 from ticker.embedded_redis import RedisProcess
 

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.follow import Follower, post_item
-from tests.helpers import wait_for
-from tests.procs import ApiProcess, WorkerProcess, running, service_env
+from tests.support.follow import Follower, post_item
+from tests.support.helpers import wait_for
+from tests.support.procs import ApiProcess, WorkerProcess, running, service_env
 from ticker.config import Settings
 from ticker.constants import Keys
 

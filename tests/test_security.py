@@ -16,14 +16,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import API_KEYS, KEYS, Stack, auth, running_stack
-from tests.helpers import sse, wait_for
-from ticker.auth import KeyRing
+from tests.support.helpers import sse, wait_for
 from ticker.config import Settings
-from ticker.conncap import ConnectionCap
 from ticker.embedded_redis import RedisProcess
 from ticker.exceptions import ConfigError
+from ticker.intake.auth import KeyRing
+from ticker.middleware.conncap import ConnectionCap
+from ticker.middleware.secheaders import API_CSP
 from ticker.pages import CONTENT_SECURITY_POLICY
-from ticker.secheaders import API_CSP
 
 
 async def metric(stack: Stack, name: str, **labels: str) -> float:
@@ -282,7 +282,7 @@ def test_trusted_proxies_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     (what the deploy files set) still applies."""
     from starlette.applications import Starlette
 
-    from ticker.server import server_config
+    from ticker.serve.server import server_config
 
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
     assert server_config(Starlette(), Settings()).forwarded_allow_ips == "*"

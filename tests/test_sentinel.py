@@ -12,10 +12,10 @@ import pytest
 import redis as redis_sync
 
 from tests.conftest import auth, running_stack
-from tests.follow import Follower, post_item
-from tests.helpers import wait_for
-from tests.procs import ApiProcess, WorkerProcess, running, service_env
-from tests.topologies import SentinelGroup
+from tests.support.follow import Follower, post_item
+from tests.support.helpers import wait_for
+from tests.support.procs import ApiProcess, WorkerProcess, running, service_env
+from tests.support.topologies import SentinelGroup
 from ticker.config import Settings
 from ticker.constants import Keys
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.helpers import sse, wait_for, ws
-from tests.roles import (
+from tests.support.helpers import sse, wait_for, ws
+from tests.support.roles import (
     Serve,
     bare_stack,
     events_for,

@@ -11,10 +11,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import running_stack
-from tests.helpers import sse, wait_for
+from tests.support.helpers import sse, wait_for
 from ticker.config import Settings
 from ticker.constants import CLOSE_SLOW_CLIENT
-from ticker.publish import Publisher
+from workers.publish import Publisher
 
 BODY = "x" * 20_000  # big events fill kernel buffers quickly
 

@@ -13,13 +13,13 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.conftest import Stack, WorkerRunner, auth, replace, running_stack
-from tests.helpers import wait_for
-from tests.receivers import HANG, Hit, receiver
+from tests.support.helpers import wait_for
+from tests.support.receivers import HANG, Hit, receiver
 from ticker.config import Settings
 from ticker.filters import Filter
-from ticker.netguard import AddressRefused, is_public, resolve
 from ticker.retries import Verdict, backoff, judge, retry_after
-from ticker.webhook_store import WebhookStore
+from ticker.webhooks.netguard import AddressRefused, is_public, resolve
+from ticker.webhooks.store import WebhookStore
 
 FAST = {
     "webhook_allow_private": True,  # the receivers are on loopback

@@ -14,26 +14,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from ticker import intake, pages, webhook_api
-from ticker.auth import KeyRing
+from ticker import pages
 from ticker.config import Settings
-from ticker.conncap import connection_cap_middleware
 from ticker.constants import Keys
-from ticker.cors import cors_middleware
-from ticker.errors import exception_handlers
 from ticker.events import Event
-from ticker.hub import Hub
+from ticker.intake import api as intake
+from ticker.intake.auth import KeyRing
 from ticker.logs import RequestContext
 from ticker.metrics import CONTENT_TYPE_LATEST, Metrics
+from ticker.middleware.conncap import connection_cap_middleware
+from ticker.middleware.cors import cors_middleware
+from ticker.middleware.errors import exception_handlers
+from ticker.middleware.ratelimit import IntakeRateLimit, RateLimits, rate_limit_middleware
+from ticker.middleware.secheaders import security_headers_middleware
 from ticker.openapi import openapi_document
-from ticker.ratelimit import IntakeRateLimit, RateLimits, rate_limit_middleware
 from ticker.redis_conn import connect
-from ticker.secheaders import security_headers_middleware
-from ticker.sse import stream_endpoint
-from ticker.store import Store
-from ticker.streamgate import stream_gate
-from ticker.subscriber import Subscriber
-from ticker.ws import ws_endpoint
+from ticker.stream.gate import stream_gate
+from ticker.stream.hub import Hub
+from ticker.stream.reads import Store
+from ticker.stream.sse import stream_endpoint
+from ticker.stream.subscriber import Subscriber
+from ticker.stream.ws import ws_endpoint
+from ticker.webhooks import api as webhook_api
 
 __all__ = ["create_app"]
 

@@ -32,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.workers > 1 and not args.child:
         return _supervise_api(settings)
     from ticker.app import create_app
-    from ticker.server import TickerServer, bind, server_config, tune_gc
+    from ticker.serve.server import TickerServer, bind, server_config, tune_gc
 
     configure_logging(settings.log_level)
     app = create_app(settings)
@@ -76,7 +76,7 @@ def _wait_all(procs: list[subprocess.Popen[bytes]]) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from workers.settings import run_worker
+    from workers.worker import run_worker
 
     settings = Settings.from_env()
     configure_logging(settings.log_level)
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("bridge", help="push bridge: the stream to FCM/APNs (ticker bridge -h)")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bridge"]:
-        from ticker.bridge import main as bridge_main
+        from ticker.client.bridge import main as bridge_main
 
         return bridge_main(argv[1:])
 

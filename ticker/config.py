@@ -155,7 +155,7 @@ class Settings:
             raise ConfigError("TICKER_EXPIRY_SECONDS_BY_URGENCY needs nine values (urgency 1..9)")
         if self.client_queue_max < 1 or self.stream_maxlen < 1 or self.replay_cache_events < 0:
             raise ConfigError("queue and stream bounds must be positive")
-        from ticker.ratelimit import parse_limits
+        from ticker.middleware.ratelimit import parse_limits
 
         parse_limits(self.rate_limit_per_key, "TICKER_RATE_LIMIT_PER_KEY")
         parse_limits(self.rate_limit_per_ip, "TICKER_RATE_LIMIT_PER_IP")

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ticker.filters import Filter, Subject
-from ticker.wire import chunk, ws_text_frame
+from ticker.frames import chunk, ws_text_frame
 
 __all__ = [
     "ZERO_ID",

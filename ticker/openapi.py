@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ticker import __version__
-from ticker.schema import item_schema
-from ticker.webhook_api import openapi_paths as webhook_paths
+from ticker.intake.schema import item_schema
+from ticker.webhooks.api import openapi_paths as webhook_paths
 
 __all__ = ["openapi_document"]
 

@@ -30,7 +30,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
-from ticker.normalise import comparison_form, display_headline, language_of, strip_alert_prefix
+from workers.normalise import comparison_form, display_headline, language_of, strip_alert_prefix
 
 __all__ = ["DEFAULT_THRESHOLD", "best_match", "is_near_duplicate", "similarity"]
 

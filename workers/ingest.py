@@ -11,12 +11,12 @@ from redis.exceptions import RedisError
 
 from ticker.config import Settings
 from ticker.constants import Keys
-from ticker.items import build_item, iso
+from ticker.intake.schema import parse_time
 from ticker.jobs import enqueue_expiry
 from ticker.metrics import incr_stat
-from ticker.normalise import dedupe_key, language_of
-from ticker.publish import Outcome
-from ticker.schema import parse_time
+from workers.items import build_item, iso
+from workers.normalise import dedupe_key, language_of
+from workers.publish import Outcome
 
 __all__ = ["ingest_item", "record", "schedule_expiry"]
 

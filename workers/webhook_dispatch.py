@@ -22,8 +22,8 @@ from redis.exceptions import RedisError
 from ticker.constants import Keys
 from ticker.events import Event, parse_stream_id
 from ticker.jobs import enqueue_delivery
-from ticker.store import lua
-from ticker.webhook_store import Endpoint, WebhookStore
+from ticker.stream.reads import lua
+from ticker.webhooks.store import Endpoint, WebhookStore
 
 __all__ = ["Dispatcher", "sweep"]
 

@@ -42,10 +42,10 @@ from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.jobs import enqueue_delivery
 from ticker.metrics import incr_stat
-from ticker.netguard import AddressRefused, resolve
 from ticker.retries import Verdict, backoff, judge
-from ticker.signing import signed_headers
-from ticker.webhook_store import Endpoint, WebhookStore
+from ticker.webhooks.netguard import AddressRefused, resolve
+from ticker.webhooks.signing import signed_headers
+from ticker.webhooks.store import Endpoint, WebhookStore
 from workers.webhook_dispatch import Dispatcher, sweep
 
 __all__ = [

@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from tests.conftest import Api, Stack, auth, replace, running_stack
-from tests.helpers import wait_for
+from tests.support.helpers import wait_for
 from ticker.config import Settings
 
 from .conftest import PageWatch

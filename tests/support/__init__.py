@@ -1,0 +1,1 @@
+"""Test support: process harness, wait helpers, fakes. Fixtures stay in conftest."""

@@ -1,0 +1,146 @@
+"""Test clients over real sockets: SSE (httpx streaming) and WebSocket, plus waits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+from ticker.client.sseparse import SSEMessage, SSEParser
+
+
+async def wait_for(
+    predicate: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    timeout: float = 5.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> None:
+    """Poll until the predicate holds; fail with `what` after the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Received:
+    id: str | None
+    type: str
+    data: dict[str, Any]
+
+
+class _Stream:
+    """Shared by the SSE and WebSocket test clients."""
+
+    async def next(self, timeout: float = 5.0) -> Received:
+        raise NotImplementedError
+
+    async def until(self, pred: Callable[[Received], bool], timeout: float = 5.0) -> Received:
+        """The next event that satisfies ``pred``, skipping others."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = await self.next(max(0.01, deadline - time.monotonic()))
+            if pred(got):
+                return got
+
+
+@dataclass
+class SSEStream(_Stream):
+    """An open SSE connection with its parsed events queued."""
+
+    response: httpx.Response
+    queue: asyncio.Queue[Received | None] = field(default_factory=asyncio.Queue)
+    parser: SSEParser = field(default_factory=SSEParser)
+    raw: bytearray = field(default_factory=bytearray)
+
+    async def pump(self) -> None:
+        try:
+            async for chunk in self.response.aiter_raw():
+                self.raw += chunk
+                for m in self.parser.feed(chunk):
+                    self.queue.put_nowait(_received(m))
+        except (httpx.HTTPError, asyncio.CancelledError):
+            pass
+        finally:
+            self.queue.put_nowait(None)
+
+    async def next(self, timeout: float = 5.0) -> Received:
+        got = await asyncio.wait_for(self.queue.get(), timeout)
+        if got is None:
+            raise EOFError("stream closed")
+        return got
+
+    def drain(self) -> list[Received]:
+        out = []
+        while not self.queue.empty():
+            got = self.queue.get_nowait()
+            if got is not None:
+                out.append(got)
+        return out
+
+
+def _received(m: SSEMessage) -> Received:
+    data = orjson.loads(m.data)
+    assert data["type"] == m.event, "SSE event line must equal the envelope type"
+    assert data["id"] == m.id, "SSE id line must equal the envelope id"
+    return Received(m.id, m.event, data)
+
+
+@contextlib.asynccontextmanager
+async def sse(
+    base: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> AsyncIterator[SSEStream]:
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(10, read=None)) as client,
+        client.stream("GET", "/v1/stream", params=params, headers=headers) as response,
+    ):
+        assert response.status_code == 200, response.status_code
+        stream = SSEStream(response)
+        task = asyncio.create_task(stream.pump())
+        try:
+            yield stream
+        finally:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+@dataclass
+class WSStream(_Stream):
+    conn: ClientConnection
+
+    async def next(self, timeout: float = 5.0) -> Received:
+        text = await asyncio.wait_for(self.conn.recv(), timeout)
+        data = orjson.loads(text)
+        return Received(data["id"], data["type"], data)
+
+
+@contextlib.asynccontextmanager
+async def ws(
+    base: str, params: dict[str, str] | None = None, **kwargs: Any
+) -> AsyncIterator[WSStream]:
+    url = base.replace("http://", "ws://") + "/v1/ws"
+    if params:
+        url += "?" + str(httpx.QueryParams(params))
+    async with connect(url, **kwargs) as conn:
+        yield WSStream(conn)
+
+
+def is_item(event_type: str, item_id: str) -> Callable[[Received], bool]:
+    def pred(r: Received) -> bool:
+        return r.type == event_type and r.data["item"]["id"] == item_id
+
+    return pred

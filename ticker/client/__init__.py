@@ -1,0 +1,1 @@
+"""Consumers of the stream: the Python client, the push bridge, push payloads."""

@@ -1,0 +1,1 @@
+"""ASGI middleware and error responses: CORS, security headers, caps and rate limits."""

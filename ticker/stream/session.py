@@ -1,0 +1,129 @@
+"""Opening a client session: snapshot-then-live, or resume from a last id.
+
+Shared by the SSE and WebSocket transports. The client is attached to the hub
+before anything is read, and everything the first frames cover is skipped in
+its buffer, so there is no gap and no duplicate between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ticker.events import Event, parse_stream_id, reset_event
+from ticker.exceptions import UnavailableError, ValidationError
+from ticker.filters import Filter
+from ticker.metrics import Metrics
+from ticker.stream.hub import Client, Hub
+from ticker.stream.reads import Store
+
+__all__ = ["close_session", "open_fresh", "open_session", "parse_last_id", "track"]
+
+# Reasons the server cuts a client (counted); "gone" is the client leaving.
+DROPPED = ("slow", "send_timeout", "shutdown", "flood")
+
+
+def track(metrics: Metrics | None, transport: str, f: Filter) -> Callable[[Client | None], None]:
+    """Count an open connection; call the result once it has closed, with its
+    client (if it got one) to count why the server cut it, if it did."""
+    if metrics is None:
+        return _nothing
+    gauge = metrics.child(metrics.connections, transport, ",".join(sorted(f.editions)) or "all")
+    gauge.inc()
+
+    def release(client: Client | None) -> None:
+        gauge.dec()
+        if client is not None and client.closed in DROPPED:
+            metrics.dropped.labels(transport, client.closed).inc()
+
+    return release
+
+
+def _nothing(client: Client | None) -> None:
+    pass
+
+
+def close_session(hub: Hub, client: Client | None, count: Callable[[Client | None], None]) -> None:
+    """A stream's connection has ended: out of the hub, and counted (``track``)."""
+    if client is not None:
+        client.cut("gone")
+        hub.detach(client)
+    count(client)
+
+
+def parse_last_id(value: str | None, field: str) -> str | None:
+    """Validate a client's last event id ("ms-seq"); None or "" means none."""
+    if value is None or not value.strip():
+        return None
+    try:
+        ms, seq = parse_stream_id(value)
+    except ValueError:
+        raise ValidationError(
+            f"{field} must be a stream id like 1700000000000-0", field, status=400
+        ) from None
+    return f"{ms}-{seq}"
+
+
+def open_fresh(
+    hub: Hub,
+    filter: Filter,
+    *,
+    transport: str,
+    limit: int,
+    on_cut: Callable[[Client], None] | None = None,
+) -> tuple[Client, Event]:
+    """Attach a new client (no last id); return it with its snapshot."""
+    client = Client(filter, limit, transport, on_cut)
+    # No await between the snapshot and attach: the hub's state at this
+    # instant is what the snapshot shows, and every later event is queued.
+    snap = hub.snapshot(filter)
+    hub.attach(client)
+    return client, snap
+
+
+async def open_session(
+    hub: Hub,
+    store: Store,
+    filter: Filter,
+    last_id: str | None,
+    *,
+    transport: str,
+    limit: int,
+    on_cut: Callable[[Client], None] | None = None,
+    ready_timeout: float = 5.0,
+    metrics: Metrics | None = None,
+) -> tuple[Client, list[Event]]:
+    """Attach a client; return it with the events to send before its live ones."""
+    if not hub.ready.is_set():
+        try:
+            await asyncio.wait_for(hub.ready.wait(), ready_timeout)
+        except TimeoutError:
+            raise UnavailableError("the ticker is not ready (Redis unreachable)") from None
+    if last_id is None:
+        client, snap = open_fresh(hub, filter, transport=transport, limit=limit, on_cut=on_cut)
+        return client, [snap]
+    client = Client(filter, limit, transport, on_cut)
+    key = parse_stream_id(last_id)
+    # Taken with the attach, before any await: the hub's events up to now, and the
+    # later ones go to the client's buffer; Redis only rules on retention.
+    hub.attach(client)
+    attached_at = hub.last_key
+    remembered = hub.replay(filter, key)
+    try:
+        resume = await (store.resume(last_id) if remembered is None else store.check(last_id))
+    except Exception:
+        hub.detach(client)
+        raise
+    if resume.reset:
+        if metrics is not None:
+            metrics.resets.labels("client").inc()
+        snap = hub.snapshot(filter)
+        client.after = snap.key
+        return client, [reset_event(snap.id, "events after your last id are gone"), snap]
+    if remembered is not None:
+        # A client ahead of this hub (it came from a node further on) skips what it has.
+        client.after = key if key > attached_at else None
+        return client, remembered
+    missed = [e for e in resume.events if e.matches(filter)]
+    client.after = parse_stream_id(resume.last_id)
+    return client, missed

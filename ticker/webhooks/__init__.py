@@ -1,0 +1,1 @@
+"""Webhook administration: endpoints, secrets, signing, the SSRF guard."""
