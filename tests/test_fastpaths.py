@@ -16,7 +16,8 @@ from tests.conftest import Stack
 from tests.support.helpers import sse, ws
 from ticker.events import Event, envelope
 from ticker.filters import Filter
-from ticker.frames import chunk, transport_of
+from ticker.frames import chunk
+from ticker.serve.transport import transport_of
 from ticker.stream.hub import Client, Hub
 
 

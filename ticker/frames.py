@@ -1,23 +1,16 @@
-"""Wire encodings built once per event and shared by every client (pure), and
-the direct write path to a connection's transport.
-
-Under uvicorn, once a client is caught up, the hub writes an event's bytes
-straight to each client's transport (a non-blocking, buffered write) instead
-of waking one task per client. A client whose transport buffer grows past its
-bound is cut. Other ASGI servers keep the generic path (a task per client).
+"""Wire encodings built once per event and shared by every client (pure): HTTP
+chunks and WebSocket frames, and the bounds on what a client may send or keep.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Any, Protocol
 
 __all__ = [
     "DROP_AFTER",
     "WS_MAX_SIZE",
-    "DirectTransport",
     "chunk",
-    "transport_of",
+    "ws_close_frame",
     "ws_frame_size",
     "ws_text_frame",
 ]
@@ -29,14 +22,6 @@ WS_MAX_SIZE = 64 * 1024
 # Seconds a cut slow client gets to read its backlog (and, on WebSocket, the
 # close frame with CLOSE_SLOW_CLIENT) before the connection is dropped.
 DROP_AFTER = 10.0
-
-
-class DirectTransport(Protocol):
-    def write(self, data: bytes) -> None: ...
-    def is_closing(self) -> bool: ...
-    def get_write_buffer_size(self) -> int: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
 
 
 def chunk(data: bytes) -> bytes:
@@ -73,29 +58,3 @@ def ws_frame_size(buf: bytes | bytearray, pos: int) -> tuple[int, int] | None:
 def ws_close_frame(code: int, reason: str) -> bytes:
     body = struct.pack("!H", code) + reason.encode()[:120]
     return bytes((0x88, len(body))) + body
-
-
-def transport_of(send: Any) -> DirectTransport | None:
-    """The transport behind uvicorn's ASGI ``send`` (a bound method of its
-    protocol or request cycle); None for other servers."""
-    owner = getattr(send, "__self__", None)
-    transport = getattr(owner, "transport", None)
-    if transport is None:
-        return None
-    kind = type(transport)
-    if kind not in _DIRECT_KINDS:
-        # Duck-typed: uvloop's transports do not derive from asyncio.BaseTransport.
-        if not all(callable(getattr(transport, m, None)) for m in _METHODS):
-            return None
-        _DIRECT_KINDS.add(kind)
-    return transport  # type: ignore[no-any-return]
-
-
-_METHODS = ("write", "is_closing", "get_write_buffer_size", "close", "abort")
-_DIRECT_KINDS: set[type] = set()  # transport classes seen to have them all
-
-
-def chunked_of(send: Any) -> bool | None:
-    """Whether uvicorn chose chunked encoding for this response (None: unknown)."""
-    value = getattr(getattr(send, "__self__", None), "chunked_encoding", None)
-    return value if isinstance(value, bool) else None

@@ -10,7 +10,7 @@ import orjson
 from redis.asyncio import Redis
 
 from ticker.constants import Keys
-from ticker.stream.reads import lua
+from ticker.lua import script as lua
 
 __all__ = ["Outcome", "Publisher"]
 

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from ticker.constants import Keys
 from ticker.events import Event, parse_stream_id
 from ticker.jobs import enqueue_delivery
-from ticker.stream.reads import lua
+from ticker.lua import script as lua
 from ticker.webhooks.store import Endpoint, WebhookStore
 
 __all__ = ["Dispatcher", "sweep"]

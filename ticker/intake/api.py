@@ -20,8 +20,8 @@ from ticker.intake.accept import accept_change
 from ticker.intake.auth import ApiKey
 from ticker.intake.schema import parse_time, validate_item
 from ticker.jobs import enqueue_change, enqueue_ingest
+from ticker.lua import script as lua
 from ticker.redis_conn import confirm_replicated
-from ticker.stream.reads import lua
 
 __all__ = ["now_iso", "read_json", "routes"]
 

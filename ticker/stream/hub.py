@@ -25,7 +25,8 @@ from ticker.events import (
     snapshot_event,
 )
 from ticker.filters import Filter, Subject
-from ticker.frames import DirectTransport, chunk
+from ticker.frames import chunk
+from ticker.serve.transport import DirectTransport
 
 __all__ = ["Client", "Hub", "Ping", "Run"]
 

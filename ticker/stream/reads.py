@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,15 +10,12 @@ from redis.asyncio import Redis
 
 from ticker.constants import Keys
 from ticker.events import Event
+from ticker.lua import script as lua
 
-__all__ = ["Resume", "Store", "lua"]
+__all__ = ["Resume", "Store"]
 
 # More missed events than this and a fresh snapshot is cheaper than replaying them.
 MAX_REPLAY = 5000
-
-
-def lua(name: str) -> str:
-    return (Path(__file__).parents[1] / "lua" / f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ from starlette.types import Receive, Scope, Send
 
 from ticker.events import Event
 from ticker.filters import Filter, stream_query
-from ticker.frames import DROP_AFTER, DirectTransport, chunk, chunked_of, transport_of
+from ticker.frames import DROP_AFTER, chunk
 from ticker.metrics import Metrics
 from ticker.serve.parking import Parked, park
+from ticker.serve.transport import DirectTransport, chunked_of, transport_of
 from ticker.stream.hub import Client, Hub, Ping
 from ticker.stream.reads import Store
 from ticker.stream.session import close_session, open_session, parse_last_id, track

@@ -19,8 +19,9 @@ from ticker.constants import (
 )
 from ticker.exceptions import ClientError, UnavailableError
 from ticker.filters import Filter, stream_query
-from ticker.frames import DROP_AFTER, transport_of, ws_close_frame
+from ticker.frames import DROP_AFTER, ws_close_frame
 from ticker.serve.parking import ParkedWebSocket, park
+from ticker.serve.transport import transport_of
 from ticker.stream.hub import Client, Ping
 from ticker.stream.session import close_session, open_session, parse_last_id, track
 from ticker.stream.wsguard import MessageBudget
