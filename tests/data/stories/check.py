@@ -21,7 +21,7 @@ from pathlib import Path
 __all__ = ["KINDS", "LANGS", "MIN_PER_LANG", "MIN_TOTAL", "check", "load", "split_of"]
 
 HERE = Path(__file__).resolve().parent
-LANGS = ("en",)
+LANGS = ("en", "es")
 MIN_PER_LANG = 220
 MIN_TOTAL = 220 * len(LANGS)
 # The least share of a language's pairs each split must hold ("about half and half").
