@@ -21,7 +21,7 @@ from pathlib import Path
 __all__ = ["KINDS", "LANGS", "MIN_PER_LANG", "MIN_TOTAL", "check", "load", "split_of"]
 
 HERE = Path(__file__).resolve().parent
-LANGS = ("en", "es")
+LANGS = ("en", "es", "ar")
 MIN_PER_LANG = 220
 MIN_TOTAL = 220 * len(LANGS)
 # The least share of a language's pairs each split must hold ("about half and half").
@@ -35,6 +35,7 @@ SAME_KINDS = (
     "decimal",
     "accents",
     "number-word",
+    "digits",
     "number-format",
     "clitic",
     "word-order",
