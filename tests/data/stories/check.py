@@ -4,7 +4,8 @@ Checks: the schema of every pair; ids unique; labels and kinds valid and agreein
 no pair twice and no headline paired with itself; every story wholly in the split
 its id hashes to (so no story, and no headline, is in both splits); each story has
 a same and a different pair; Arabic pairs are in Arabic script and the others not;
-minimum counts per language and overall, with both splits holding a fair share.
+minimum counts per language and overall, with both splits holding a fair share; easy
+negatives (diff:topic) fewer than hard ones.
 
 Usage: python tests/data/stories/check.py  (exit status 1 and a list on failure)
 """
@@ -114,6 +115,7 @@ def check(splits: dict[str, list[dict[str, object]]]) -> list[str]:
     heads: dict[object, set[str]] = defaultdict(set)
     labels: dict[object, set[object]] = defaultdict(set)
     per_lang: Counter[tuple[object, str]] = Counter()
+    negatives: Counter[tuple[object, bool]] = Counter()  # (lang, easy) -> count
     for split, rows in splits.items():
         for n, row in enumerate(rows, 1):
             where = f"{split}.jsonl:{n}"
@@ -135,11 +137,14 @@ def check(splits: dict[str, list[dict[str, object]]]) -> list[str]:
                 heads[row[side]].add(split)
             labels[story].add(row["label"])
             per_lang[(row["lang"], split)] += 1
+            negatives[(row["lang"], row["kind"] == "diff:topic")] += row["label"] == "different"
     errors += [f"headline in both splits: {h!r}" for h, s in heads.items() if len(s) > 1]
     errors += [
         f"story {s} lacks a same or a different pair" for s, v in labels.items() if len(v) < 2
     ]
     for lang in LANGS:
+        if negatives[(lang, True)] >= negatives[(lang, False)]:
+            errors.append(f"{lang}: easy negatives (diff:topic) are not fewer than hard ones")
         total = per_lang[(lang, "dev")] + per_lang[(lang, "test")]
         if total < MIN_PER_LANG:
             errors.append(f"{lang}: {total} pairs, fewer than {MIN_PER_LANG}")
