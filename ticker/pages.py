@@ -1,5 +1,8 @@
 """Pages and static assets: the demo page (/), the editor console (/console), /embed.js.
 
+The versioned, minified widget (/widget/<version>/ticker.min.js) lives in ticker.widget_asset;
+the demo page loads it and shows the snippet for it with the origin the page was served from.
+
 Pages carry a strict Content-Security-Policy (scripts and styles from this origin only, nothing
 inline), so even a headline that slipped through as markup could not run. The widget script is
 public and cacheable for a short time, since its URL is not versioned.
@@ -16,6 +19,8 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from ticker import widget_asset
 
 __all__ = ["CONTENT_SECURITY_POLICY", "routes"]
 
@@ -99,16 +104,25 @@ def _editions(request: Request) -> tuple[str, ...]:
     return tuple(editions) if editions else DEFAULT_EDITIONS
 
 
+def _origin(request: Request) -> str:
+    # As the reader's browser reached us (uvicorn applies trusted proxy headers to the scope).
+    return str(request.base_url).rstrip("/")
+
+
 def _page(request: Request, name: str, cache: str) -> Response:
     asset = _asset(TEMPLATES_DIR / name)
     if asset is None:
         return Response("Not Found", status_code=404, media_type="text/plain")
-    # The only substitution: configured editions, escaped, into a data attribute.
-    text = (
-        asset[0]
-        .decode("utf-8")
-        .replace("{{editions}}", html.escape(",".join(_editions(request)), quote=True))
-    )
+    # The only substitutions, each escaped: configured editions (a data attribute), and this
+    # origin and the widget's versioned path (a script src and the copyable snippet).
+    values = {
+        "editions": ",".join(_editions(request)),
+        "origin": _origin(request),
+        "widget": widget_asset.widget_path(),
+    }
+    text = asset[0].decode("utf-8")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", html.escape(value, quote=True))
     return Response(
         text,
         media_type="text/html; charset=utf-8",
@@ -152,4 +166,5 @@ routes: list[Route] = [
     Route("/console", console_page, methods=["GET"], name="console"),
     Route("/embed.js", embed_js, methods=["GET"], name="embed_js"),
     Route("/static/{name}", static_file, methods=["GET"], name="static"),
+    *widget_asset.routes,
 ]

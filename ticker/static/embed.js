@@ -1,17 +1,21 @@
 /*!
- * Ticker <breaking-ticker> web component. No dependencies.
+ * Ticker <breaking-ticker> web component. No dependencies. Reference: docs/embedding.md.
  *
- *   <script src="https://ticker.example/embed.js" defer></script>
+ *   <script src="ORIGIN/widget/VERSION/ticker.min.js" defer></script>
  *   <breaking-ticker edition="en" categories="politics" regions="mena" max-urgency="3"></breaking-ticker>
  *
- * Attributes: edition, categories, regions, max-urgency (filters, comma lists), src-base (service
- * base URL, defaults to this script's origin), lang (defaults to the edition), max-items,
- * show-empty (render the bar with a placeholder when nothing is live).
- * Theme with CSS custom properties: --ticker-bg, --ticker-fg, --ticker-label-bg, --ticker-label-fg,
- * --ticker-urgent-bg, --ticker-font, --ticker-font-size, --ticker-height, --ticker-radius,
- * --ticker-focus.
- * State for scripts and tests: el.items (copies, newest first), el.lastEventId, el.status,
- * and a `ticker:update` event (bubbles, composed) after every applied change.
+ * Filters: edition, categories, regions, max-urgency (comma lists), src-base (service base URL,
+ * defaults to this script's origin), lang (defaults to the edition), max-items, show-empty.
+ * Presentation: mode ("crawl", the single-line default, or "rotate", wrapping to as many lines
+ * as a headline needs; prefers-reduced-motion always gets "rotate"), speed (crawl, characters
+ * per second), dwell and priority-dwell (rotate, seconds), order ("priority" or "newest"),
+ * priority-urgency, flash-urgency, priority-passes, updated-for (seconds), label, short-label.
+ * Theme with CSS custom properties (--ticker-*) and ::part(bar|label|items|item|headline|
+ * updated|note|time|controls|button).
+ * Events (bubbling, composed): ticker-item, ticker-update, ticker-retract, ticker-state; the
+ * older ticker:update and ticker:status are still sent.
+ * State for scripts and tests: el.items (copies, newest first), el.order (ids as shown),
+ * el.cycle (crawl sequence), el.mode, el.lastEventId, el.status, el.paused.
  *
  * Headlines are data: every string goes into the DOM through textContent or attributes,
  * never parsed as markup.
@@ -36,27 +40,43 @@
   const EVENT_TYPES = [
     "snapshot", "item.published", "item.updated", "item.retracted", "item.expired", "reset",
   ];
-  const ROTATE_MS = 7000;
   const CLOCK_MS = 1000;
   const RELATIVE_REFRESH_MS = 15000;
   const BACKOFF_BASE_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
+  // A crawl that starts (or restarts on a flash) shows the headline's start still for this long.
+  const CRAWL_HOLD_MS = 1500;
+  const CRAWL_GAP_EM = 3;
   const RTL_LANGS = new Set(["ar", "fa", "he", "ur", "ps", "ckb", "dv", "yi"]);
+  const FILTER_ATTRS = new Set(["edition", "categories", "regions", "max-urgency", "src-base"]);
+  // [attribute, default, min, max]: the documented defaults.
+  const NUMBERS = {
+    speed: ["speed", 12, 2, 200],
+    dwell: ["dwell", 7, 1, 600],
+    priorityDwell: ["priority-dwell", 14, 1, 600],
+    priorityUrgency: ["priority-urgency", 2, 0, 9],
+    flashUrgency: ["flash-urgency", 1, 0, 9],
+    priorityPasses: ["priority-passes", 2, 1, 5],
+    updatedFor: ["updated-for", 120, 0, 86400],
+    maxItems: ["max-items", 10, 1, 50],
+  };
 
   const STRINGS = {
     en: {
-      label: "BREAKING", region: "Breaking news", prev: "Previous headline",
+      label: "BREAKING", short: "NOW", region: "Breaking news", prev: "Previous headline",
       next: "Next headline", pause: "Pause headlines", play: "Resume headlines",
-      empty: "No breaking news right now",
+      more: "Headline controls", empty: "No breaking news right now", updated: "UPDATED",
     },
     ar: {
-      label: "عاجل", region: "أخبار عاجلة", prev: "الخبر السابق", next: "الخبر التالي",
-      pause: "إيقاف تبديل الأخبار", play: "استئناف تبديل الأخبار", empty: "لا أخبار عاجلة الآن",
+      label: "عاجل", short: "عاجل", region: "أخبار عاجلة", prev: "الخبر السابق",
+      next: "الخبر التالي", pause: "إيقاف تبديل الأخبار", play: "استئناف تبديل الأخبار",
+      more: "أدوات التحكم في الأخبار", empty: "لا أخبار عاجلة الآن", updated: "مُحدَّث",
     },
     es: {
-      label: "ÚLTIMA HORA", region: "Noticias de última hora", prev: "Titular anterior",
-      next: "Titular siguiente", pause: "Pausar titulares", play: "Reanudar titulares",
-      empty: "No hay noticias de última hora",
+      label: "ÚLTIMA HORA", short: "AHORA", region: "Noticias de última hora",
+      prev: "Titular anterior", next: "Titular siguiente", pause: "Pausar titulares",
+      play: "Reanudar titulares", more: "Controles de titulares",
+      empty: "No hay noticias de última hora", updated: "ACTUALIZADO",
     },
   };
 
@@ -67,6 +87,7 @@
     .bar {
       all: initial;
       box-sizing: border-box;
+      position: relative;
       display: flex;
       align-items: stretch;
       width: 100%;
@@ -76,7 +97,7 @@
       font-family: var(--ticker-font, system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans",
         "Noto Sans Arabic", Tahoma, Arial, sans-serif);
       font-size: var(--ticker-font-size, 15px);
-      line-height: 1.4;
+      line-height: var(--ticker-line-height, 1.4);
       border-radius: var(--ticker-radius, 0);
       overflow: hidden;
       text-align: start;
@@ -90,50 +111,82 @@
       padding: 0 0.85em;
       background: var(--ticker-label-bg, #c8102e);
       color: var(--ticker-label-fg, #ffffff);
+      font-family: var(--ticker-label-font, inherit);
       font-weight: 800;
       letter-spacing: 0.06em;
       text-transform: uppercase;
       white-space: nowrap;
     }
+    .label .short { display: none; }
     /* Letter spacing breaks Arabic joining. */
-    .bar[dir="rtl"] .label { letter-spacing: 0; }
+    .bar[dir="rtl"] .label, .bar[dir="rtl"] .updated { letter-spacing: 0; }
     .bar.urgent .label { animation: ticker-flash 0.9s ease-in-out 4; }
     .items {
+      position: relative;
       flex: 1 1 auto;
       min-width: 0;
       display: flex;
       align-items: center;
       margin: 0;
-      padding: 0 0.85em;
+      padding: 0.35em 0.85em;
       list-style: none;
+      overflow: hidden;
     }
     .item {
       display: flex;
+      flex-wrap: wrap;
       align-items: baseline;
-      gap: 0.65em;
+      column-gap: 0.65em;
+      row-gap: 0.15em;
       min-width: 0;
       animation: ticker-in 0.35s ease-out;
     }
-    .item[hidden] { display: none; }
+    .item[hidden], .empty[hidden] { display: none; }
     .headline {
       min-width: 0;
-      overflow: hidden;
-      text-overflow: ellipsis;
-      white-space: nowrap;
+      overflow-wrap: anywhere;
       unicode-bidi: isolate;
       color: inherit;
       font-weight: 600;
       text-decoration: none;
     }
     a.headline:hover { text-decoration: underline; }
+    .updated {
+      flex: none;
+      align-self: center;
+      padding: 0.05em 0.4em;
+      border-radius: 0.2em;
+      background: var(--ticker-updated-bg, #ffbf47);
+      color: var(--ticker-updated-fg, #141414);
+      font-size: 0.75em;
+      font-weight: 800;
+      letter-spacing: 0.04em;
+      white-space: nowrap;
+    }
+    .note { unicode-bidi: isolate; font-style: italic; }
     .time {
       flex: none;
       font-size: 0.85em;
-      opacity: 0.8;
+      opacity: 0.85;
       white-space: nowrap;
       unicode-bidi: isolate;
     }
-    .empty { opacity: 0.75; font-style: italic; }
+    .empty { opacity: 0.8; font-style: italic; }
+    /* Crawl: one line; each headline is its own strip moved by the Web Animations API. */
+    .bar.crawl .items { padding: 0; }
+    .bar.crawl .item {
+      position: absolute;
+      top: 0;
+      bottom: 0;
+      inset-inline-start: 0;
+      flex-wrap: nowrap;
+      align-items: center;
+      width: max-content;
+      padding: 0 0.85em;
+      white-space: nowrap;
+      animation: none;
+    }
+    .bar.crawl .empty { padding: 0 0.85em; }
     .controls { flex: none; display: flex; align-items: center; padding: 0 0.35em; }
     button {
       all: initial;
@@ -148,14 +201,12 @@
       font: inherit;
       line-height: 1;
       cursor: pointer;
-      opacity: 0.8;
     }
-    button:hover { opacity: 1; background: rgba(255, 255, 255, 0.12); }
-    button[hidden] { display: none; }
+    button:hover { background: rgba(255, 255, 255, 0.14); }
+    button[hidden], .more { display: none; }
     a:focus-visible, button:focus-visible {
       outline: 2px solid var(--ticker-focus, #ffbf47);
       outline-offset: 2px;
-      opacity: 1;
     }
     /* Arrows point the reading direction. */
     .bar[dir="rtl"] .prev, .bar[dir="rtl"] .next { transform: scaleX(-1); }
@@ -170,22 +221,16 @@
       white-space: nowrap;
       border: 0;
     }
-    /* Phones: the headline gets the room, wrapping to two lines; the time gives way. */
+    /* Phones: the short label, and the three controls behind one button; the time stays. */
     @container (max-width: 520px) {
       .label { padding: 0 0.6em; letter-spacing: 0.02em; font-size: 0.85em; }
+      .label .long { display: none; }
+      .label .short { display: inline; }
       .items { padding: 0.35em 0.6em; }
-      .item { flex: 1 1 auto; }
-      .headline {
-        display: -webkit-box;
-        -webkit-box-orient: vertical;
-        -webkit-line-clamp: 2;
-        flex: 1 1 auto;
-        white-space: normal;
-        line-height: 1.3;
-      }
-      .time { display: none; }
       .controls { padding: 0 0.15em; }
-      button { min-width: 1.6em; }
+      .controls:not(.open) .ctl { display: none; }
+      .more:not([hidden]) { display: inline-flex; }
+      button { min-width: 1.8em; }
     }
     @keyframes ticker-flash { 50% { opacity: 0.35; } }
     @keyframes ticker-in { from { opacity: 0; transform: translateY(0.4em); } }
@@ -237,16 +282,39 @@
     return itemTime(b) - itemTime(a);
   }
 
+  function urgencyOf(item) {
+    return typeof item.urgency === "number" ? item.urgency : 5;
+  }
+
+  // Priority items once per chunk of the others: in front, and on screen more often.
+  function interleave(priority, rest, passes) {
+    if (!priority.length) return rest;
+    if (passes <= 1 || !rest.length) return priority.concat(rest);
+    const out = [];
+    const size = Math.ceil(rest.length / passes);
+    for (let i = 0; i < passes; i++) {
+      const chunk = rest.slice(i * size, (i + 1) * size);
+      if (!chunk.length) break;
+      out.push(...priority, ...chunk);
+    }
+    return out;
+  }
+
   class BreakingTicker extends HTMLElement {
     static get observedAttributes() {
-      return ["edition", "categories", "regions", "max-urgency", "src-base", "lang"];
+      return [...FILTER_ATTRS, "lang", "mode", "label", "short-label", "order",
+        ...Object.values(NUMBERS).map((n) => n[0])];
     }
 
     constructor() {
       super();
       this._items = [];
       this._nodes = new Map();
+      this._running = [];
+      this._updatedAt = new Map();
       this._currentId = null;
+      this._nextId = null;
+      this._cyclePos = -1;
       this._lastEventId = null;
       this._status = "idle";
       this._started = false;
@@ -254,12 +322,16 @@
       this._attempt = 0;
       this._retryTimer = null;
       this._clock = null;
+      this._raf = null;
+      this._shownMode = null;
       this._shownFor = 0;
       this._sinceRelative = 0;
       this._hover = false;
       this._focus = false;
       this._userPaused = false;
+      this._wasPaused = false;
       this._onMessage = this._onMessage.bind(this);
+      this._frame = this._frame.bind(this);
 
       const root = this.attachShadow({ mode: "open" });
       adoptStyles(root);
@@ -269,15 +341,23 @@
       const label = this._el("span", "label");
       label.setAttribute("part", "label");
       label.setAttribute("aria-hidden", "true");
+      const longLabel = this._el("span", "long");
+      const shortLabel = this._el("span", "short");
+      label.append(longLabel, shortLabel);
       const list = this._el("ul", "items");
       list.setAttribute("part", "items");
       const empty = this._el("li", "empty");
       list.appendChild(empty);
       const controls = this._el("div", "controls");
-      const prev = this._button("prev", "\u2039", () => this._step(-1));
-      const pause = this._button("pause", "\u275a\u275a", () => this._togglePause());
-      const next = this._button("next", "\u203a", () => this._step(1));
-      controls.append(prev, pause, next);
+      controls.setAttribute("part", "controls");
+      controls.id = "controls";
+      const prev = this._button("prev ctl", "\u2039", () => this._jump(-1));
+      const pause = this._button("pause ctl", "\u275a\u275a", () => this._togglePause());
+      const next = this._button("next ctl", "\u203a", () => this._jump(1));
+      const more = this._button("more", "\u22ef", () => this._toggleMenu());
+      more.setAttribute("aria-controls", "controls");
+      more.setAttribute("aria-expanded", "false");
+      controls.append(prev, pause, next, more);
       // Two regions: politeness is unreliable to switch on one live region.
       const polite = this._el("div", "sr-only");
       polite.setAttribute("aria-live", "polite");
@@ -287,23 +367,42 @@
       assertive.setAttribute("aria-atomic", "true");
       bar.append(label, list, controls, polite, assertive);
       root.appendChild(bar);
-      this._ui = { bar, label, list, empty, controls, prev, pause, next, polite, assertive };
+      this._ui = {
+        bar, label, longLabel, shortLabel, list, empty, controls, prev, pause, next, more,
+        polite, assertive,
+      };
 
-      bar.addEventListener("mouseenter", () => { this._hover = true; });
-      bar.addEventListener("mouseleave", () => { this._hover = false; });
-      bar.addEventListener("focusin", () => { this._focus = true; });
+      bar.addEventListener("mouseenter", () => { this._hover = true; this._syncPause(); });
+      bar.addEventListener("mouseleave", () => { this._hover = false; this._syncPause(); });
+      bar.addEventListener("focusin", () => { this._focus = true; this._syncPause(); });
       bar.addEventListener("focusout", (e) => {
         this._focus = bar.contains(e.relatedTarget);
+        this._syncPause();
       });
       this._motionQuery = window.matchMedia
         ? window.matchMedia("(prefers-reduced-motion: reduce)")
         : null;
+      if (this._motionQuery && this._motionQuery.addEventListener) {
+        this._motionQuery.addEventListener("change", () => this._render());
+      }
     }
 
     // ---- public state -------------------------------------------------------------------
 
     get items() {
       return this._items.map((it) => ({ ...it }));
+    }
+
+    get order() {
+      return this._order().map((it) => it.id);
+    }
+
+    get cycle() {
+      return this._cycle();
+    }
+
+    get mode() {
+      return this._mode();
     }
 
     get lastEventId() {
@@ -333,13 +432,17 @@
       this._disconnect();
       clearInterval(this._clock);
       this._clock = null;
+      this._clearCrawl();
     }
 
     attributeChangedCallback(name, oldValue, newValue) {
       // Upgrades report every attribute before connectedCallback: one connection, not several.
       if (oldValue === newValue || !this._started) return;
       this._applyLocale();
-      if (name === "lang") {
+      if (!FILTER_ATTRS.has(name)) {
+        // Presentation only: same items, shown anew.
+        this._clearCrawl();
+        this._shownMode = null;
         this._render();
         return;
       }
@@ -367,6 +470,18 @@
       return STRINGS[lang] || STRINGS[lang.split("-")[0]] || STRINGS.en;
     }
 
+    _num(key) {
+      const [attr, fallback, min, max] = NUMBERS[key];
+      const n = parseFloat(this.getAttribute(attr) || "");
+      return Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : fallback;
+    }
+
+    // Reduced motion turns the crawl into the rotating mode.
+    _mode() {
+      const reduced = !!(this._motionQuery && this._motionQuery.matches);
+      return this.getAttribute("mode") === "rotate" || reduced ? "rotate" : "crawl";
+    }
+
     _base() {
       const attr = this.getAttribute("src-base");
       try {
@@ -377,8 +492,31 @@
     }
 
     _maxItems() {
-      const n = parseInt(this.getAttribute("max-items") || "", 10);
-      return n > 0 ? n : 10;
+      return Math.round(this._num("maxItems"));
+    }
+
+    _isPriority(item) {
+      return item.pinned === true || urgencyOf(item) <= this._num("priorityUrgency");
+    }
+
+    _isFlash(item) {
+      return urgencyOf(item) <= this._num("flashUrgency");
+    }
+
+    // Display order: pinned, then urgent (most urgent first), then the rest, newest first.
+    _order() {
+      if (this.getAttribute("order") === "newest") return this._items.slice();
+      const rank = (it) => (it.pinned === true ? 0 : this._isPriority(it) ? 1 : 2);
+      return this._items.slice().sort((a, b) =>
+        rank(a) - rank(b) || (rank(a) === 1 ? urgencyOf(a) - urgencyOf(b) : 0) || byNewest(a, b));
+    }
+
+    _cycle() {
+      const order = this._order();
+      if (this.getAttribute("order") === "newest") return order.map((it) => it.id);
+      const priority = order.filter((it) => this._isPriority(it));
+      const rest = order.filter((it) => !this._isPriority(it));
+      return interleave(priority, rest, Math.round(this._num("priorityPasses"))).map((it) => it.id);
     }
 
     _streamUrl() {
@@ -485,13 +623,17 @@
 
     _apply(type, envelope) {
       let announce = null;
+      let event = null;
       switch (type) {
         case "snapshot": {
           const items = Array.isArray(envelope.items) ? envelope.items : [];
           this._items = items.filter((it) => it && it.id).sort(byNewest);
-          if (!this._items.some((it) => it.id === this._currentId)) {
-            this._currentId = this._items.length ? this._items[0].id : null;
-            this._shownFor = 0;
+          // Corrections made shortly before this reader arrived are marked too.
+          for (const it of this._items) {
+            const at = Date.parse(it.updated_at || "");
+            if ((it.version || 1) > 1 && !Number.isNaN(at) && !this._updatedAt.has(it.id)) {
+              this._updatedAt.set(it.id, Math.min(at, Date.now()));
+            }
           }
           break;
         }
@@ -500,27 +642,40 @@
           const item = envelope.item;
           if (!item || !item.id) return;
           const at = this._items.findIndex((it) => it.id === item.id);
-          if (at >= 0 && (this._items[at].version || 0) > (item.version || 0)) return;
+          const before = at >= 0 ? this._items[at] : null;
+          if (before && (before.version || 0) > (item.version || 0)) return;
           if (!this._matches(item)) {
+            if (before) event = ["ticker-retract", { id: item.id, type, reason: "filter" }];
             this._remove(item.id);
             break;
           }
-          if (at >= 0) {
+          if (before) {
             this._items[at] = item; // corrections replace in place
           } else {
             this._items.push(item);
             this._items.sort(byNewest);
-            if (type === "item.published") announce = item;
           }
-          if (announce && !this._isPaused()) {
-            this._currentId = item.id;
-            this._shownFor = 0;
+          if (type === "item.published" && !before) {
+            announce = item;
+            event = ["ticker-item", { item: { ...item } }];
+            this._arrive(item);
+          } else if (type === "item.updated" && (item.version || 0) > (before ? before.version || 0 : 0)) {
+            this._updatedAt.set(item.id, Date.now());
+            event = ["ticker-update", {
+              item: { ...item }, previous: before ? { ...before } : null,
+              correction_note: item.correction_note || null,
+            }];
+            if (this._currentId !== item.id) this._nextId = item.id;
           }
           break;
         }
         case "item.retracted":
         case "item.expired": {
-          if (envelope.item && envelope.item.id) this._remove(envelope.item.id);
+          const id = envelope.item && envelope.item.id;
+          if (!id) return;
+          const had = this._items.some((it) => it.id === id);
+          this._remove(id);
+          if (had) event = ["ticker-retract", { id, type, reason: envelope.reason || null }];
           break;
         }
         case "reset": {
@@ -533,48 +688,78 @@
       }
       const max = this._maxItems();
       if (this._items.length > max) {
-        this._items = this._items.slice(0, max);
-        if (!this._items.some((it) => it.id === this._currentId)) {
-          this._currentId = this._items[0].id;
-        }
+        // Trim the oldest routine items; priority items stay while they are live.
+        const keep = new Set(this._order().slice(0, max).map((it) => it.id));
+        for (const it of this._items.slice()) if (!keep.has(it.id)) this._remove(it.id);
       }
       this._render();
       if (announce) this._announce(announce);
-      this.dispatchEvent(new CustomEvent("ticker:update", {
-        bubbles: true,
-        composed: true,
-        detail: { type, items: this.items, lastEventId: this._lastEventId },
-      }));
+      if (event) this._emit(event[0], event[1]);
+      this._emit("ticker:update", { type, items: this.items, lastEventId: this._lastEventId });
+    }
+
+    // A flash interrupts at once, unless the reader paused or is on a link or button in the
+    // bar; anything else new is shown next.
+    _arrive(item) {
+      if (this._isFlash(item) && !this._userPaused && !this._focus) {
+        this._clearCrawl();
+        this._currentId = item.id;
+        this._nextId = null;
+        this._shownFor = 0;
+      } else if (this._currentId) {
+        this._nextId = item.id;
+      }
     }
 
     _remove(id) {
       const at = this._items.findIndex((it) => it.id === id);
       if (at < 0) return;
+      const order = this._order().map((it) => it.id);
       this._items.splice(at, 1);
+      this._updatedAt.delete(id);
+      if (this._nextId === id) this._nextId = null;
+      for (const run of this._running.slice()) if (run.id === id) this._dropRun(run);
       if (this._currentId === id) {
-        const next = this._items[Math.min(at, this._items.length - 1)];
-        this._currentId = next ? next.id : null;
+        const pos = order.indexOf(id);
+        const rest = order.filter((x) => x !== id);
+        this._currentId = rest.length ? rest[pos % rest.length] : null;
         this._shownFor = 0;
+        const last = this._running[this._running.length - 1];
+        if (this._mode() === "crawl") this._currentId = last ? last.id : this._currentId;
       }
+    }
+
+    _emit(name, detail) {
+      this.dispatchEvent(new CustomEvent(name, { bubbles: true, composed: true, detail }));
+    }
+
+    _emitState() {
+      this._emit("ticker-state", { status: this._status, mode: this._mode(), paused: this.paused });
     }
 
     _setStatus(status) {
       if (this._status === status) return;
       this._status = status;
       this.setAttribute("data-status", status);
-      this.dispatchEvent(new CustomEvent("ticker:status", {
-        bubbles: true, composed: true, detail: { status },
-      }));
+      this._emit("ticker:status", { status });
+      this._emitState();
     }
 
-    // ---- rotation -----------------------------------------------------------------------
-
-    _reducedMotion() {
-      return !!(this._motionQuery && this._motionQuery.matches);
-    }
+    // ---- timing ---------------------------------------------------------------------------
 
     _isPaused() {
       return this._hover || this._focus || this._userPaused || document.hidden;
+    }
+
+    _syncPause() {
+      const paused = this._isPaused();
+      if (paused === this._wasPaused) return;
+      this._wasPaused = paused;
+      for (const run of this._running) {
+        if (paused) run.anim.pause();
+        else run.anim.play();
+      }
+      this._emitState();
     }
 
     _tick() {
@@ -583,24 +768,139 @@
         this._sinceRelative = 0;
         this._refreshTimes();
       }
-      // Auto-advancing text is motion: under reduced motion readers step with the buttons.
-      if (this._isPaused() || this._reducedMotion() || this._items.length < 2) return;
+      const windowMs = this._num("updatedFor") * 1000;
+      let expired = false;
+      for (const [id, at] of this._updatedAt) {
+        if (Date.now() - at >= windowMs) {
+          this._updatedAt.delete(id);
+          expired = true;
+        }
+      }
+      if (expired) this._render();
+      if (this._mode() !== "rotate" || this._isPaused() || this._items.length < 2) return;
       this._shownFor += CLOCK_MS;
-      if (this._shownFor >= ROTATE_MS) this._step(1);
+      const current = this._items.find((it) => it.id === this._currentId);
+      const dwell = current && this._isPriority(current) ? "priorityDwell" : "dwell";
+      if (this._shownFor >= this._num(dwell) * 1000) this._step(1);
     }
 
+    // Rotating mode: the next item in display order, or the one that just arrived.
     _step(delta) {
-      const n = this._items.length;
-      if (!n) return;
-      const at = Math.max(0, this._items.findIndex((it) => it.id === this._currentId));
-      this._currentId = this._items[(at + delta + n) % n].id;
+      const order = this._order().map((it) => it.id);
+      if (!order.length) return;
+      if (delta > 0 && this._nextId && order.includes(this._nextId)) {
+        this._currentId = this._nextId;
+      } else {
+        const at = Math.max(0, order.indexOf(this._currentId));
+        this._currentId = order[(at + delta + order.length) % order.length];
+      }
+      this._nextId = null;
       this._shownFor = 0;
+      this._render();
+    }
+
+    // The buttons: in the crawl, the chosen headline starts at once.
+    _jump(delta) {
+      this._nextId = null;
+      if (this._mode() === "rotate") {
+        this._step(delta);
+        return;
+      }
+      const order = this._order().map((it) => it.id);
+      if (!order.length) return;
+      const at = Math.max(0, order.indexOf(this._currentId));
+      this._clearCrawl();
+      this._currentId = order[(at + delta + order.length) % order.length];
       this._render();
     }
 
     _togglePause() {
       this._userPaused = !this._userPaused;
+      this._syncPause();
       this._renderControls();
+    }
+
+    _toggleMenu() {
+      const open = this._ui.controls.classList.toggle("open");
+      this._ui.more.setAttribute("aria-expanded", String(open));
+      this._ui.more.firstChild.textContent = open ? "\u2715" : "\u22ef";
+    }
+
+    // ---- crawl ----------------------------------------------------------------------------
+
+    _pickNext(lastId) {
+      const cycle = this._cycle();
+      if (!cycle.length) return null;
+      const hint = this._nextId;
+      this._nextId = null;
+      if (hint && cycle.includes(hint)) {
+        this._cyclePos = cycle.indexOf(hint);
+        return hint;
+      }
+      let pos = cycle[this._cyclePos] === lastId ? this._cyclePos : cycle.indexOf(lastId);
+      pos = (pos + 1) % cycle.length;
+      this._cyclePos = pos;
+      return cycle[pos];
+    }
+
+    // One pass of one headline: it enters at the inline-end edge and leaves past the
+    // inline-start edge at `speed` characters a second (a fresh start or a flash begins at
+    // the start edge, held still for a moment). The next one follows a gap behind it.
+    _launch(id, fromStart) {
+      const item = this._items.find((it) => it.id === id);
+      if (!item) return;
+      const { list } = this._ui;
+      const li = this._el("li", "item");
+      this._fillItem(li, item);
+      list.appendChild(li);
+      const rtl = getComputedStyle(list).direction === "rtl";
+      const viewport = list.clientWidth;
+      const width = li.offsetWidth;
+      const fontPx = parseFloat(getComputedStyle(li).fontSize) || 15;
+      const chars = Math.max(1, Array.from(li.textContent).length);
+      const pxPerSecond = Math.max(1, this._num("speed") * (width / chars));
+      const start = fromStart ? 0 : viewport;
+      const sign = rtl ? -1 : 1;
+      const delay = fromStart ? CRAWL_HOLD_MS : 0;
+      const anim = li.animate(
+        [{ transform: `translateX(${sign * start}px)` }, { transform: `translateX(${-sign * width}px)` }],
+        { duration: ((start + width) / pxPerSecond) * 1000, delay, easing: "linear", fill: "both" },
+      );
+      const gap = CRAWL_GAP_EM * fontPx;
+      const lead = delay + (Math.max(0, start + width + gap - viewport) / pxPerSecond) * 1000;
+      const run = { id, li, anim, lead: Math.max(1, lead) };
+      anim.onfinish = () => this._dropRun(run);
+      this._running.push(run);
+      this._currentId = id;
+      if (this._isPaused()) anim.pause();
+    }
+
+    _dropRun(run) {
+      const at = this._running.indexOf(run);
+      if (at >= 0) this._running.splice(at, 1);
+      run.anim.onfinish = null;
+      run.anim.cancel();
+      run.li.remove();
+    }
+
+    _clearCrawl() {
+      for (const run of this._running.slice()) this._dropRun(run);
+      if (this._raf) cancelAnimationFrame(this._raf);
+      this._raf = null;
+    }
+
+    _frame() {
+      this._raf = null;
+      if (!this._started || this._mode() !== "crawl") return;
+      this._syncPause();
+      if (!this._isPaused() && this._items.length) {
+        const last = this._running[this._running.length - 1];
+        if (!last || (last.anim.currentTime || 0) >= last.lead) {
+          this._launch(this._pickNext(last ? last.id : this._currentId), false);
+          this._renderChrome();
+        }
+      }
+      this._raf = requestAnimationFrame(this._frame);
     }
 
     // ---- rendering ----------------------------------------------------------------------
@@ -614,6 +914,7 @@
     _button(className, glyph, onClick) {
       const b = this._el("button", className);
       b.type = "button";
+      b.setAttribute("part", "button");
       const icon = this._el("span");
       icon.setAttribute("aria-hidden", "true");
       icon.textContent = glyph;
@@ -625,16 +926,17 @@
     _applyLocale() {
       const lang = this._lang();
       const s = this._strings();
-      const { bar, label, empty, prev, next } = this._ui;
+      const { bar, longLabel, shortLabel, empty, prev, next, more } = this._ui;
       bar.setAttribute("lang", lang);
       bar.setAttribute("dir", RTL_LANGS.has(lang.split("-")[0]) ? "rtl" : "ltr");
       bar.setAttribute("aria-label", s.region);
-      label.textContent = s.label;
+      longLabel.textContent = this.getAttribute("label") || s.label;
+      shortLabel.textContent = this.getAttribute("short-label") || s.short;
       empty.textContent = s.empty;
-      prev.setAttribute("aria-label", s.prev);
-      prev.title = s.prev;
-      next.setAttribute("aria-label", s.next);
-      next.title = s.next;
+      for (const [button, text] of [[prev, s.prev], [next, s.next], [more, s.more]]) {
+        button.setAttribute("aria-label", text);
+        button.title = text;
+      }
       try {
         this._rtf = new Intl.RelativeTimeFormat(lang, { numeric: "auto", style: "short" });
         this._dtf = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
@@ -655,11 +957,23 @@
       return this._rtf.format(Math.round(seconds / 86400), "day");
     }
 
+    _marked(item) {
+      const at = this._updatedAt.get(item.id);
+      return at != null && Date.now() - at < this._num("updatedFor") * 1000;
+    }
+
+    _itemKey(item) {
+      return JSON.stringify([item.version, item.headline, item.url, item.urgency, item.pinned,
+        item.correction_note, this._lang(), this._marked(item)]);
+    }
+
     _fillItem(li, item) {
       li.textContent = "";
       li.className = "item";
+      li.setAttribute("part", "item");
       li.dataset.id = item.id;
       li.dataset.urgency = String(item.urgency == null ? "" : item.urgency);
+      li.toggleAttribute("data-pinned", item.pinned === true);
       const href = safeUrl(item.url, this._base());
       const headline = this._el(href ? "a" : "span", "headline");
       if (href) {
@@ -669,21 +983,58 @@
       headline.setAttribute("part", "headline");
       headline.dir = "auto";
       headline.textContent = String(item.headline == null ? "" : item.headline);
+      const parts = [headline];
+      if (this._marked(item)) {
+        const marker = this._el("span", "updated");
+        marker.setAttribute("part", "updated");
+        marker.textContent = this._strings().updated;
+        parts.unshift(marker);
+        if (item.correction_note) {
+          const note = this._el("span", "note");
+          note.setAttribute("part", "note");
+          note.dir = "auto";
+          note.textContent = String(item.correction_note);
+          parts.push(note);
+        }
+      }
       const time = this._el("time", "time");
+      time.setAttribute("part", "time");
       const ms = itemTime(item);
       if (ms) {
         time.dateTime = new Date(ms).toISOString();
         time.title = this._dtf.format(ms);
         time.textContent = this._relative(ms);
       }
-      li.append(headline, time);
-      li._ticker = { version: item.version, headline: item.headline, url: item.url,
-        urgency: item.urgency, lang: this._lang() };
+      li.append(...parts, time);
+      li._ticker = this._itemKey(item);
     }
 
     _render() {
-      const { bar, list, empty } = this._ui;
-      const live = new Set(this._items.map((it) => it.id));
+      const mode = this._mode();
+      const { bar } = this._ui;
+      if (mode !== this._shownMode) {
+        this._clearCrawl();
+        for (const li of this._nodes.values()) li.remove();
+        this._nodes.clear();
+        this._shownMode = mode;
+        bar.classList.toggle("crawl", mode === "crawl");
+        this.setAttribute("data-mode", mode);
+        if (this._started) this._emitState();
+      }
+      if (!this._items.some((it) => it.id === this._currentId)) {
+        this._currentId = null;
+        this._shownFor = 0;
+      }
+      if (mode === "rotate") this._renderRotate();
+      else this._renderCrawl();
+      this._renderChrome();
+    }
+
+    _renderRotate() {
+      const { list, empty } = this._ui;
+      const order = this._order();
+      if (!this._currentId && order.length) this._currentId = order[0].id;
+      const live = new Set(order.map((it) => it.id));
       for (const [id, li] of this._nodes) {
         if (!live.has(id)) {
           li.remove();
@@ -691,36 +1042,47 @@
         }
       }
       let before = empty.nextSibling;
-      for (const item of this._items) {
+      for (const item of order) {
         let li = this._nodes.get(item.id);
         if (!li) {
           li = this._el("li", "item");
           this._nodes.set(item.id, li);
         }
-        const known = li._ticker;
-        if (!known || known.version !== item.version || known.headline !== item.headline ||
-            known.url !== item.url || known.urgency !== item.urgency ||
-            known.lang !== this._lang()) {
-          this._fillItem(li, item);
-        }
+        if (li._ticker !== this._itemKey(item)) this._fillItem(li, item);
         li.hidden = item.id !== this._currentId;
         // Move only what is out of place, so a focused link is not pulled out of the tree.
         if (li !== before) list.insertBefore(li, before);
         before = li.nextSibling;
       }
+    }
+
+    _renderCrawl() {
+      const live = new Set(this._items.map((it) => it.id));
+      for (const run of this._running.slice()) if (!live.has(run.id)) this._dropRun(run);
+      if (!this._running.length && this._items.length && this._started) {
+        this._launch(this._currentId || this._pickNext(null), true);
+      }
+      if (!this._raf && this._started) this._raf = requestAnimationFrame(this._frame);
+    }
+
+    _renderChrome() {
+      const { bar, empty } = this._ui;
       const current = this._items.find((it) => it.id === this._currentId);
       const hasItems = this._items.length > 0;
       empty.hidden = hasItems;
       bar.hidden = !hasItems && !this.hasAttribute("show-empty");
-      bar.classList.toggle("urgent", !!current && current.urgency <= 2);
+      bar.classList.toggle("urgent", !!current && urgencyOf(current) <= 2);
       this.toggleAttribute("data-empty", !hasItems);
       this._renderControls();
     }
 
     _renderControls() {
-      const { prev, pause, next } = this._ui;
+      const { prev, pause, next, more } = this._ui;
       const several = this._items.length > 1;
-      prev.hidden = next.hidden = pause.hidden = !several;
+      prev.hidden = next.hidden = !several;
+      // A single crawling headline still moves: it can be paused.
+      pause.hidden = !(several || (this._items.length && this._mode() === "crawl"));
+      more.hidden = pause.hidden;
       const s = this._strings();
       const label = this._userPaused ? s.play : s.pause;
       pause.setAttribute("aria-label", label);
@@ -730,14 +1092,13 @@
     }
 
     _refreshTimes() {
-      for (const li of this._nodes.values()) {
-        const time = li.querySelector("time");
-        if (time && time.dateTime) time.textContent = this._relative(Date.parse(time.dateTime));
+      for (const time of this._ui.list.querySelectorAll("time")) {
+        if (time.dateTime) time.textContent = this._relative(Date.parse(time.dateTime));
       }
     }
 
     _announce(item) {
-      const region = item.urgency === 1 ? this._ui.assertive : this._ui.polite;
+      const region = this._isFlash(item) ? this._ui.assertive : this._ui.polite;
       // Cleared first so the same words said twice are announced twice.
       region.textContent = "";
       const text = this._strings().label + ": " + String(item.headline || "");
