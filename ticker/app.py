@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from ticker import feed_api, intake, pages, webhook_api
+from ticker import feed_api, intake, pages, webhook_api, webpush_api
 from ticker.auth import KeyRing
 from ticker.config import Settings
 from ticker.conncap import connection_cap_middleware
@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *intake.routes,
         *webhook_api.routes,
         *feed_api.routes,
+        *webpush_api.routes,
         Route("/v1/stream", stream_endpoint, methods=["GET"]),
         WebSocketRoute("/v1/ws", ws_endpoint),
         Route("/healthz", healthz, methods=["GET"]),
