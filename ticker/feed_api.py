@@ -9,6 +9,7 @@ costs no Redis round trip; ``ETag`` (a hash of the body) and
 from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,7 +19,7 @@ from ticker.exceptions import NotFoundError, UnavailableError
 from ticker.feeds import FORMATS, build_feed, feed_items, http_date
 from ticker.filters import Filter
 
-__all__ = ["FEED_CACHE", "routes"]
+__all__ = ["FEED_CACHE", "openapi_paths", "routes"]
 
 # Partners poll; a short shared cache spares the service a poll per reader.
 FEED_CACHE = "public, max-age=30"
@@ -75,3 +76,49 @@ async def feed(request: Request) -> Response:
 routes = [
     Route("/v1/feeds/{edition}.{fmt}", feed, methods=["GET"], name="feed"),
 ]
+
+
+def openapi_paths(editions: tuple[str, ...]) -> dict[str, Any]:
+    """The feed route's OpenAPI path."""
+    ref = {"$ref": "#/components/schemas/Error"}
+    error = {
+        "description": "error naming the field",
+        "content": {"application/json": {"schema": ref}},
+    }
+    params = [
+        {
+            "name": "edition",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": list(editions)},
+        },
+        {
+            "name": "fmt",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": list(FORMATS)},
+        },
+        *(
+            {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+            for n in ("category", "region", "max_urgency")
+        ),
+    ]
+    return {
+        "/v1/feeds/{edition}.{fmt}": {
+            "get": {
+                "summary": "An edition's live items as RSS 2.0, Atom or JSON Feed (public)",
+                "security": [],
+                "parameters": params,
+                "responses": {
+                    "200": {
+                        "description": "the feed",
+                        "content": {ctype.split(";")[0]: {} for ctype in FORMATS.values()},
+                    },
+                    "304": {"description": "not modified (ETag or Last-Modified)"},
+                    "400": error,
+                    "404": error,
+                    "503": error,
+                },
+            }
+        }
+    }

@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from ticker import __version__
+from ticker.feed_api import openapi_paths as feed_paths
 from ticker.schema import item_schema
 from ticker.webhook_api import openapi_paths as webhook_paths
+from ticker.webpush_api import openapi_paths as webpush_paths
 
 __all__ = ["openapi_document"]
 
@@ -188,6 +190,8 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 },
             },
             **webhook_paths(editions),
+            **webpush_paths(editions),
+            **feed_paths(editions),
             "/v1/stream": {
                 "get": {
                     "summary": "The ticker as Server-Sent Events",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,10 +26,10 @@ from starlette.routing import Route
 from ticker.exceptions import NotFoundError, ValidationError
 from ticker.intake import read_json
 from ticker.netguard import AddressRefused, resolve
-from ticker.webpush import parse_subscription
+from ticker.webpush import parse_subscription, subscription_schema
 from ticker.webpush_store import WebPushStore
 
-__all__ = ["routes"]
+__all__ = ["openapi_paths", "routes"]
 
 _SUB_ID = re.compile(r"^[0-9a-f]{64}$")
 KEY_CACHE = "public, max-age=300"
@@ -75,3 +76,58 @@ routes = [
     Route("/v1/push/subscriptions", subscribe, methods=["POST"]),
     Route("/v1/push/subscriptions/{sub_id}", unsubscribe, methods=["DELETE"]),
 ]
+
+
+def openapi_paths(editions: tuple[str, ...]) -> dict[str, Any]:
+    """The Web Push routes' OpenAPI paths, from the schema the route validates with."""
+    ref = {"$ref": "#/components/schemas/Error"}
+
+    def answers(status: str, description: str, *errors: int) -> dict[str, Any]:
+        out: dict[str, Any] = {status: {"description": description}}
+        if status != "204":
+            out[status]["content"] = {"application/json": {}}
+        for code in sorted({429, 503, *errors}):
+            out[str(code)] = {
+                "description": "error (a JSON body naming the field)",
+                "content": {"application/json": {"schema": ref}},
+            }
+        return out
+
+    strip = {k: v for k, v in subscription_schema(editions).items() if k != "$schema"}
+    sub_id = {
+        "name": "sub_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    }
+    return {
+        "/v1/push/key": {
+            "get": {
+                "summary": "The VAPID public key to subscribe with (public)",
+                "security": [],
+                "responses": answers("200", "the application server key"),
+            }
+        },
+        "/v1/push/subscriptions": {
+            "post": {
+                "summary": "Subscribe a browser to Web Push alerts (public; a repeat updates)",
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": strip}},
+                },
+                "responses": {
+                    **answers("201", "stored", 400, 408, 413, 415, 422),
+                    "200": {"description": "updated", "content": {"application/json": {}}},
+                },
+            }
+        },
+        "/v1/push/subscriptions/{sub_id}": {
+            "delete": {
+                "summary": "Forget a subscription (public; its id hashes its secret endpoint)",
+                "security": [],
+                "parameters": [sub_id],
+                "responses": answers("204", "forgotten", 404),
+            }
+        },
+    }
