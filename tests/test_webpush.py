@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import Stack, auth, running_stack
 from tests.helpers import wait_for
-from tests.push_service import Browser, FakePushService, Received, running_push_service
+from bench.push_service import Browser, FakePushService, Received, running_push_service
 from ticker.config import Settings
 from ticker.push import Push
 from ticker.webpush import build_message, topic_of, urgency_of

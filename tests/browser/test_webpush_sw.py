@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import Stack, auth, running_stack
 from tests.helpers import wait_for
-from tests.push_service import FakePushService, running_push_service
+from bench.push_service import FakePushService, running_push_service
 from ticker.config import Settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
