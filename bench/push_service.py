@@ -246,7 +246,8 @@ async def running_push_service() -> AsyncIterator[FakePushService]:
         config.accesslog = None
         config.errorlog = None
         config.h2_max_concurrent_streams = 1000
-        config.keep_alive_max_requests = 10**9  # (default 1000) a push service keeps its h2 connections
+        # A push service keeps its HTTP/2 connections (hypercorn closes one after 1000).
+        config.keep_alive_max_requests = 10**9
         service = FakePushService(f"https://localhost:{port}", cert)
         stop = asyncio.Event()
         task = asyncio.create_task(serve(service, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from bench.push_service import Browser, FakePushService, Received, running_push_service
 from tests.conftest import Stack, auth, running_stack
 from tests.helpers import wait_for
-from bench.push_service import Browser, FakePushService, Received, running_push_service
 from ticker.config import Settings
 from ticker.push import Push
 from ticker.webpush import build_message, topic_of, urgency_of

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
+from bench.push_service import FakePushService, running_push_service
 from tests.conftest import Stack, auth, running_stack
 from tests.helpers import wait_for
-from bench.push_service import FakePushService, running_push_service
 from ticker.config import Settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
