@@ -45,6 +45,7 @@ import orjson
 
 from bench.procstat import cpu_seconds, pss_kib
 from bench.stacks import STACKS, Stack, TickerStack, nchan_available
+from bench.webpush import run_webpush
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_LOADGEN = 2500  # subscribers per load-generating process
@@ -53,7 +54,7 @@ PER_LOADGEN = 2500  # subscribers per load-generating process
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    transport: str  # sse | ws
+    transport: str  # sse | ws | webpush
     subscribers: int
     events: int
     rate: float  # events per second
@@ -75,6 +76,8 @@ SCENARIOS = {
         Scenario("intake-1k", "sse", 1_000, 200, 20, via="intake", servers=("ticker",)),
         # 10,000 clients come back at once with a last event id 20 events old.
         Scenario("resume-10k", "sse", 10_000, 10, 5, servers=("ticker",), replay=21),
+        # One flash to 100,000 Web Push subscriptions on a fake push service (bench/webpush.py).
+        Scenario("webpush-100k", "webpush", 100_000, 1, 1, via="webpush", servers=("ticker",)),
     )
 }
 
@@ -272,8 +275,13 @@ async def run(
             for name in servers:
                 if name.split("@")[0] not in sc.servers:
                     continue
-                stack = make_stack(name, workers, trees)
                 print(f"# {sc.name} on {name} ...", file=sys.stderr, flush=True)
+                if sc.via == "webpush":
+                    r = await run_webpush(sc.name, sc.subscribers, workers, drain * 4)
+                    print(orjson.dumps(r).decode(), file=sys.stderr, flush=True)
+                    results.append(r)
+                    continue
+                stack = make_stack(name, workers, trees)
                 try:
                     await asyncio.to_thread(stack.start, sc.via)
                     r = await run_one(stack, sc, drain, tmp)
@@ -316,6 +324,8 @@ def report(results: list[dict[str, Any]]) -> str:
         "| KiB/conn | connect s | CPU us/connect | publish late max ms |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    push = [r for r in results if r.get("kind") == "webpush"]
+    results = [r for r in results if r.get("kind") != "webpush"]
     for r in results:
         if "error" in r:
             out.append(f"| {r['scenario']} | {r['server']} | failed: {r['error']} |")
@@ -347,6 +357,19 @@ def report(results: list[dict[str, Any]]) -> str:
             f"| {ratio(t['kib_per_conn'], n['kib_per_conn'])} "
             f"| {ratio(t['connect_s'], n['connect_s'])} |"
         )
+    if push:
+        out += [
+            "",
+            "| scenario | delivered | alerts/s | POST to first s | POST to last s "
+            "| worker CPU us/alert |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {r['scenario']} | {r['delivered']}/{r['expected']} | {r['alerts_per_s']} "
+                f"| {r['post_to_first_s']} | {r['post_to_last_s']} "
+                f"| {r['worker_cpu_us_per_alert']} |"
+                for r in push
+            ),
+        ]
     if rows:
         out += [
             "",

@@ -144,6 +144,7 @@ class TickerStack:
         self.redis: RedisProcess | None = None
         self.api: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
+        self.extra_env: dict[str, str] = {}  # a scenario's own settings
 
     def env(self) -> dict[str, str]:
         assert self.redis is not None
@@ -163,6 +164,7 @@ class TickerStack:
             "TICKER_RATE_LIMIT_PER_IP": "",
             "TICKER_MAX_CONNECTIONS_PER_IP": "0",
             **({"PYTHONPATH": self.source} if self.source else {}),
+            **self.extra_env,
         }
 
     def start(self, via: str) -> None:

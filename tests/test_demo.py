@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from ticker.normalise import dedupe_key, language_of
+from ticker.schema import validate_item
 
 from tests.conftest import Stack, auth
 from ticker import demo
-from ticker.normalise import dedupe_key, language_of
-from ticker.schema import validate_item
 from workers.dedupe import is_near_duplicate
 
 REGIONS = {"mena", "africa", "europe", "asia-pacific", "latam", "us-canada"}

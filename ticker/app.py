@@ -29,6 +29,7 @@ from ticker.middleware.ratelimit import IntakeRateLimit, RateLimits, rate_limit_
 from ticker.middleware.secheaders import security_headers_middleware
 from ticker.openapi import openapi_document
 from ticker.redis_conn import connect
+from ticker.stream import feed_api
 from ticker.stream.gate import stream_gate
 from ticker.stream.hub import Hub
 from ticker.stream.reads import Store
@@ -36,6 +37,7 @@ from ticker.stream.sse import stream_endpoint
 from ticker.stream.subscriber import Subscriber
 from ticker.stream.ws import ws_endpoint
 from ticker.webhooks import api as webhook_api
+from ticker.webpush import api as webpush_api
 
 __all__ = ["create_app"]
 
@@ -133,6 +135,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         *intake.routes,
         *webhook_api.routes,
+        *feed_api.routes,
+        *webpush_api.routes,
         Route("/v1/stream", stream_endpoint, methods=["GET"]),
         WebSocketRoute("/v1/ws", ws_endpoint),
         Route("/healthz", healthz, methods=["GET"]),

@@ -116,6 +116,30 @@ class Settings:
     # Seconds the API waits on one Redis command (or connection) before it
     # answers 503 with Retry-After; keeps the intake quick when Redis hangs.
     redis_timeout: float = 2.0
+    # Web Push (docs/webpush.md). The VAPID private key as PEM (or TICKER_WEBPUSH_VAPID_
+    # PRIVATE_KEY_FILE); empty: a key pair is made on first start and kept in Redis.
+    webpush_vapid_private_key: str = ""
+    # The contact push services may use (VAPID "sub"): a mailto: or https: URL.
+    webpush_subject: str = "mailto:webpush@ticker.invalid"
+    # Push service hosts a subscription may point at (suffix match); "*" for any.
+    webpush_allowed_hosts: tuple[str, ...] = (
+        "fcm.googleapis.com",
+        "push.services.mozilla.com",
+        "push.apple.com",
+        "notify.windows.com",
+    )
+    # Allow endpoints on private or loopback addresses (tests, private push services).
+    webpush_allow_private: bool = False
+    # A CA bundle trusted for push services besides the system's (a private push service).
+    webpush_ca_file: str = ""
+    # Sends in flight at once, over pooled HTTP/2 connections.
+    webpush_concurrency: int = 200
+    # Seconds one send may take; attempts per message before it counts as failed.
+    webpush_timeout_seconds: float = 10.0
+    webpush_max_attempts: int = 5
+    # Backoff between attempts: base * 2**(attempt-1), capped at 10 minutes, with jitter;
+    # a push service's Retry-After is honoured when longer.
+    webpush_retry_base_seconds: float = 5.0
     # Items leave the ticker after this long unless they say otherwise (urgency 1..9).
     expiry_seconds_by_urgency: tuple[int, ...] = (
         6 * 3600,

@@ -136,3 +136,33 @@ class Keys:
     def webhook_lease(self, endpoint_id: str) -> str:
         """String: held by the one job delivering to this endpoint (per-endpoint order)."""
         return f"{self.tag}:webhook:{endpoint_id}:lease"
+
+    @property
+    def webpush_vapid(self) -> str:
+        """Hash: the VAPID key pair made on first start (``private_pem``)."""
+        return f"{self.tag}:webpush:vapid"
+
+    @property
+    def webpush_subscriptions(self) -> str:
+        """Hash: subscription id (a hash of the endpoint) -> the subscription's JSON."""
+        return f"{self.tag}:webpush:subs"
+
+    @property
+    def webpush_version(self) -> str:
+        """Counter bumped on every subscription change, so senders reload their copy."""
+        return f"{self.tag}:webpush:version"
+
+    @property
+    def webpush_cursor(self) -> str:
+        """The last event id the Web Push sender has sent out."""
+        return f"{self.tag}:webpush:cursor"
+
+    @property
+    def webpush_lease(self) -> str:
+        """String: held by the one worker process sending Web Push (event order)."""
+        return f"{self.tag}:webpush:lease"
+
+    @property
+    def webpush_retries(self) -> str:
+        """Sorted set: sends to try again (JSON), scored by when."""
+        return f"{self.tag}:webpush:retries"

@@ -36,6 +36,11 @@ STATS = {
         "Webhook deliveries by outcome.",
         "outcome",
     ),
+    "webpush": (
+        "ticker_webpush_messages",
+        "Web Push messages by outcome (sent, gone, retried, failed, expired).",
+        "outcome",
+    ),
     "webhook_failures": (
         "ticker_webhook_failures",
         "Failed webhook delivery attempts by reason.",

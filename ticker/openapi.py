@@ -7,7 +7,9 @@ from typing import Any
 
 from ticker import __version__
 from ticker.intake.schema import item_schema
+from ticker.stream.feed_api import openapi_paths as feed_paths
 from ticker.webhooks.api import openapi_paths as webhook_paths
+from ticker.webpush.api import openapi_paths as webpush_paths
 
 __all__ = ["openapi_document"]
 
@@ -188,6 +190,8 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 },
             },
             **webhook_paths(editions),
+            **webpush_paths(editions),
+            **feed_paths(editions),
             "/v1/stream": {
                 "get": {
                     "summary": "The ticker as Server-Sent Events",

@@ -20,6 +20,8 @@ import hashlib
 import re
 import unicodedata
 
+from ticker.editions import language_of
+
 __all__ = [
     "DEDUPE_KEY_VERSION",
     "comparison_form",
@@ -89,12 +91,6 @@ def display_headline(text: str) -> str:
     # str.split() with no argument splits on all Unicode whitespace, including \r, \n, \t,
     # \v, \f, U+0085, U+2028 and U+2029, which is what keeps SSE frames intact.
     return " ".join(unicodedata.normalize("NFC", text).split())
-
-
-def language_of(edition: str) -> str:
-    """Return the primary language subtag of a BCP 47 edition tag ("en-GB" -> "en")."""
-    primary = re.split(r"[-_]", edition.strip(), maxsplit=1)[0].lower()
-    return primary if primary.isalpha() else "und"
 
 
 def strip_alert_prefix(text: str, lang: str) -> str:

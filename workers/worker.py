@@ -24,6 +24,7 @@ from workers.webhooks import (
     stop_webhooks,
     sweep_webhooks,
 )
+from workers.webpush import start_webpush, stop_webpush
 
 __all__ = ["FUNCTIONS", "hand_back", "make_worker", "run_worker"]
 
@@ -67,6 +68,7 @@ def make_worker(
             sharded=clients.sharded,
         )
         await start_webhooks(ctx)
+        await start_webpush(ctx)
 
     options: dict[str, Any] = {
         "functions": FUNCTIONS,
@@ -134,6 +136,7 @@ async def run_worker(settings: Settings, **overrides: Any) -> None:
             finally:
                 current.clear()
                 await stop_webhooks(worker.ctx)
+                await stop_webpush(worker.ctx)
                 with contextlib.suppress(Exception):
                     await conns.aclose()
             with contextlib.suppress(TimeoutError):

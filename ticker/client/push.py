@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ticker.editions import LABELS, title_of
 from ticker.filters import Filter, Subject
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "title_of",
 ]
 
-LABELS = {"en": "BREAKING", "ar": "عاجل", "es": "ÚLTIMA HORA"}
 HIGH_URGENCY = 3  # urgency at or below this interrupts (high priority, sound)
 
 
@@ -68,11 +68,6 @@ def plan(event_type: str, event_id: str, data: Mapping[str, Any], f: Filter) -> 
     if event_type in ("item.retracted", "item.expired"):
         return [Push("withdraw", item, event_id, event_type)]
     return []
-
-
-def title_of(item: Mapping[str, Any]) -> str:
-    edition = str(item.get("edition") or "")
-    return LABELS.get(edition, LABELS.get(edition.split("-")[0], "BREAKING"))
 
 
 def _expires(item: Mapping[str, Any]) -> datetime | None:

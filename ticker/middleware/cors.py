@@ -32,7 +32,7 @@ __all__ = [
 
 ANY_ORIGIN = "*"
 # Path prefixes the policy guards; everything else (pages, health, metrics) passes untouched.
-COVERED_PATHS: tuple[str, ...] = ("/v1/stream", "/v1/items", "/v1/ws")
+COVERED_PATHS: tuple[str, ...] = ("/v1/stream", "/v1/items", "/v1/ws", "/v1/feeds", "/v1/push")
 ALLOW_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
 EXPOSE_HEADERS = "Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"

@@ -2,8 +2,9 @@
 
 The `limits` library's moving window runs as a Lua script on the service's own Redis (the
 same connection pool, keys under the deployment's hash tag), so every API process shares
-one count. Writes (POST, PATCH, DELETE on /v1/items) are counted against the caller's
-address first, so even unauthenticated floods are capped, then against the API key's name.
+one count. Writes (POST, PATCH, DELETE on /v1/items, and Web Push subscriptions) are
+counted against the caller's address first, so even unauthenticated floods are capped, then
+against the API key's name.
 Answers carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``; a
 refusal is a 429 JSON error with ``Retry-After``. If Redis cannot be reached the intake
 answers 503, as it would a moment later anyway.
@@ -37,6 +38,8 @@ log = logging.getLogger("ticker.ratelimit")
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 INTAKE_PATH = "/v1/items"
+# Public writes limited per address too (a reader's browser subscribing to Web Push).
+LIMITED_PATHS = (INTAKE_PATH, "/v1/push/subscriptions")
 
 
 def parse_limits(value: str, name: str) -> list[RateLimitItem]:
@@ -134,7 +137,9 @@ class IntakeRateLimit:
             or not limits.enabled
             or scope["type"] != "http"
             or scope["method"] not in WRITE_METHODS
-            or not (scope["path"] == INTAKE_PATH or scope["path"].startswith(INTAKE_PATH + "/"))
+            or not any(
+                scope["path"] == p or scope["path"].startswith(p + "/") for p in LIMITED_PATHS
+            )
         ):
             await self.app(scope, receive, send)
             return

@@ -1,0 +1,282 @@
+"""Web Push: subscriptions checked and stored, alerts encrypted, signed and sent in order.
+
+Delivery goes to a fake push service on loopback (tests/push_service.py) that
+checks the VAPID signature and decrypts each payload with the browser's key.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bench.push_service import Browser, FakePushService, Received, running_push_service
+from tests.conftest import Stack, auth, running_stack
+from tests.support.helpers import wait_for
+from ticker.client.push import Push
+from ticker.config import Settings
+from ticker.webpush.messages import build_message, topic_of, urgency_of
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class PushStack:
+    stack: Stack
+    service: FakePushService
+
+    async def subscribe(self, b: Browser, **flt: Any) -> dict[str, Any]:
+        body = {"subscription": b.subscription(), "filter": {"edition": "en", **flt}}
+        r = await self.stack.http.post("/v1/push/subscriptions", json=body)
+        assert r.status_code in (200, 201), r.text
+        return dict(r.json())
+
+    async def messages(self, b: Browser, n: int, timeout: float = 10) -> list[Received]:
+        await wait_for(lambda: len(self.service.for_browser(b)) >= n, timeout, what=f"{n} pushes")
+        assert not self.service.problems, self.service.problems
+        return self.service.for_browser(b)
+
+
+@pytest.fixture
+async def push(settings: Settings) -> AsyncIterator[PushStack]:
+    async with running_push_service() as service:
+        s = replace(
+            settings,
+            webpush_allowed_hosts=("localhost",),
+            webpush_allow_private=True,
+            webpush_ca_file=service.ca_file,
+            webpush_retry_base_seconds=0.05,
+            webpush_subject="mailto:desk@news.example",
+        )
+        async with running_stack(s) as stack:
+            yield PushStack(stack, service)
+
+
+async def test_vapid_key_is_made_once_and_served(push: PushStack) -> None:
+    """The VAPID public key is a P-256 point, made on first use and the same afterwards."""
+    first = (await push.stack.http.get("/v1/push/key")).json()["public_key"]
+    again = (await push.stack.http.get("/v1/push/key")).json()["public_key"]
+    assert first == again
+    raw = base64.urlsafe_b64decode(first + "=" * (-len(first) % 4))
+    assert len(raw) == 65 and raw[0] == 4
+    assert await push.stack.redis.hexists(push.stack.keys.webpush_vapid, "private_pem")
+
+
+async def test_flash_alert_arrives_encrypted_signed_and_over_http2(push: PushStack) -> None:
+    """A flash reaches a matching browser decrypted to its headline, with TTL, Urgency, Topic
+    and a VAPID JWT the service verifies; a browser of another edition gets nothing."""
+    en, ar = push.service.browser(), push.service.browser()
+    await push.subscribe(en)
+    await push.subscribe(ar, edition="ar")
+    key = (await push.stack.http.get("/v1/push/key")).json()["public_key"]
+    item = await push.stack.publish("Quake hits Lima", urgency=1, url="https://news.example/lima")
+    (msg,) = await push.messages(en, 1)
+    assert msg.payload["action"] == "alert"
+    assert msg.payload["title"] == "BREAKING"
+    assert msg.payload["body"] == "Quake hits Lima"
+    assert msg.payload["url"] == "https://news.example/lima"
+    assert msg.payload["dir"] == "ltr" and msg.payload["lang"] == "en"
+    assert msg.headers["urgency"] == "high"
+    assert msg.headers["topic"] == topic_of(item["id"])
+    assert 0 < int(msg.headers["ttl"]) <= 28 * 24 * 3600
+    assert msg.http_version == "2"
+    assert msg.vapid_key == key
+    assert push.service.for_browser(ar) == []
+
+
+async def test_arabic_alert_is_right_to_left(push: PushStack) -> None:
+    """An Arabic flash is labelled in Arabic and marked right-to-left for the notification."""
+    ar = push.service.browser()
+    await push.subscribe(ar, edition="ar")
+    await push.stack.publish("زلزال يضرب ليما", edition="ar", urgency=1)
+    (msg,) = await push.messages(ar, 1)
+    assert msg.payload["title"] == "عاجل"
+    assert msg.payload["dir"] == "rtl" and msg.payload["lang"] == "ar"
+
+
+async def test_filter_decides_what_is_pushed_in_stream_order(push: PushStack) -> None:
+    """Routine items and other sections are not pushed; what is pushed arrives in order."""
+    b = push.service.browser()
+    await push.subscribe(b, max_urgency=2, categories=["world"])
+    await push.stack.publish("Routine world item", urgency=5, categories=["world"])
+    await push.stack.publish("Flash sport item", urgency=1, categories=["sport"])
+    await push.stack.publish("First world flash", urgency=1, categories=["world"])
+    await push.stack.publish("Second world flash", urgency=2, categories=["world"])
+    got = await push.messages(b, 2)
+    assert [m.payload["body"] for m in got] == ["First world flash", "Second world flash"]
+    assert [m.headers["urgency"] for m in got] == ["high", "high"]
+
+
+async def test_correction_replaces_and_retraction_withdraws(push: PushStack) -> None:
+    """A correction alerts again under the same Topic; a retraction sends a withdrawal
+    under it too, after the alerts, so the service worker closes the notification."""
+    b = push.service.browser()
+    await push.subscribe(b)
+    item = await push.stack.publish("Two killed in Jenin raid", urgency=1)
+    h = auth()
+    r = await push.stack.http.patch(
+        f"/v1/items/{item['id']}", json={"headline": "Three killed in Jenin raid"}, headers=h
+    )
+    assert r.status_code == 202
+    r = await push.stack.http.request(
+        "DELETE", f"/v1/items/{item['id']}", json={"reason": "Not confirmed"}, headers=h
+    )
+    assert r.status_code == 202
+    alert, update, withdraw = await push.messages(b, 3)
+    assert [m.payload["action"] for m in (alert, update, withdraw)] == [
+        "alert",
+        "alert",
+        "withdraw",
+    ]
+    assert update.payload["body"] == "Three killed in Jenin raid" and update.payload["updated"]
+    assert {m.headers["topic"] for m in (alert, update, withdraw)} == {topic_of(item["id"])}
+    assert withdraw.payload["tag"] == alert.payload["tag"]
+    assert "body" not in withdraw.payload  # a withdrawal carries no text
+
+
+async def test_repeat_subscription_updates_and_delete_removes(push: PushStack) -> None:
+    """The same endpoint again is an update of one subscription; DELETE forgets it."""
+    b = push.service.browser()
+    first = await push.subscribe(b, max_urgency=1)
+    again = await push.subscribe(b, max_urgency=3)
+    assert (first["status"], again["status"]) == ("created", "updated")
+    assert first["id"] == again["id"]
+    subs = push.stack.keys.webpush_subscriptions
+    assert await push.stack.redis.hlen(subs) == 1
+    r = await push.stack.http.delete(f"/v1/push/subscriptions/{first['id']}")
+    assert r.status_code == 204
+    assert await push.stack.redis.hlen(subs) == 0
+    r = await push.stack.http.delete(f"/v1/push/subscriptions/{first['id']}")
+    assert r.status_code == 404 and r.json()["error"]["field"] == "id"
+
+
+async def test_gone_subscription_is_removed(push: PushStack) -> None:
+    """A 410 from the push service (the browser unsubscribed) deletes the subscription."""
+    gone, kept = push.service.browser(), push.service.browser()
+    gone.answers = [(410, {})]
+    await push.subscribe(gone)
+    kept_id = (await push.subscribe(kept))["id"]
+    await push.stack.publish("Flash one", urgency=1)
+    await push.messages(kept, 1)
+    subs = push.stack.keys.webpush_subscriptions
+
+    async def counted() -> bool:
+        return await push.stack.redis.hget(push.stack.keys.stats, "webpush|gone") == b"1"
+
+    await wait_for(counted, 5, what="the gone subscription to be counted")
+    assert await push.stack.redis.hkeys(subs) == [kept_id.encode()]
+
+
+async def test_429_and_5xx_are_retried_until_delivered_once(push: PushStack) -> None:
+    """429 (with Retry-After) and 503 are retried with backoff; the alert arrives once."""
+    b = push.service.browser()
+    b.answers = [(429, {"retry-after": "1"}), (503, {})]
+    await push.subscribe(b)
+    await push.stack.publish("Flash retried", urgency=1)
+    (msg,) = await push.messages(b, 1, timeout=15)
+    assert msg.payload["body"] == "Flash retried"
+    assert [s for _, s in push.service.refused] == [429, 503]
+
+    async def counted() -> bool:
+        return await push.stack.redis.hget(push.stack.keys.stats, "webpush|sent") == b"1"
+
+    await wait_for(counted, 5, what="the delivery to be counted")
+    stats = await push.stack.redis.hgetall(push.stack.keys.stats)
+    assert int(stats[b"webpush|retried"]) == 2 and int(stats[b"webpush|sent"]) == 1
+
+
+async def test_embargoed_and_duplicate_items_never_push(push: PushStack) -> None:
+    """An embargoed item and a duplicate post make no push; the next flash does."""
+    b = push.service.browser()
+    await push.subscribe(b)
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    r = await push.stack.post(
+        {"headline": "Embargoed flash", "edition": "en", "urgency": 1, "embargoed_until": later}
+    )
+    assert r.status_code == 202
+    await push.stack.wait_status(r.json()["id"], "embargoed")
+    await push.stack.publish("Flash once", urgency=1)
+    r = await push.stack.post({"headline": "Flash once", "edition": "en", "urgency": 1})
+    await push.stack.wait_status(r.json()["id"], "duplicate")
+    await push.stack.publish("Next flash", urgency=1)
+    got = await push.messages(b, 2)
+    assert [m.payload["body"] for m in got] == ["Flash once", "Next flash"]
+
+
+@pytest.mark.parametrize(
+    ("field", "change", "status"),
+    [
+        ("subscription.endpoint", {"endpoint": "not a url"}, 422),
+        ("subscription.endpoint", {"endpoint": "http://localhost/push/x"}, 422),
+        ("subscription.endpoint", {"endpoint": "https://evil.example/push/x"}, 422),
+        ("subscription.keys.p256dh", {"keys": {"p256dh": "AAAA", "auth": "A" * 22}}, 422),
+        ("subscription.keys.p256dh", {"keys": {"p256dh": "BA" + "A" * 85, "auth": "A" * 22}}, 422),
+        ("subscription.keys.auth", {"keys": {"p256dh": None, "auth": "AAAA"}}, 422),
+        ("subscription.keys.p256dh", {"keys": {"p256dh": "x+/y", "auth": "A" * 22}}, 422),
+    ],
+)
+async def test_bad_subscriptions_are_refused_and_never_stored(
+    push: PushStack, field: str, change: dict[str, Any], status: int
+) -> None:
+    """Malformed endpoints, non-https, unknown services and wrong key lengths get a 4xx
+    naming the field, and nothing is stored."""
+    b = push.service.browser()
+    sub = b.subscription()
+    if "keys" in change and change["keys"]["p256dh"] is None:
+        change = {"keys": {**change["keys"], "p256dh": sub["keys"]["p256dh"]}}
+    body = {"subscription": {**sub, **change}, "filter": {"edition": "en"}}
+    r = await push.stack.http.post("/v1/push/subscriptions", json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["field"] == field
+    assert await push.stack.redis.hlen(push.stack.keys.webpush_subscriptions) == 0
+
+
+async def test_bad_filters_are_refused(push: PushStack) -> None:
+    """An unknown edition or an urgency out of range is a 422 naming the filter field."""
+    b = push.service.browser()
+    for flt, field in [
+        ({"edition": "xx"}, "filter.edition"),
+        ({"edition": "en", "max_urgency": 0}, "filter.max_urgency"),
+        ({"edition": "en", "colour": "red"}, "filter.colour"),
+    ]:
+        body = {"subscription": b.subscription(), "filter": flt}
+        r = await push.stack.http.post("/v1/push/subscriptions", json=body)
+        assert r.status_code == 422 and r.json()["error"]["field"] == field
+
+
+async def test_endpoint_on_a_private_address_is_refused(settings: Settings) -> None:
+    """With private addresses not allowed, an endpoint that resolves to loopback is refused."""
+    s = replace(settings, webpush_allowed_hosts=("*",), webpush_allow_private=False)
+    async with running_push_service() as service, running_stack(s) as stack:
+        b = service.browser()
+        body = {"subscription": b.subscription(), "filter": {"edition": "en"}}
+        r = await stack.http.post("/v1/push/subscriptions", json=body)
+        assert r.status_code == 422
+        assert r.json()["error"]["field"] == "subscription.endpoint"
+        assert "non-public" in r.json()["error"]["message"]
+        assert await stack.redis.hlen(stack.keys.webpush_subscriptions) == 0
+
+
+def test_expired_items_are_not_alerted_late() -> None:
+    """An alert for an item past its expiry is not built; a withdrawal still is."""
+    now = datetime.now(UTC)
+    item = {
+        "id": "a" * 32,
+        "headline": "Old news",
+        "edition": "en",
+        "urgency": 1,
+        "expires_at": (now - timedelta(seconds=1)).isoformat(),
+    }
+    assert build_message(Push("alert", item, "1-0", "item.published"), now) is None
+    assert build_message(Push("withdraw", item, "2-0", "item.retracted"), now) is not None
+
+
+def test_urgency_mapping() -> None:
+    """IPTC urgency maps to RFC 8030 Urgency: flashes high, routine low or very-low."""
+    assert [urgency_of(u) for u in range(1, 10)] == [
+        "high", "high", "normal", "normal", "low", "low", "very-low", "very-low", "very-low",
+    ]  # fmt: skip

@@ -1,0 +1,1 @@
+"""Web Push for browsers: subscriptions, VAPID keys, alerts (the worker sends them)."""
