@@ -31,6 +31,7 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from ticker.connlimits import hand_over, release_slot
 from ticker.hub import Client
 from ticker.wire import DROP_AFTER, WS_MAX_SIZE, ws_close_frame, ws_frame_size
 from ticker.wsguard import MessageBudget
@@ -265,6 +266,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.reads += 1
         super().data_received(data)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        release_slot(self)  # the connection's count (ticker.connlimits)
+
 
 def park(scope: MutableMapping[str, Any], raw_send: Any, parked: Parked, release: Release) -> bool:
     """Take the connection behind uvicorn's ``raw_send`` from uvicorn and give it to
@@ -295,6 +300,7 @@ def adopt(parked: Parked, server_protocol: Any, connections: set[Any], *releases
     """Give ``parked`` the connection ``server_protocol`` served; ``releases`` run when
     it ends."""
     parked.transport.set_protocol(parked)
+    hand_over(server_protocol, parked)  # the connection's count goes with it
     # Not uvicorn's open connection any more: its shutdown waits for those; ours
     # cuts the hub's clients.
     connections.discard(server_protocol)

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.config import Settings
+from ticker.connlimits import ConnLimits, limited
 from ticker.fastlane import lane_protocol
 from ticker.parking import WebSocketProtocol
 from ticker.streamgate import is_stream
@@ -107,7 +108,28 @@ def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvico
     if settings.forwarded_allow_ips:
         options["forwarded_allow_ips"] = settings.forwarded_allow_ips
     options.update(overrides)
+    options["http"] = limited_http(options["http"], settings)
     return uvicorn.Config(TransportTap(app), **options)
+
+
+def limited_http(http: Any, settings: Settings) -> Any:
+    """The HTTP protocol class with the limits on every connection (ticker.connlimits),
+    whichever class serves (the fast lane's, or uvicorn's httptools protocol)."""
+    if isinstance(http, str):
+        if http != "httptools":
+            return http  # h11: its own head size limit (h11_max_incomplete_event_size)
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        http = HttpToolsProtocol
+    limits = ConnLimits(
+        max_head_bytes=settings.max_head_bytes,
+        max_headers=settings.max_headers,
+        max_request_line=settings.max_request_line,
+        head_timeout=settings.head_timeout_seconds,
+        max_open=settings.max_open_connections,
+        per_address=settings.max_connections_per_ip,
+    )
+    return limited(http, limits)
 
 
 def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
