@@ -17,6 +17,7 @@ from ticker.client import MemoryCursor, TickerClient
 from ticker.config import Settings
 
 KILLED = "Minister named in court papers (legal kill)"
+SECOND = "Sealed order on the harbour contract leaked"
 
 
 @contextlib.asynccontextmanager
@@ -137,3 +138,61 @@ async def test_a_kill_purges_events_of_an_item_published_before_event_ids_were_k
     stream = await stack.events()
     assert not [f for _, f in stream if KILLED.encode() in f[b"data"]]
     assert [f[b"type"] for _, f in stream] == [b"item.published", b"item.retracted"]
+
+
+async def test_webhooks_never_send_or_replay_a_killed_items_text(settings: Settings) -> None:
+    """A killed item's published event waiting in an endpoint's queue for a retry is
+    dropped, not sent; one already in the dead letters is neither listed nor replayed;
+    the events after them are delivered."""
+    from tests.receivers import Hit, receiver
+
+    fast = {
+        "webhook_allow_private": True,
+        "webhook_retry_base_seconds": 0.05,
+        "webhook_retry_max_seconds": 3.0,
+        "webhook_max_attempts": 5,
+        "webhook_timeout_seconds": 1.0,
+        "webhook_disable_after": 50,
+    }
+
+    def plan(hit: Hit, n: int) -> int | tuple[int, dict[str, str]]:
+        text = str(hit.json)
+        if KILLED in text:
+            return 410  # final: straight to the dead letters
+        if SECOND in text:
+            return 429, {"Retry-After": "3"}  # waits in the queue for its retry
+        return 200
+
+    async with running_stack(replace(settings, **fast)) as stack, receiver(plan) as rx:
+        r = await stack.http.post("/v1/webhooks", json={"url": rx.url}, headers=auth("admin"))
+        assert r.status_code == 201, r.text
+        dead_url = f"/v1/webhooks/{r.json()['id']}/dead-letters"
+
+        async def dead() -> list[dict[str, Any]]:
+            got = await stack.http.get(dead_url, headers=auth("admin"))
+            return list(got.json()["dead_letters"])
+
+        dead_one = await stack.publish(KILLED)
+        await wait_for(lambda: _len_is(dead(), 1), 15, what="a dead letter")
+        queued_one = await stack.publish(SECOND)
+        await wait_for(lambda: any(SECOND in str(h.json) for h in rx.hits), 10, what="a try")
+        for item in (dead_one, queued_one):
+            r = await stack.http.delete(
+                f"/v1/items/{item['id']}", params={"reason": "legal"}, headers=auth()
+            )
+            assert r.status_code == 202, r.text
+            await stack.wait_status(item["id"], "retracted")
+        assert await dead() == []  # the killed item's letter is not listed
+        r = await stack.http.post(dead_url + "/replay", headers=auth("admin"))
+        assert r.status_code == 202 and r.json()["replayed"] == []
+        after = await stack.publish("After the kill")
+        await wait_for(
+            lambda: any(h.json["id"] == after["event_id"] for h in rx.acked), 20, what="delivery"
+        )
+        assert [str(h.json).count(SECOND) > 0 for h in rx.hits].count(True) == 1  # no retry
+        assert not [h for h in rx.acked if KILLED in str(h.json) or SECOND in str(h.json)]
+        assert [h.json["type"] for h in rx.acked] == ["item.retracted"] * 2 + ["item.published"]
+
+
+async def _len_is(coro: Any, n: int) -> bool:
+    return len(await coro) == n
