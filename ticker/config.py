@@ -87,7 +87,18 @@ class Settings:
     rate_limit_per_ip: str = "600/minute"
     # Open streams (SSE and WebSocket together) per client address, per API process;
     # 0 means unlimited. Generous because many readers can share one carrier NAT address.
+    # The same number caps the connections of any kind (idle keep-alive, a request head
+    # still arriving, streams) one peer address holds, unless it is a trusted proxy.
     max_connections_per_ip: int = 256
+    # Connections of any kind one API process holds; the next one gets a 503. 0: unlimited.
+    max_open_connections: int = 50_000
+    # Limits on a request head, before the app sees it: its total size in bytes (431),
+    # its header lines (431), the request target's length (414), and the seconds it may
+    # take to arrive, from the connection or a later request's first byte (408).
+    max_head_bytes: int = 16 * 1024
+    max_headers: int = 100
+    max_request_line: int = 8 * 1024
+    head_timeout_seconds: float = 10.0
     # Proxies trusted to set X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips): a comma
     # list of addresses or networks, or "*". Empty: uvicorn's own FORWARDED_ALLOW_IPS
     # variable, else 127.0.0.1.

@@ -65,18 +65,24 @@ def build_item(
         "language": data.get("language") or language_of(edition),
         "categories": list(data.get("categories") or ()),
         "regions": list(data.get("regions") or ()),
-        "tags": list(data.get("tags") or ()),
+        "tags": [display_headline(t) for t in data.get("tags") or ()],
         "urgency": urgency,
-        "source": data.get("source"),
-        "byline": data.get("byline"),
+        "source": _folded(data.get("source")),
+        "byline": _folded(data.get("byline")),
         "pinned": bool(data.get("pinned", False)),
-        "correction_note": data.get("correction_note"),
+        "correction_note": _folded(data.get("correction_note")),
         "created_at": created_at,
         "published_at": published_at,
         "updated_at": iso(now),
         "expires_at": expires_at,
     }
     return item
+
+
+def _folded(text: str | None) -> str | None:
+    """A plain-text field in its display form (whitespace runs, U+2028/U+2029 included,
+    folded to one space), as README "Text is data" promises for every such field."""
+    return display_headline(text) if text else text
 
 
 def subject_of(item: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from ticker.constants import Keys
 from ticker.jobs import enqueue_delivery
 from ticker.metrics import incr_stat
 from ticker.retries import Verdict, backoff, judge
+from ticker.webhooks.killed import killed_items
 from ticker.webhooks.netguard import AddressRefused, resolve
 from ticker.webhooks.signing import signed_headers
 from ticker.webhooks.store import Endpoint, WebhookStore
@@ -136,6 +137,13 @@ class _Deliverer:
 
     async def _attempt(self, endpoint: Endpoint, head: bytes, state: dict[bytes, bytes]) -> None:
         event_id = str(orjson.loads(head)["id"])
+        if await killed_items(self.redis, self.keys, [head]):
+            # The item was killed while this waited: its text is not sent (ticker.webhooks.killed).
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.lpop(self.queue)
+                pipe.hdel(self.state, "head", "attempts", "not_before")
+                await pipe.execute()
+            return
         same_head = state.get(b"head", b"").decode() == event_id
         attempt = (int(state.get(b"attempts") or 0) if same_head else 0) + 1
         verdict, detail = await self._send(endpoint, head, event_id)

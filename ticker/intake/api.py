@@ -17,7 +17,7 @@ from starlette.routing import Route
 from ticker.constants import IDEMPOTENCY_TTL
 from ticker.exceptions import ClientError, ConflictError, NotFoundError, ValidationError
 from ticker.intake.accept import accept_change
-from ticker.intake.auth import ApiKey
+from ticker.intake.auth import ApiKey, require_readable
 from ticker.intake.schema import parse_time, validate_item
 from ticker.jobs import enqueue_change, enqueue_ingest
 from ticker.lua import script as lua
@@ -176,10 +176,24 @@ async def load_item(request: Request, item_id: str) -> dict[bytes, bytes]:
     return raw
 
 
+def edition_of(raw: dict[bytes, bytes]) -> str | None:
+    """The edition of a stored item (published or only submitted)."""
+    doc = raw.get(b"item") or raw.get(b"submitted")
+    edition = orjson.loads(doc).get("edition") if doc else None
+    return edition if isinstance(edition, str) else None
+
+
+async def load_readable(request: Request, key: ApiKey, item_id: str) -> dict[bytes, bytes]:
+    """``load_item``, as a 404 too when the key may not read the item's edition."""
+    raw = await load_item(request, item_id)
+    require_readable(key, edition_of(raw), item_id)
+    return raw
+
+
 async def get_item(request: Request) -> Response:
-    authenticate(request)
+    key = authenticate(request)
     item_id = request.path_params["item_id"]
-    return JSONResponse(item_view(item_id, await load_item(request, item_id)))
+    return JSONResponse(item_view(item_id, await load_readable(request, key, item_id)))
 
 
 def _edition_check(key: ApiKey, scope: str) -> Any:
@@ -271,9 +285,9 @@ async def retract_item(request: Request) -> Response:
 
 async def item_history(request: Request) -> Response:
     """The audit trail: who did what to the item, and when."""
-    authenticate(request)
+    key = authenticate(request)
     item_id = request.path_params["item_id"]
-    await load_item(request, item_id)
+    await load_readable(request, key, item_id)
     entries = await request.state.redis.lrange(request.state.keys.history(item_id), 0, -1)
     return JSONResponse({"id": item_id, "history": [orjson.loads(e) for e in entries]})
 

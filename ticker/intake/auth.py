@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ticker.exceptions import AuthError, ConfigError, ForbiddenError
+from ticker.exceptions import AuthError, ConfigError, ForbiddenError, NotFoundError
 
-__all__ = ["SCOPES", "ApiKey", "KeyRing", "hash_key"]
+__all__ = ["SCOPES", "ApiKey", "KeyRing", "hash_key", "require_readable"]
 
 SCOPES = frozenset({"publish", "correct", "retract", "admin"})
 
@@ -33,6 +33,20 @@ class ApiKey:
             raise ForbiddenError(f"this API key lacks the {scope!r} scope")
         if edition is not None and self.editions is not None and edition not in self.editions:
             raise ForbiddenError(f"this API key may not touch edition {edition!r}", "edition")
+
+    def may_read(self, edition: str | None) -> bool:
+        """Whether this key may see items of ``edition`` (every key reads its own editions;
+        an item whose edition is unknown is readable only by an unlimited key)."""
+        return self.editions is None or (edition is not None and edition in self.editions)
+
+
+def require_readable(key: ApiKey, edition: str | None, item_id: str) -> None:
+    """Let ``key`` read an item of ``edition`` (its document, history, or a place in a
+    list), or raise the same 404 as for an item that does not exist: a key limited to
+    some editions must not learn that an item of another one exists (embargoed items
+    included). A list filters with ``key.may_read(edition)`` instead."""
+    if not key.may_read(edition):
+        raise NotFoundError(f"no item {item_id!r}", "id")
 
 
 class KeyRing:

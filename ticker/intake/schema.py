@@ -18,6 +18,8 @@ __all__ = ["item_schema", "parse_time", "raise_first_error", "validate_item"]
 # Plain text: no C0/C1 controls except tab, CR and LF (folded to spaces later),
 # and at least one visible character.
 _PLAIN = r"^(?=[\s\S]*\S)[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+# An http(s) URL without whitespace, quotes, angle brackets or C0/C1 controls (NUL, ESC...).
+_URL = r"^https?://[^\s<>\"\u0000-\u001f\u007f-\u009f]+$"
 _SLUG = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,39}$"}
 _TIME = {"type": "string", "maxLength": 40}
 # Fields held to _PLAIN; each also needs a character that is neither whitespace nor a format
@@ -26,6 +28,8 @@ _PLAIN_FIELDS = ("headline", "summary", "source", "byline", "correction_note")
 # The schema needs three levels (object, list, string). Deeper values are refused before
 # validation, which recurses (and would exhaust the stack on a value nested a thousand deep).
 MAX_DEPTH = 8
+# Date-times accepted for expires_at and embargoed_until, by their UTC year.
+MIN_YEAR, MAX_YEAR = 1970, 9998
 
 
 def _text(max_length: int) -> dict[str, Any]:
@@ -41,7 +45,7 @@ def item_schema(editions: tuple[str, ...], partial: bool = False) -> dict[str, A
         "language": {"type": "string", "pattern": r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"},
         "summary": _text(1000),
         "body": {"type": "string", "maxLength": 20000},
-        "url": {"type": "string", "maxLength": 2048, "pattern": r"^https?://[^\s<>\"]+$"},
+        "url": {"type": "string", "maxLength": 2048, "pattern": _URL},
         "categories": {"type": "array", "items": _SLUG, "maxItems": 10, "uniqueItems": True},
         "regions": {"type": "array", "items": _SLUG, "maxItems": 10, "uniqueItems": True},
         "tags": {"type": "array", "items": _text(50), "maxItems": 20, "uniqueItems": True},
@@ -121,7 +125,16 @@ def parse_time(value: str, field: str) -> datetime:
         raise ValidationError(f"{field} must be an ISO 8601 date-time", field) from None
     if parsed.tzinfo is None:
         raise ValidationError(f"{field} must include a time zone (e.g. Z)", field)
-    return parsed.astimezone(UTC)
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:  # "0001-01-01T00:00:00+14:00" is before year 1 in UTC
+        utc = None
+    # Later steps add durations and take timestamps: keep a year of room at both ends.
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise ValidationError(
+            f"{field} must be between the years {MIN_YEAR} and {MAX_YEAR} (UTC)", field
+        )
+    return utc
 
 
 def validate_item(data: Any, editions: Sequence[str], *, partial: bool = False) -> dict[str, Any]:

@@ -40,6 +40,28 @@ if dedupe ~= '' then
   redis.call('SET', dedupe, id, 'EX', ARGV[10])
 end
 
+-- A retraction (a kill) purges the item's earlier events from the stream, so no
+-- replay returns the killed text; a resume from before them gets a reset (the
+-- stream records the deletion: resume.lua). 'event_ids' lists the item's events;
+-- an item published before it was kept is found by reading the stream.
+if ARGV[3] == 'item.retracted' then
+  local ids = redis.call('HGET', item, 'event_ids')
+  if ids then
+    for eid in string.gmatch(ids, '%S+') do
+      redis.call('XDEL', events, eid)
+    end
+  else
+    for _, entry in ipairs(redis.call('XRANGE', events, '-', '+')) do
+      local fields = entry[2]
+      for i = 1, #fields, 2 do
+        if fields[i] == 'item' and fields[i + 1] == id then
+          redis.call('XDEL', events, entry[1])
+        end
+      end
+    end
+  end
+end
+
 local body = ARGV[5]
 local eid = redis.call('XADD', events, 'MAXLEN', '~', ARGV[8], '*',
   'type', ARGV[3], 'item', id, 'data', body)
@@ -48,6 +70,12 @@ if ARGV[9] ~= '0' then
 end
 
 redis.call('HSET', item, 'published_version', version, 'event_id', eid, 'status', ARGV[11])
+if ARGV[3] == 'item.retracted' then
+  redis.call('HSET', item, 'event_ids', eid)
+else
+  local ids = redis.call('HGET', item, 'event_ids')
+  redis.call('HSET', item, 'event_ids', ids and (ids .. ' ' .. eid) or eid)
+end
 if ARGV[4] ~= '' then
   redis.call('HSET', item, 'item', ARGV[4])
 end

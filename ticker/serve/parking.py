@@ -1,7 +1,7 @@
 """Parking an open stream: once a client takes direct writes, its ASGI call ends.
 
 A caught-up client gets every event from the hub's own writes to its transport
-(ticker.wire), so the ASGI call that opened it only waits for the end. Waiting
+(ticker.frames), so the ASGI call that opened it only waits for the end. Waiting
 kept, for hours per connection, uvicorn's protocol and request cycle, the
 call's task and the suspended frames of every middleware it passed: about
 two thirds of a connection's memory (bench/, docs/benchmarks.md).
@@ -32,8 +32,14 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from ticker.frames import DROP_AFTER, WS_MAX_SIZE, ws_close_frame, ws_frame_size
+from ticker.serve.connlimits import hand_over, release_slot
 from ticker.stream.hub import Client
-from ticker.stream.wsguard import MessageBudget
+from ticker.stream.wsguard import CLOSE_INVALID_DATA, MessageBudget, MessageCheck
+
+try:  # the C version websockets ships, where it is built
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover
+    from websockets.utils import apply_mask
 
 __all__ = [
     "PARKED",
@@ -127,9 +133,9 @@ class ParkedWebSocket(Parked):
     """A parked WebSocket: reads the client's frames (RFC 6455) where the server's
     protocol did: answers pings and the closing handshake, pings the client every
     ``interval`` and drops it if it stays silent for another, and cuts a client
-    flooding the server (ticker.wsguard)."""
+    flooding the server (ticker.stream.wsguard)."""
 
-    __slots__ = ("budget", "closing", "heard", "inbox", "interval", "timer")
+    __slots__ = ("budget", "closing", "heard", "inbox", "interval", "messages", "timer")
 
     def __init__(
         self, client: Client, transport: Any, final: Callable[[str], bytes], interval: float
@@ -137,6 +143,7 @@ class ParkedWebSocket(Parked):
         super().__init__(client, transport, final)
         self.inbox: bytearray | None = None  # the start of a frame not wholly received
         self.budget: MessageBudget | None = None
+        self.messages: MessageCheck | None = None  # fragments and UTF-8 (RFC 6455)
         self.closing = False  # our close frame is sent: waiting for the client's
         self.heard = True  # anything received since the last ping
         self.interval = interval
@@ -224,7 +231,18 @@ class ParkedWebSocket(Parked):
                     return -1
                 if opcode == 0x9 and not self.closing and self._within_budget():
                     self.transport.write(bytes((0x8A, len(payload))) + payload)
-            elif not self.closing:  # text, binary, continuation: read, dropped
+            elif not self.closing:  # text, binary, continuation: checked, dropped
+                check = self.messages = self.messages or MessageCheck()
+                payload = b""
+                if check.needs_payload(opcode):
+                    payload = apply_mask(
+                        bytes(buf[pos + head + 4 : end]), buf[pos + head : pos + head + 4]
+                    )
+                code = check.frame(opcode, bool(b0 & 0x80), payload)
+                if code is not None:
+                    reason = "invalid UTF-8" if code == CLOSE_INVALID_DATA else "protocol error"
+                    self._fail(code, reason)
+                    return -1
                 self._within_budget()
             pos = end
         return pos
@@ -265,6 +283,28 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.reads += 1
         super().data_received(data)
 
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn closes a text message that is not UTF-8 with 1007 too, but logs a
+        # traceback for the client's mistake: check it here, quietly.
+        if self.curr_msg_data_type == "text" and not _is_utf8(b"".join(self.frames)):
+            self.frames = []
+            self.conn.send_close(CLOSE_INVALID_DATA, "invalid UTF-8")
+            self.handle_parser_exception()
+            return
+        super().send_receive_event_to_app()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        release_slot(self)  # the connection's count (ticker.serve.connlimits)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
 
 def park(scope: MutableMapping[str, Any], raw_send: Any, parked: Parked, release: Release) -> bool:
     """Take the connection behind uvicorn's ``raw_send`` from uvicorn and give it to
@@ -295,6 +335,7 @@ def adopt(parked: Parked, server_protocol: Any, connections: set[Any], *releases
     """Give ``parked`` the connection ``server_protocol`` served; ``releases`` run when
     it ends."""
     parked.transport.set_protocol(parked)
+    hand_over(server_protocol, parked)  # the connection's count goes with it
     # Not uvicorn's open connection any more: its shutdown waits for those; ours
     # cuts the hub's clients.
     connections.discard(server_protocol)

@@ -16,13 +16,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.config import Settings
 from ticker.frames import DROP_AFTER, WS_MAX_SIZE
+from ticker.serve.connlimits import ConnLimits, limited
 from ticker.serve.fastlane import lane_protocol
 from ticker.serve.parking import WebSocketProtocol
 from ticker.stream.gate import is_stream
 
 __all__ = ["TickerServer", "TransportTap", "bind", "server_config", "tune_gc"]
 
-log = logging.getLogger("ticker.server")
+log = logging.getLogger("ticker.serve.server")
 
 
 class TickerServer(uvicorn.Server):
@@ -48,7 +49,7 @@ class TickerServer(uvicorn.Server):
         if hub is not None:
             log.info("shutting down: closing %d streaming clients", hub.client_count)
             hub.close_all("shutdown")
-            # Parked streams (ticker.parking) are not uvicorn's to wait for: give
+            # Parked streams (ticker.serve.parking) are not uvicorn's to wait for: give
             # them the grace to read their last bytes (a WebSocket answers 1012).
             # One grace for this wait and uvicorn's own (deploy/k8s counts on it).
             loop = asyncio.get_running_loop()
@@ -66,8 +67,8 @@ class TickerServer(uvicorn.Server):
 
 class TransportTap:
     """Outermost ASGI wrapper: keeps uvicorn's own ``send`` in the scope, so the
-    streaming endpoints can reach the transport for direct writes (ticker.wire),
-    and sends streams down their shorter path (ticker.streamgate)."""
+    streaming endpoints can reach the transport for direct writes (ticker.frames),
+    and sends streams down their shorter path (ticker.stream.gate)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -87,11 +88,11 @@ def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvico
     options: dict[str, Any] = {
         "lifespan": "on",
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        # httptools, with the fast lane for opening streams (ticker.fastlane).
+        # httptools, with the fast lane for opening streams (ticker.serve.fastlane).
         "http": lane_protocol(getattr(app.state, "streams", None))
         if importlib.util.find_spec("httptools")
         else "h11",
-        "ws": WebSocketProtocol,  # websockets-sansio, counting reads (ticker.parking)
+        "ws": WebSocketProtocol,  # websockets-sansio, counting reads (ticker.serve.parking)
         "ws_ping_interval": settings.ws_ping_seconds,
         "ws_ping_timeout": settings.ws_ping_seconds,
         "ws_max_size": WS_MAX_SIZE,
@@ -107,7 +108,28 @@ def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvico
     if settings.forwarded_allow_ips:
         options["forwarded_allow_ips"] = settings.forwarded_allow_ips
     options.update(overrides)
+    options["http"] = limited_http(options["http"], settings)
     return uvicorn.Config(TransportTap(app), **options)
+
+
+def limited_http(http: Any, settings: Settings) -> Any:
+    """The HTTP protocol class with the limits on every connection (ticker.serve.connlimits),
+    whichever class serves (the fast lane's, or uvicorn's httptools protocol)."""
+    if isinstance(http, str):
+        if http != "httptools":
+            return http  # h11: its own head size limit (h11_max_incomplete_event_size)
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        http = HttpToolsProtocol
+    limits = ConnLimits(
+        max_head_bytes=settings.max_head_bytes,
+        max_headers=settings.max_headers,
+        max_request_line=settings.max_request_line,
+        head_timeout=settings.head_timeout_seconds,
+        max_open=settings.max_open_connections,
+        per_address=settings.max_connections_per_ip,
+    )
+    return limited(http, limits)
 
 
 def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

@@ -30,7 +30,7 @@ from ticker.serve.transport import DirectTransport
 
 __all__ = ["Client", "Hub", "Ping", "Run"]
 
-log = logging.getLogger("ticker.hub")
+log = logging.getLogger("ticker.stream.hub")
 
 
 class Ping:
@@ -349,6 +349,15 @@ class Hub:
         elif event.type in ("item.retracted", "item.expired"):
             self.items.pop(item["id"], None)
             self.subjects.pop(item["id"], None)
+            if event.type == "item.retracted":
+                self._forget(item["id"])
+
+    def _forget(self, item_id: str) -> None:
+        """A kill: drop the item's earlier events from the replay cache, as the publish
+        step drops them from the stream (a resume from before them gets a reset)."""
+        kept = [e for e in self.recent if (e.data.get("item") or {}).get("id") != item_id]
+        if len(kept) < len(self.recent):
+            self.recent = deque(kept, maxlen=self.recent.maxlen)
 
     def attach(self, client: Client) -> None:
         self.groups.setdefault(client.filter, set()).add(client)

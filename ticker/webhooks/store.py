@@ -21,6 +21,7 @@ from redis.exceptions import WatchError
 from ticker.constants import WEBHOOK_DEAD_LETTERS_MAX, Keys
 from ticker.events import ZERO_ID
 from ticker.filters import Filter
+from ticker.webhooks.killed import killed_items, text_item
 from ticker.webhooks.signing import new_secret
 
 __all__ = ["Endpoint", "WebhookStore", "filter_doc", "filter_of"]
@@ -217,10 +218,13 @@ class WebhookStore:
 
     async def dead_letters(self, endpoint_id: str) -> list[dict[str, Any]]:
         raw = await self.redis.lrange(self.keys.webhook_dead(endpoint_id), 0, -1)
+        records = [orjson.loads(r) for r in raw]
+        killed = await killed_items(self.redis, self.keys, [r["payload"] for r in records])
         out = []
-        for record in map(orjson.loads, raw):
+        for record in records:
             payload = record.pop("payload")
-            out.append({**record, "event": orjson.loads(payload)})
+            if text_item(payload) not in killed:  # a killed item's text is not shown
+                out.append({**record, "event": orjson.loads(payload)})
         return out
 
     async def replay(self, endpoint_id: str, event_id: str | None = None) -> list[str]:
@@ -233,6 +237,8 @@ class WebhookStore:
                     await pipe.watch(dead_key)
                     raw = await pipe.lrange(dead_key, 0, -1)
                     records = [orjson.loads(r) for r in raw]
+                    payloads = [r["payload"] for r in records]
+                    killed = await killed_items(self.redis, self.keys, payloads)
                     chosen = [
                         (r, rec)
                         for r, rec in zip(raw, records, strict=True)
@@ -241,9 +247,14 @@ class WebhookStore:
                     pipe.multi()
                     for r, rec in chosen:
                         pipe.lrem(dead_key, 1, r)
-                        pipe.rpush(queue, rec["payload"])
+                        if text_item(rec["payload"]) not in killed:  # else dropped
+                            pipe.rpush(queue, rec["payload"])
                     await pipe.execute()
-                    return [rec["event_id"] for _, rec in chosen]
+                    return [
+                        rec["event_id"]
+                        for _, rec in chosen
+                        if text_item(rec["payload"]) not in killed
+                    ]
                 except WatchError:
                     continue
 
