@@ -19,7 +19,16 @@ from typing import Any
 
 import httpx
 
-__all__ = ["DATA_DIR", "Step", "load_desks", "load_places", "main", "post_payload", "timeline", "wait_ready"]
+__all__ = [
+    "DATA_DIR",
+    "Step",
+    "load_desks",
+    "load_places",
+    "main",
+    "post_payload",
+    "timeline",
+    "wait_ready",
+]
 
 DATA_DIR = Path(__file__).parent / "demo_data"
 EDITIONS = ("en", "ar", "es")

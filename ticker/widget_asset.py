@@ -73,7 +73,10 @@ async def widget_js(request: Request) -> Response:
     build = current_build()
     if request.path_params["version"] != build.version:
         return Response(
-            "Not Found", status_code=404, media_type="text/plain", headers={"Cache-Control": "no-store"}
+            "Not Found",
+            status_code=404,
+            media_type="text/plain",
+            headers={"Cache-Control": "no-store"},
         )
     headers = {
         "Cache-Control": WIDGET_CACHE,

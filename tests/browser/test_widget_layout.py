@@ -94,10 +94,7 @@ async def test_whole_headline_at_every_width(
         await shot(page, sel, folder, f"{edition}-{width}-crawl.png")
         await set_attrs(page, sel, speed="60")  # restarts the pass, running
     passes = await asyncio.gather(
-        *(
-            page.evaluate(CRAWL_PASS_JS, [sel, f"long-{e}", 20000])
-            for e, sel in selectors.items()
-        )
+        *(page.evaluate(CRAWL_PASS_JS, [sel, f"long-{e}", 20000]) for e, sel in selectors.items())
     )
     for edition, m in zip(EDITIONS, passes, strict=True):
         assert m is not None, f"{edition}: no crawl pass ended"

@@ -111,7 +111,9 @@ async def test_flash_interrupts_at_once(page: Any, fake: Fake, mode: str) -> Non
     await open_demo(page, base, stream)
     await set_attrs(page, "#ticker-en", mode=mode, dwell="60", speed="4")
     await wait_shown(page, "#ticker-en", ["b"])
-    stream.send("item.published", item=make_item("flash", "Flash: explosion at the port", urgency=1))
+    stream.send(
+        "item.published", item=make_item("flash", "Flash: explosion at the port", urgency=1)
+    )
     # Well inside one dwell (60 s) and one slow crawl pass: only an interruption shows it.
     await wait_shown(page, "#ticker-en", ["flash"], ms=1500)
     assert await page.evaluate(
@@ -149,11 +151,14 @@ async def test_correction_shows_the_localised_marker_for_a_while(
       return m.textContent === text && mr.width > 0 && mr.right <= bar.right + 1
         && mr.left >= bar.left - 1 && n.textContent.length > 0; }"""
     await page.wait_for_function(probe, arg=[sel, marker], timeout=2000)
-    assert await page.evaluate(
-        "(sel) => document.querySelector(sel).shadowRoot"
-        ".querySelector('li.item:not([hidden]) .note').textContent",
-        sel,
-    ) == note
+    assert (
+        await page.evaluate(
+            "(sel) => document.querySelector(sel).shadowRoot"
+            ".querySelector('li.item:not([hidden]) .note').textContent",
+            sel,
+        )
+        == note
+    )
     assert [sel.lstrip("#"), "ticker-update", "q"] in await page.evaluate("window.seen")
     await page.wait_for_function(
         "(sel) => !document.querySelector(sel).shadowRoot.querySelector('.updated')",
@@ -222,7 +227,8 @@ async def test_phone_folds_controls_keeps_time_and_hover_pauses(page: Any, fake:
       const more = r.querySelector('.more');
       const time = r.querySelector('li.item .time');
       return {label, more: vis(more), expanded: more.getAttribute('aria-expanded'),
-              ctl: [...r.querySelectorAll('.ctl')].map(vis), time: vis(time) && !!time.textContent}; }"""
+              ctl: [...r.querySelectorAll('.ctl')].map(vis),
+              time: vis(time) && !!time.textContent}; }"""
     assert await page.evaluate(probe) == {
         "label": "BRK",
         "more": True,
