@@ -35,12 +35,12 @@ async def test_live_crawl_correction_and_retraction(
     assert scripts[0].headers["cache-control"] == "public, max-age=31536000, immutable"
     snippet = await page.text_content("#snippet")
     assert f'src="{stack.base}/widget/' in (snippet or "")
-    await set_attrs(page, "#ticker-en", speed="60")
+    await set_attrs(page, "#ticker-en", speed="40")  # passes of a few seconds
 
     view = await stack.publish(HEADLINE, urgency=2, regions=["asia-pacific"])
     item_id = view["id"]
     m = await page.evaluate(CRAWL_PASS_JS, ["#ticker-en", item_id, 20000])
-    assert m is not None and crawl_fully_seen(m), m
+    assert m is not None and m["running"] and crawl_fully_seen(m), m
 
     r = await stack.http.patch(
         f"/v1/items/{item_id}",
@@ -55,7 +55,7 @@ async def test_live_crawl_correction_and_retraction(
             && li.querySelector('.note')?.textContent === 'Wind speed revised'
             && li.querySelector('.headline').textContent.includes('175')); }""",
         arg=item_id,
-        timeout=10000,
+        timeout=20000,
     )
     r = await stack.http.request(
         "DELETE", f"/v1/items/{item_id}", json={"reason": "duplicate desk"}, headers=auth()
