@@ -101,6 +101,9 @@ async def test_whole_headline_at_every_width(
         moved = m["last"] - m["first"]
         assert moved > 0 if edition == "ar" else moved < 0, (edition, m)  # script direction
 
+    crawl_axe = await Axe().run(page)  # the crawl's controls (the folded ones on phones)
+    assert crawl_axe.violations_count == 0, crawl_axe.generate_report()
+
     # Rotate: the whole headline wraps inside the bar; the time stays.
     for sel in selectors.values():
         await set_attrs(page, sel, mode="rotate")
