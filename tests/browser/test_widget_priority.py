@@ -250,3 +250,27 @@ async def test_phone_folds_controls_keeps_time_and_hover_pauses(page: Any, fake:
         ".every(a => a.playState === 'paused')"
     )
     assert await page.evaluate("document.querySelector('#ticker-en').paused") is True
+
+
+async def test_parts_and_custom_properties_theme_the_bar(
+    browser: Any, fake: Fake, watch: PageWatch
+) -> None:
+    """A host page styles the documented parts and custom properties, marker included."""
+    stream, base = fake
+    page = await open_page(browser, watch, bypass_csp=True)
+    stream.send("item.published", item=item("t", 60, version=2, correction_note="Fixed"))
+    await open_demo(page, base, stream)
+    await set_attrs(page, "#ticker-en", mode="rotate")
+    await page.add_style_tag(
+        content="breaking-ticker::part(headline) { color: rgb(1, 2, 3); }"
+        " breaking-ticker::part(time) { font-style: italic; }"
+        " #ticker-en { --ticker-updated-bg: rgb(4, 5, 6); --ticker-label-bg: rgb(7, 8, 9); }"
+    )
+    styles = await page.evaluate(
+        """() => { const r = document.querySelector('#ticker-en').shadowRoot;
+          const cs = (q) => getComputedStyle(r.querySelector(q));
+          return [cs('.headline').color, cs('.time').fontStyle,
+                  cs('.updated').backgroundColor, cs('.label').backgroundColor]; }"""
+    )
+    assert styles == ["rgb(1, 2, 3)", "italic", "rgb(4, 5, 6)", "rgb(7, 8, 9)"]
+    await page.context.close()
