@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from ticker.normalise import dedupe_key, language_of
-from ticker.schema import validate_item
 
 from tests.conftest import Stack, auth
+from tests.support.helpers import wait_for
 from ticker import demo
+from ticker.intake.schema import validate_item
 from workers.dedupe import is_near_duplicate
+from workers.normalise import dedupe_key, language_of
 
 REGIONS = {"mena", "africa", "europe", "asia-pacific", "latam", "us-canada"}
 LATIN = re.compile(r"[A-Za-z]")
@@ -109,3 +110,30 @@ async def test_every_demo_item_is_published_by_the_real_worker(stack: Stack) -> 
             ids.append(r.json()["id"])
     views = await asyncio.gather(*(stack.wait_status(i, "published") for i in ids))
     assert len(views) == len(posts)
+
+
+async def test_playing_the_afternoon_corrects_and_retracts(stack: Stack) -> None:
+    """Played against the real service, the demo's corrections and retractions land on the
+    items they name."""
+    en = {"en": DESKS["en"]}
+    steps = demo.timeline(en)
+
+    def run() -> dict[str, str]:
+        with httpx.Client(base_url=stack.base, headers=auth(), timeout=10) as client:
+            return demo.play(client, steps, 0.4)
+
+    ids = await asyncio.to_thread(run)
+    assert len(ids) == len(DESKS["en"])
+    async with httpx.AsyncClient(base_url=stack.base, headers=auth(), timeout=10) as http:
+        for step in (s for s in steps if s.action != "post"):
+            if step.action == "retract":
+                await stack.wait_status(ids[step.key], "retracted")
+            else:
+                url = f"/v1/items/{ids[step.key]}"
+                note = step.body["correction_note"]
+
+                async def corrected(url: str = url, note: str = note) -> bool:
+                    view = (await http.get(url)).json()
+                    return bool(view["item"].get("correction_note") == note)
+
+                await wait_for(corrected, 10, what="the demo correction")

@@ -153,13 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run Redis (private, unless TICKER_REDIS_URL), API, worker")
-    run.add_argument("--demo", action="store_true", help="post sample items now and then")
-    run.add_argument(
-        "--demo-every",
-        type=float,
-        default=8.0,
-        help="seconds per newsroom beat of the demo afternoon",
-    )
+    run.add_argument("--demo", action="store_true", help="play a newsroom afternoon of items")
+    run.add_argument("--demo-every", type=float, default=8.0, help="seconds per demo beat")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--redis-port", type=int, default=None)

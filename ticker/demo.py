@@ -104,8 +104,9 @@ def wait_ready(client: httpx.Client, timeout: float = 60.0) -> None:
         time.sleep(0.5)
 
 
-def play(client: httpx.Client, steps: list[Step], beat: float) -> None:
-    """Send each step at its time; a step whose item never got an id is skipped."""
+def play(client: httpx.Client, steps: list[Step], beat: float) -> dict[str, str]:
+    """Send each step at its time; a step whose item never got an id is skipped. Returns the
+    item id of each posted step's key."""
     ids: dict[str, str] = {}
     started = time.monotonic()
     for step in steps:
@@ -118,6 +119,7 @@ def play(client: httpx.Client, steps: list[Step], beat: float) -> None:
             elif step.key in ids:
                 method = "PATCH" if step.action == "correct" else "DELETE"
                 client.request(method, f"/v1/items/{ids[step.key]}", json=step.body)
+    return ids
 
 
 def main() -> None:

@@ -18,37 +18,40 @@ __all__ = [
 
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "widget"
 
-# Follows every crawling copy of item `id` frame by frame until one has finished its pass, and
-# returns where its headline went: the leftmost and rightmost x it reached, its first and last x,
-# its width, and the crawl viewport's edges. Null if no pass ended in time.
+# Waits for a crawling copy of item `id`, then steps its own animation through the pass (paused,
+# 41 points from start to end) and reads where Chromium lays the headline out at each: the
+# leftmost and rightmost x it reached, its first and last x, its width, and the crawl window's
+# edges. Seeking, not sampling frames, so a loaded machine cannot skip part of the pass.
+# Null if no copy appeared in time.
 CRAWL_PASS_JS = """([sel, id, ms]) => new Promise((resolve) => {
   const root = document.querySelector(sel).shadowRoot;
   const list = root.querySelector('.items');
-  const seen = new Map();
   const deadline = performance.now() + ms;
-  function frame() {
-    for (const li of root.querySelectorAll('li.item')) {
-      if (li.dataset.id !== id) continue;
-      const h = li.querySelector('.headline');
-      const r = h.getBoundingClientRect();
-      const s = seen.get(li) || {min: r.left, max: r.left, first: r.left, width: r.width,
-                                 scrollWidth: h.scrollWidth, clientWidth: h.clientWidth};
-      s.min = Math.min(s.min, r.left);
-      s.max = Math.max(s.max, r.left);
-      s.last = r.left;
-      seen.set(li, s);
+  function measure(li) {
+    const h = li.querySelector('.headline');
+    const anim = li.getAnimations()[0];
+    const running = anim.playState === 'running';
+    const end = anim.effect.getComputedTiming().endTime;
+    anim.pause();
+    const xs = [];
+    for (let i = 0; i <= 40; i++) {
+      anim.currentTime = Math.max(0, (end * i) / 40 - (i === 40 ? 1 : 0));
+      xs.push(h.getBoundingClientRect().left);
     }
-    for (const [li, s] of seen) {
-      if (!li.isConnected) {
-        const v = list.getBoundingClientRect();
-        resolve({...s, vpLeft: v.left, vpRight: v.right});
-        return;
-      }
-    }
-    if (performance.now() > deadline) { resolve(null); return; }
-    requestAnimationFrame(frame);
+    anim.play();
+    const v = list.getBoundingClientRect();
+    return {min: Math.min(...xs), max: Math.max(...xs), first: xs[0], last: xs[40],
+            width: h.getBoundingClientRect().width, scrollWidth: h.scrollWidth,
+            clientWidth: h.clientWidth, vpLeft: v.left, vpRight: v.right, running};
   }
-  frame();
+  function poll() {
+    const li = [...root.querySelectorAll('li.item')].find(l => l.dataset.id === id
+      && l.getAnimations().length);
+    if (li) { resolve(measure(li)); return; }
+    if (performance.now() > deadline) { resolve(null); return; }
+    setTimeout(poll, 20);
+  }
+  poll();
 })"""
 
 # The shown item of a rotating bar: whether its headline fits (no overflow, no clamp) inside the
