@@ -275,3 +275,32 @@ async def test_parts_and_custom_properties_theme_the_bar(
     )
     assert styles == ["rgb(1, 2, 3)", "italic", "rgb(4, 5, 6)", "rgb(7, 8, 9)"]
     await page.context.close()
+
+
+async def test_push_opt_in_button_hands_the_filter_to_the_page_code(
+    browser: Any, fake: Fake, watch: PageWatch
+) -> None:
+    """With push-worker set, the bar offers a localised "alert me" button; a click hands the
+    bar's edition and filters to the Web Push page code and marks the button pressed.
+    (Headless Chromium has no push service: the page code is the part stubbed here; it runs
+    for real against the fake push service in tests/test_webpush.py.)"""
+    stream, base = fake
+    page = await open_page(browser, watch)
+    await page.add_init_script(
+        "window.TickerPush = {subscribe: async (o) => { window.pushed = o; return 'id'; }};"
+    )
+    await open_demo(page, base, stream)
+    sel = "#ticker-ar"
+    button_js = f"() => document.querySelector('{sel}').shadowRoot.querySelector('button.push')"
+    assert await page.evaluate(f"() => ({button_js})().hidden")  # off unless the site asks
+    await set_attrs(page, sel, **{"push-worker": "/sw.js", "categories": "world,politics"})
+    assert not await page.evaluate(f"() => ({button_js})().hidden")
+    label = await page.evaluate(f"() => ({button_js})().getAttribute('aria-label')")
+    assert label == "نبّهني إلى الأخبار العاجلة"
+    await page.evaluate(f"() => ({button_js})().click()")
+    await page.wait_for_function("() => window.pushed")
+    pushed = await page.evaluate("() => window.pushed")
+    assert pushed["worker"] == "/sw.js" and pushed["edition"] == "ar"
+    assert pushed["maxUrgency"] == 2 and pushed["categories"] == ["world", "politics"]
+    assert await page.evaluate(f"() => ({button_js})().getAttribute('aria-pressed')") == "true"
+    await page.context.close()

@@ -66,17 +66,20 @@
       label: "BREAKING", short: "NOW", region: "Breaking news", prev: "Previous headline",
       next: "Next headline", pause: "Pause headlines", play: "Resume headlines",
       more: "Headline controls", empty: "No breaking news right now", updated: "UPDATED",
+      push: "Alert me to flash news", pushOn: "Flash alerts are on",
     },
     ar: {
       label: "عاجل", short: "عاجل", region: "أخبار عاجلة", prev: "الخبر السابق",
       next: "الخبر التالي", pause: "إيقاف تبديل الأخبار", play: "استئناف تبديل الأخبار",
       more: "أدوات التحكم في الأخبار", empty: "لا أخبار عاجلة الآن", updated: "مُحدَّث",
+      push: "نبّهني إلى الأخبار العاجلة", pushOn: "تنبيهات الأخبار العاجلة مفعّلة",
     },
     es: {
       label: "ÚLTIMA HORA", short: "AHORA", region: "Noticias de última hora",
       prev: "Titular anterior", next: "Titular siguiente", pause: "Pausar titulares",
       play: "Reanudar titulares", more: "Controles de titulares",
       empty: "No hay noticias de última hora", updated: "ACTUALIZADO",
+      push: "Avísame de las noticias urgentes", pushOn: "Alertas urgentes activadas",
     },
   };
 
@@ -302,7 +305,7 @@
 
   class BreakingTicker extends HTMLElement {
     static get observedAttributes() {
-      return [...FILTER_ATTRS, "lang", "mode", "label", "short-label", "order",
+      return [...FILTER_ATTRS, "lang", "mode", "label", "short-label", "order", "push-worker",
         ...Object.values(NUMBERS).map((n) => n[0])];
     }
 
@@ -357,7 +360,11 @@
       const more = this._button("more", "\u22ef", () => this._toggleMenu());
       more.setAttribute("aria-controls", "controls");
       more.setAttribute("aria-expanded", "false");
-      controls.append(prev, pause, next, more);
+      // Web Push opt-in, shown when the site names its service worker (push-worker="...").
+      const push = this._button("push ctl", "\u{1F514}", () => this._subscribePush());
+      push.hidden = true;
+      push.setAttribute("aria-pressed", "false");
+      controls.append(prev, pause, next, push, more);
       // Two regions: politeness is unreliable to switch on one live region.
       const polite = this._el("div", "sr-only");
       polite.setAttribute("aria-live", "polite");
@@ -369,7 +376,7 @@
       root.appendChild(bar);
       this._ui = {
         bar, label, longLabel, shortLabel, list, empty, controls, prev, pause, next, more,
-        polite, assertive,
+        push, polite, assertive,
       };
 
       bar.addEventListener("mouseenter", () => { this._hover = true; this._syncPause(); });
@@ -911,6 +918,53 @@
       return el;
     }
 
+    // ---- Web Push opt-in (docs/webpush.md) -------------------------------------------------
+
+    _syncPush() {
+      const { push } = this._ui;
+      const s = this._strings();
+      const on = push.getAttribute("aria-pressed") === "true";
+      push.hidden = !(this.getAttribute("push-worker") && "PushManager" in window);
+      push.setAttribute("aria-label", on ? s.pushOn : s.push);
+      push.title = on ? s.pushOn : s.push;
+    }
+
+    _pushScript() {
+      // The page code lives in one file (ticker-push.js); the widget loads it on demand.
+      if (window.TickerPush) return Promise.resolve(window.TickerPush);
+      return new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = this._base() + "/static/ticker-push.js";
+        script.onload = () => resolve(window.TickerPush);
+        script.onerror = () => reject(new Error("ticker-push.js did not load"));
+        document.head.appendChild(script);
+      });
+    }
+
+    async _subscribePush() {
+      const { push } = this._ui;
+      const list = (name) => (this.getAttribute(name) || "").split(",").map((v) => v.trim())
+        .filter(Boolean);
+      try {
+        const api = await this._pushScript();
+        await api.subscribe({
+          ticker: this._base(),
+          worker: this.getAttribute("push-worker"),
+          edition: (this.getAttribute("edition") || this._lang()).split(",")[0],
+          maxUrgency: Number(this.getAttribute("push-max-urgency")) || 2,
+          categories: list("categories").length ? list("categories") : undefined,
+          regions: list("regions").length ? list("regions") : undefined,
+        });
+        push.setAttribute("aria-pressed", "true");
+        this.dispatchEvent(new CustomEvent("ticker-push", { detail: { subscribed: true } }));
+      } catch (err) {
+        this.dispatchEvent(new CustomEvent("ticker-push", {
+          detail: { subscribed: false, error: String(err && err.message || err) },
+        }));
+      }
+      this._syncPush();
+    }
+
     _button(className, glyph, onClick) {
       const b = this._el("button", className);
       b.type = "button";
@@ -937,6 +991,7 @@
         button.setAttribute("aria-label", text);
         button.title = text;
       }
+      this._syncPush();
       try {
         this._rtf = new Intl.RelativeTimeFormat(lang, { numeric: "auto", style: "short" });
         this._dtf = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
