@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import random
 import time
+from pathlib import Path
 
 import httpx
 
@@ -44,13 +46,19 @@ def demo_items(rng: random.Random) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--base", required=True)
-    parser.add_argument("--key", required=True)
-    parser.add_argument("--every", type=float, default=8.0)
+    parser = argparse.ArgumentParser(
+        prog="python -m ticker.demo",
+        description="Post made-up items; the API key comes from --key-file or TICKER_DEMO_KEY.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--base", required=True, help="the ticker's base URL")
+    parser.add_argument("--key-file", help="a file holding the API key (never the key itself)")
+    parser.add_argument("--every", type=float, default=8.0, help="seconds between items")
     args = parser.parse_args()
+    key = Path(args.key_file).read_text().strip() if args.key_file else ""
+    key = key or os.environ.get("TICKER_DEMO_KEY", "")
     rng = random.Random()
-    headers = {"Authorization": f"Bearer {args.key}"}
+    headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=args.base, headers=headers, timeout=5) as client:
         while True:
             with contextlib.suppress(httpx.HTTPError):  # the API may still be starting
