@@ -61,9 +61,7 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--demo", action="store_true", help="post a made-up item now and then")
     p.add_argument("--demo-every", type=float, default=8.0, help="seconds between demo items")
     p.add_argument("--host", default=_env("host", "127.0.0.1"), help="API address (TICKER_HOST)")
-    p.add_argument(
-        "--port", type=int, default=int(_env("port", "8000")), help="API port (TICKER_PORT)"
-    )
+    p.add_argument("--port", type=int, default=_env("port", "8000"), help="API port (TICKER_PORT)")
     p.add_argument(
         "--redis-port",
         type=int,
@@ -86,11 +84,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=_env("host", "127.0.0.1"), help="address (TICKER_HOST)")
-    p.add_argument("--port", type=int, default=int(_env("port", "8000")), help="(TICKER_PORT)")
+    p.add_argument("--port", type=int, default=_env("port", "8000"), help="(TICKER_PORT)")
     p.add_argument(
         "--workers",
         type=int,
-        default=int(_env("workers", "1")),
+        default=_env("workers", "1"),
         help="API processes sharing the port (TICKER_WORKERS)",
     )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
