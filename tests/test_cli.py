@@ -57,7 +57,7 @@ def test_every_option_has_help_text_and_shows_its_default() -> None:
     top = parser()
     subs = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in subs.choices.items():
-        assert sub.formatter_class is argparse.ArgumentDefaultsHelpFormatter
+        assert issubclass(sub.formatter_class, argparse.ArgumentDefaultsHelpFormatter)
         for action in sub._actions:
             assert action.help, f"ticker {name} {action.option_strings} has no help text"
     worker = ticker("worker", "--help")

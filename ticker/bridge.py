@@ -194,6 +194,8 @@ def _csv(values: list[str] | None) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
+    from ticker.cli import HelpFormatter
+
     env = os.environ.get
     p = argparse.ArgumentParser(
         prog="ticker bridge",
@@ -201,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="Tokens come from the environment, never the command line: "
         "TICKER_BRIDGE_FCM_TOKEN (an OAuth 2 access token for FCM) and "
         "TICKER_BRIDGE_APNS_TOKEN (a provider JWT for APNs).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--base", required=True, help="the ticker's base URL")
     p.add_argument("--state", required=True, help="cursor file (kept across restarts)")

@@ -17,7 +17,16 @@ from ticker.config import Settings
 from ticker.exceptions import ConfigError
 from ticker.logs import configure_logging
 
-__all__ = ["COMMANDS", "Command", "main", "parser"]
+__all__ = ["COMMANDS", "Command", "HelpFormatter", "main", "parser"]
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help, unless there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, "", [], False):
+            return action.help
+        return super()._get_help_string(action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _configure_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=_env("host", "127.0.0.1"), help="address (TICKER_HOST)")
-    p.add_argument("--port", type=int, default=_env("port", "8000"), help="(TICKER_PORT)")
+    p.add_argument("--port", type=int, default=_env("port", "8000"), help="port (TICKER_PORT)")
     p.add_argument(
         "--workers",
         type=int,
@@ -230,7 +239,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="ticker",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     top.add_argument("--version", action="version", version=f"ticker {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
@@ -239,7 +248,7 @@ def parser() -> argparse.ArgumentParser:
             command.name,
             help=command.help,
             description=command.help,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=HelpFormatter,
         )
         command.configure(p)
         p.set_defaults(func=command.run)
