@@ -240,3 +240,20 @@ def test_the_dev_key_is_kept_private_and_stable_and_the_data_dir_is_locked(
         assert key not in out.read_text() and str(key_file) in out.read_text()
         assert _post(api_port, key) == 202
     assert re.search(r"^\d\d:\d\d:\d\d INFO  ", err.read_text(), re.MULTILINE), err.read_text()
+
+
+@pytest.mark.timeout(120)
+def test_when_ticker_run_is_killed_its_children_end_too(tmp_path: Path) -> None:
+    """kill -9 of `ticker run` itself: the API, the worker and its Redis get SIGTERM
+    from the kernel (parent-death signal) and end; the ports are free again."""
+    api_port, redis_port = free_port(), free_port()
+    proc, _, _ = _ticker_run(
+        tmp_path / "data", "--port", str(api_port), "--redis-port", str(redis_port), tmp=tmp_path
+    )
+    with _stopped(proc):
+        wait_until(lambda: _ready(api_port, proc), 60, "ticker run to be ready")
+        below = _descendants(proc.pid)
+        proc.kill()
+        proc.wait(10)
+    wait_until(lambda: not any(_alive(p) for p in below), 30, "the children to end")
+    assert not _listening(api_port) and not _listening(redis_port)

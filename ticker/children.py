@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-__all__ = ["Children", "Stopped", "exit_status", "stop_signals"]
+__all__ = ["Children", "Stopped", "exit_status", "own_group", "stop_signals"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -28,7 +28,8 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def _own_group() -> None:
+def own_group() -> None:
+    """In a child before exec: its own process group, and SIGTERM when the parent dies."""
     os.setpgid(0, 0)
     if sys.platform == "linux":
         with contextlib.suppress(OSError, AttributeError):
@@ -58,7 +59,7 @@ class Children:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(cmd, env=env, preexec_fn=_own_group)
+        proc = subprocess.Popen(cmd, env=env, preexec_fn=own_group)
         self.procs.append((name, proc))
         return proc
 

@@ -14,8 +14,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from ticker.children import own_group
 from ticker.exceptions import ConfigError
 
 __all__ = ["RedisProcess", "find_redis_server", "free_port", "server_info"]
@@ -100,12 +101,15 @@ class RedisProcess:
         *,
         appendonly: bool = False,
         extra: tuple[str, ...] = (),
+        tied: bool = False,
     ) -> None:
         self.port = port or free_port()
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="ticker-redis-")
         self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
         self.appendonly = appendonly
         self.extra = extra
+        # `ticker run`: the server gets SIGTERM if the process that started it dies.
+        self.tied = tied
         self.proc: subprocess.Popen[bytes] | None = None
         # INFO's run_id of the server this object started, once it answered.
         self.run_id: str | None = None
@@ -143,17 +147,15 @@ class RedisProcess:
         # and a full one would block it.
         self._err.seek(0)
         self._err.truncate()
-        self.proc = subprocess.Popen(
-            args,
-            stdout=subprocess.DEVNULL,
-            stderr=self._err,
-            env={**os.environ},
-            # Its own group: a terminal's Ctrl-C goes to `ticker run`, which stops it last.
-            process_group=0,
+        # Its own group: a terminal's Ctrl-C goes to `ticker run`, which stops it last.
+        group: dict[str, Any] = {"preexec_fn": own_group} if self.tied else {"process_group": 0}
+        proc: subprocess.Popen[bytes] = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=self._err, env={**os.environ}, **group
         )
+        self.proc = proc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 self._err.seek(0)
                 err = self._err.read().decode(errors="replace")
                 raise ConfigError(f"redis-server exited: {err.strip()}")

@@ -121,7 +121,11 @@ def _run(args: argparse.Namespace) -> int:
         TICKER_LOG_LEVEL=args.log_level,
     )
     children = Children()
-    redis = RedisProcess(port=redis_port, data_dir=data_dir, appendonly=True) if private else None
+    redis = (
+        RedisProcess(port=redis_port, data_dir=data_dir, appendonly=True, tied=True)
+        if private
+        else None
+    )
     try:
         with stop_signals():
             if redis is not None:
