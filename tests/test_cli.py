@@ -7,6 +7,7 @@ import logging
 import os
 import pty
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,18 @@ def test_bridge_help_names_its_token_variables() -> None:
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
     assert "TICKER_BRIDGE_FCM_TOKEN" in text and "TICKER_BRIDGE_APNS_TOKEN" in text
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line() -> None:
+    """`ticker serve --port P` with P taken: one line naming the port and --port, exit 1."""
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        done = ticker("serve", "--port", str(port))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f":{port}:" in lines[0] and "--port" in lines[0], lines
 
 
 def test_doctor_passes_a_good_configuration(tmp_path: Path) -> None:

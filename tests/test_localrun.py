@@ -220,6 +220,7 @@ def test_the_dev_key_is_kept_private_and_stable_and_the_data_dir_is_locked(
         assert len(below) >= 3  # redis-server, serve, worker
         for pid in [proc.pid, *below]:
             assert key not in _cmdline(pid)
+            assert key.encode() not in Path(f"/proc/{pid}/environ").read_bytes()
         other_port = free_port()
         second, _, second_err = _ticker_run(data, "--port", str(other_port), tmp=tmp_path)
         assert second.wait(30) == 1
