@@ -4,39 +4,126 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from ticker import __version__
 from ticker.config import Settings
+from ticker.exceptions import ConfigError
+from ticker.helpformat import HelpFormatter
 from ticker.logs import configure_logging
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "Command", "main", "parser"]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One subcommand: ``configure`` adds its options, ``run`` does it (exit status).
+
+    A command with ``passthrough`` parses the rest of the line itself.
+    """
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    passthrough: Callable[[list[str]], int] | None = None
+
+
+def _env(name: str, default: str) -> str:
+    """An option's default: its TICKER_* variable when set (shown by --help)."""
+    return os.environ.get(f"TICKER_{name.upper()}") or default
+
+
+def _log_options(p: argparse.ArgumentParser, fmt_default: str, auto: bool = False) -> None:
+    p.add_argument(
+        "--log-level",
+        default=_env("log_level", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="least severe log lines shown (TICKER_LOG_LEVEL)",
+    )
+    formats = ["auto", "json", "human"] if auto else ["json", "human"]
+    p.add_argument(
+        "--log-format",
+        default=_env("log_format", fmt_default),
+        choices=formats,
+        help="json: one object per line; human: short lines"
+        + ("; auto: human on a terminal, else json" if auto else "")
+        + " (TICKER_LOG_FORMAT)",
+    )
+
+
+def _configure_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--demo", action="store_true", help="play a newsroom afternoon of items")
+    p.add_argument("--demo-every", type=float, default=8.0, help="seconds per demo beat")
+    p.add_argument("--host", default=_env("host", "127.0.0.1"), help="API address (TICKER_HOST)")
+    p.add_argument("--port", type=int, default=_env("port", "8000"), help="API port (TICKER_PORT)")
+    p.add_argument(
+        "--redis-port",
+        type=int,
+        default=0,
+        help="port of the private Redis; 0 picks a free one (unused with TICKER_REDIS_URL)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=".ticker-data",
+        help="the private Redis's data and the development API key; one run at a time",
+    )
+    _log_options(p, "auto", auto=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ticker.localrun import run
+
+    return run(args)
+
+
+def _configure_serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=_env("host", "127.0.0.1"), help="address (TICKER_HOST)")
+    p.add_argument("--port", type=int, default=_env("port", "8000"), help="port (TICKER_PORT)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=_env("workers", "1"),
+        help="API processes sharing the port (TICKER_WORKERS)",
+    )
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    _log_options(p, "json")
+
+
+def _apply_log_options(args: argparse.Namespace) -> None:
+    os.environ["TICKER_LOG_LEVEL"] = args.log_level
+    os.environ["TICKER_LOG_FORMAT"] = args.log_format
 
 
 def _serve(args: argparse.Namespace) -> int:
     env = os.environ
-    if args.host:
-        env["TICKER_HOST"] = args.host
-    if args.port is not None:
-        env["TICKER_PORT"] = str(args.port)
-    if args.workers is not None:
-        env["TICKER_WORKERS"] = str(args.workers)
+    env["TICKER_HOST"] = args.host
+    env["TICKER_PORT"] = str(args.port)
+    env["TICKER_WORKERS"] = str(args.workers)
+    _apply_log_options(args)
     settings = Settings.from_env()
     if settings.workers > 1 and not args.child:
         return _supervise_api(settings)
     from ticker.app import create_app
     from ticker.serve.server import TickerServer, bind, server_config, tune_gc
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
-    sock = bind(settings.host, settings.port, reuse_port=args.child or settings.workers > 1)
+    try:
+        sock = bind(settings.host, settings.port, reuse_port=args.child or settings.workers > 1)
+    except OSError as exc:
+        print(
+            f"ticker serve: cannot listen on {settings.host}:{settings.port}: "
+            f"{exc.strerror or exc}; choose another with --port",
+            file=sys.stderr,
+        )
+        return 1
     server = TickerServer(server_config(app, settings, log_config=None), app)
     tune_gc()
     server.run(sockets=[sock])
@@ -75,112 +162,105 @@ def _wait_all(procs: list[subprocess.Popen[bytes]]) -> int:
     return code
 
 
+def _configure_worker(p: argparse.ArgumentParser) -> None:
+    _log_options(p, "json")
+
+
 def _worker(args: argparse.Namespace) -> int:
     from workers.worker import run_worker
 
+    _apply_log_options(args)
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_worker(settings))
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    """Everything on one machine: a private Redis, the API, a worker (and demo items)."""
-    from ticker.embedded_redis import RedisProcess
+def _configure_doctor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for Redis to answer")
 
-    env = dict(os.environ)
-    redis: RedisProcess | None = None
-    if not env.get("TICKER_REDIS_URL") and not env.get("TICKER_REDIS_URL_FILE"):
-        redis = RedisProcess(port=args.redis_port, data_dir=Path(args.data_dir), appendonly=True)
-        redis.start()
-        env["TICKER_REDIS_URL"] = redis.url
-    dev_key = None
-    if not env.get("TICKER_API_KEYS") and not env.get("TICKER_API_KEYS_FILE"):
-        dev_key = "dev-" + secrets.token_urlsafe(18)
-        scopes = ["publish", "correct", "retract", "admin"]
-        env["TICKER_API_KEYS"] = json.dumps([{"name": "dev", "key": dev_key, "scopes": scopes}])
-    env["TICKER_PORT"] = str(args.port)
-    env.setdefault("TICKER_HOST", args.host)
-    base = f"http://{env['TICKER_HOST']}:{args.port}"
-    py = sys.executable
-    procs = [
-        subprocess.Popen([py, "-m", "ticker", "serve"], env=env),
-        subprocess.Popen([py, "-m", "ticker", "worker"], env=env),
-    ]
-    shown = _redact(env.get("TICKER_REDIS_URL", "from TICKER_REDIS_URL_FILE"))
-    print(f"\nTicker is starting (Redis: {shown})", flush=True)
-    print(f"  demo page      {base}/\n  editor console {base}/console", flush=True)
-    print(f"  SSE stream     {base}/v1/stream\n  WebSocket      ws://{base[7:]}/v1/ws", flush=True)
-    if dev_key:
-        print(f"  dev API key    {dev_key}", flush=True)
-    print("Press Ctrl-C to stop.\n", flush=True)
-    if args.demo:
-        key = dev_key or os.environ.get("TICKER_DEMO_KEY", "")
-        procs.append(
-            subprocess.Popen(
-                [
-                    py,
-                    "-m",
-                    "ticker.demo",
-                    "--base",
-                    base,
-                    "--key",
-                    key,
-                    "--every",
-                    str(args.demo_every),
-                ],
-                env=env,
-            )
+
+def _doctor(args: argparse.Namespace) -> int:
+    from ticker.doctor import main as doctor_main
+
+    return doctor_main(args.timeout)
+
+
+def _bridge(argv: list[str]) -> int:
+    from ticker.client.bridge import main as bridge_main
+
+    return bridge_main(argv)
+
+
+def _no_options(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+# The subcommands, in the order `ticker --help` lists them; another is one entry.
+COMMANDS: list[Command] = [
+    Command(
+        "run",
+        "everything on this machine: a private Redis, the API, a worker",
+        _configure_run,
+        _run,
+    ),
+    Command("serve", "the API (TICKER_REDIS_URL)", _configure_serve, _serve),
+    Command(
+        "worker",
+        "an arq worker: ingest, changes, webhooks (TICKER_REDIS_URL)",
+        _configure_worker,
+        _worker,
+    ),
+    Command(
+        "doctor",
+        "check the configuration (TICKER_* variables) and say what is wrong",
+        _configure_doctor,
+        _doctor,
+    ),
+    Command(
+        "bridge",
+        "push bridge: the stream to FCM/APNs (ticker bridge -h)",
+        _no_options,
+        lambda args: 0,
+        passthrough=_bridge,
+    ),
+]
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="ticker",
+        description=__doc__,
+        formatter_class=HelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"ticker {__version__}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        p = sub.add_parser(
+            command.name,
+            help=command.help,
+            description=command.help,
+            formatter_class=HelpFormatter,
         )
-    try:
-        return _wait_all(procs)
-    finally:
-        if redis is not None:
-            redis.close()
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for printing."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+        command.configure(p)
+        p.set_defaults(func=command.run)
+    return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ticker", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="run Redis (private, unless TICKER_REDIS_URL), API, worker")
-    run.add_argument("--demo", action="store_true", help="play a newsroom afternoon of items")
-    run.add_argument("--demo-every", type=float, default=8.0, help="seconds per demo beat")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8000)
-    run.add_argument("--redis-port", type=int, default=None)
-    run.add_argument("--data-dir", default=".ticker-data", help="the private Redis's data")
-    run.set_defaults(func=_run)
-
-    serve = sub.add_parser("serve", help="run the API (TICKER_REDIS_URL)")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
-    serve.add_argument("--workers", type=int, default=None, help="API processes")
-    serve.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    serve.set_defaults(func=_serve)
-
-    worker = sub.add_parser("worker", help="run an arq worker (TICKER_REDIS_URL)")
-    worker.set_defaults(func=_worker)
-
-    # Listed here; its own parser (ticker/bridge.py) reads the rest of the line.
-    sub.add_parser("bridge", help="push bridge: the stream to FCM/APNs (ticker bridge -h)")
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bridge"]:
-        from ticker.client.bridge import main as bridge_main
-
-        return bridge_main(argv[1:])
-
-    args = parser.parse_args(argv)
+    for command in COMMANDS:
+        if command.passthrough is not None and argv[:1] == [command.name]:
+            return command.passthrough(argv[1:])
+    top = parser()
+    args = top.parse_args(argv)
+    if args.command is None:
+        top.print_help()
+        return 0
     try:
         return int(args.func(args))
+    except ConfigError as exc:
+        print(f"ticker {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0

@@ -14,7 +14,9 @@ import orjson
 
 from ticker.exceptions import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["LOG_FORMATS", "Settings"]
+
+LOG_FORMATS = ("json", "human")
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -49,6 +51,9 @@ class Settings:
     # API processes sharing the port (each holds one subscription and one hub).
     workers: int = 1
     log_level: str = "info"
+    # Log lines: "json" (one object per line) or "human" (short lines for a person).
+    # `ticker run` writes "human" when its output is a terminal, unless this is set.
+    log_format: str = "json"
     # API keys as JSON: [{"name", "key" | "key_sha256", "scopes", "editions"?}].
     api_keys: str = "[]"
     # A file holding the same JSON; read at startup (secrets from a mounted file).
@@ -184,6 +189,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"TICKER_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
         if not self.editions:
             raise ConfigError("TICKER_EDITIONS must name at least one edition")
         if len(self.expiry_seconds_by_urgency) != 9:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,12 +124,18 @@ def play(client: httpx.Client, steps: list[Step], beat: float) -> dict[str, str]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--base", required=True)
-    parser.add_argument("--key", required=True)
-    parser.add_argument("--every", type=float, default=8.0, help="seconds per beat")
+    parser = argparse.ArgumentParser(
+        prog="python -m ticker.demo",
+        description="Play a newsroom afternoon (API key: --key-file or TICKER_DEMO_KEY).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--base", required=True, help="the ticker's base URL")
+    parser.add_argument("--key-file", help="a file holding the API key (never the key itself)")
+    parser.add_argument("--every", type=float, default=8.0, help="seconds per newsroom beat")
     args = parser.parse_args()
-    headers = {"Authorization": f"Bearer {args.key}"}
+    key = Path(args.key_file).read_text().strip() if args.key_file else ""
+    key = key or os.environ.get("TICKER_DEMO_KEY", "")
+    headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=args.base, headers=headers, timeout=5) as client:
         wait_ready(client)
         play(client, timeline(load_desks()), args.every)

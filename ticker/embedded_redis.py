@@ -14,10 +14,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import IO, Any
 
+from ticker.children import own_group
 from ticker.exceptions import ConfigError
 
-__all__ = ["RedisProcess", "find_redis_server", "free_port"]
+__all__ = ["RedisProcess", "find_redis_server", "free_port", "server_info"]
 
 
 @functools.cache
@@ -63,6 +65,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def server_info(port: int, timeout: float = 0.5) -> dict[str, str] | None:
+    """``INFO server`` of whatever answers on a loopback port, or None if nothing does."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"INFO server\r\n")
+            data = b""
+            while b"\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return None
+                data += chunk
+            head, _, body = data.partition(b"\r\n")
+            if not head.startswith(b"$"):
+                return None  # an error (NOAUTH, LOADING) or not Redis at all
+            size = int(head[1:])
+            while len(body) < size:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                body += chunk
+    except (OSError, ValueError):
+        return None
+    lines = body[:size].decode(errors="replace").splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
+
+
 class RedisProcess:
     """One redis-server bound to loopback on its own port and directory."""
 
@@ -73,19 +101,27 @@ class RedisProcess:
         *,
         appendonly: bool = False,
         extra: tuple[str, ...] = (),
+        tied: bool = False,
     ) -> None:
         self.port = port or free_port()
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="ticker-redis-")
         self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
         self.appendonly = appendonly
         self.extra = extra
+        # `ticker run`: the server gets SIGTERM if the process that started it dies.
+        self.tied = tied
         self.proc: subprocess.Popen[bytes] | None = None
+        # INFO's run_id of the server this object started, once it answered.
+        self.run_id: str | None = None
+        self._err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
+        """Start the server and wait until it answers as itself: INFO's process id
+        must be the one started here (another Redis on the port is refused)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             find_redis_server(),
@@ -107,26 +143,39 @@ class RedisProcess:
             "warning",
             *self.extra,
         ]
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ}
+        # stderr to a file, not a pipe: nobody reads a pipe while the server runs,
+        # and a full one would block it.
+        self._err.seek(0)
+        self._err.truncate()
+        # Its own group: a terminal's Ctrl-C goes to `ticker run`, which stops it last.
+        group: dict[str, Any] = {"preexec_fn": own_group} if self.tied else {"process_group": 0}
+        proc: subprocess.Popen[bytes] = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=self._err, env={**os.environ}, **group
         )
+        self.proc = proc
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+            if proc.poll() is not None:
+                self._err.seek(0)
+                err = self._err.read().decode(errors="replace")
                 raise ConfigError(f"redis-server exited: {err.strip()}")
-            if self._answers():
+            if self.is_ours():
                 return
             time.sleep(0.02)
         raise ConfigError(f"redis-server did not answer on port {self.port}")
 
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
+    def is_ours(self) -> bool:
+        """True when the port answers as the process started here (pid and, once
+        seen, run id); ConfigError when another Redis answers there."""
+        info = server_info(self.port)
+        if info is None or self.proc is None:
             return False
+        pid = info.get("process_id")
+        if pid != str(self.proc.pid) or (self.run_id and info.get("run_id") != self.run_id):
+            self.stop(kill=True)
+            raise ConfigError(f"port {self.port} answers as another Redis (pid {pid})")
+        self.run_id = info.get("run_id")
+        return True
 
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None:
@@ -140,11 +189,11 @@ class RedisProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
         self.proc = None
+        self.run_id = None
 
     def close(self) -> None:
         self.stop()
+        self._err.close()
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -55,7 +55,8 @@ class Filter:
     @classmethod
     def parse(cls, params: Mapping[str, Sequence[str]], editions: Iterable[str]) -> Filter:
         """Build from multi-valued query parameters; values may also be comma separated."""
-        known = set(editions)
+        configured = tuple(editions)  # listed in the configured order, as the intake does
+        known = set(configured)
 
         def values(name: str) -> frozenset[str]:
             out = {v.strip() for raw in params.get(name, ()) for v in raw.split(",") if v.strip()}
@@ -68,7 +69,7 @@ class Filter:
         eds = values("edition")
         if unknown := eds - known:
             raise ValidationError(
-                f"edition {sorted(unknown)[0]!r} is not one of {', '.join(sorted(known))}",
+                f"edition {sorted(unknown)[0]!r} is not one of {', '.join(configured)}",
                 "edition",
                 status=400,
             )

@@ -12,6 +12,7 @@ from contextvars import ContextVar
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ticker.humanlog import FIELDS, CronChatter, HumanFormatter
 from ticker.metrics import Metrics
 
 __all__ = [
@@ -39,7 +40,7 @@ class JsonFormatter(logging.Formatter):
         }
         if rid := request_id.get():
             doc["request_id"] = rid
-        for key in ("method", "path", "status", "duration_ms", "principal", "client"):
+        for key in FIELDS:
             if hasattr(record, key):
                 doc[key] = getattr(record, key)
         if record.exc_info:
@@ -47,15 +48,19 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, fmt: str = "json") -> None:
+    """Everything to stderr: JSON lines, or ``fmt="human"`` lines (ticker.humanlog)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(HumanFormatter() if fmt == "human" else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "arq"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    arq_worker = logging.getLogger("arq.worker")
+    if not any(isinstance(f, CronChatter) for f in arq_worker.filters):
+        arq_worker.addFilter(CronChatter())
 
 
 def new_request_id(given: bytes) -> str:

@@ -47,7 +47,7 @@ from ticker.retries import backoff, judge
 
 __all__ = ["Bridge", "BridgeConfig", "main"]
 
-log = logging.getLogger("ticker.bridge")
+log = logging.getLogger("ticker.client.bridge")
 PUSHED_MAX = 1000  # items remembered (id -> version) for reconciling after a reset
 
 
@@ -194,23 +194,32 @@ def _csv(values: list[str] | None) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
+    from ticker.helpformat import HelpFormatter
+
     env = os.environ.get
-    p = argparse.ArgumentParser(prog="ticker bridge", description="Ticker stream to FCM/APNs.")
+    p = argparse.ArgumentParser(
+        prog="ticker bridge",
+        description="Ticker stream to FCM/APNs.",
+        epilog="Tokens come from the environment, never the command line: "
+        "TICKER_BRIDGE_FCM_TOKEN (an OAuth 2 access token for FCM) and "
+        "TICKER_BRIDGE_APNS_TOKEN (a provider JWT for APNs).",
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--base", required=True, help="the ticker's base URL")
     p.add_argument("--state", required=True, help="cursor file (kept across restarts)")
     p.add_argument("--edition", action="append", help="editions (repeat or comma list)")
-    p.add_argument("--category", action="append")
-    p.add_argument("--region", action="append")
-    p.add_argument("--max-urgency", type=int, default=9)
-    p.add_argument("--transport", choices=["sse", "ws"], default="sse")
+    p.add_argument("--category", action="append", help="categories (repeat or comma list)")
+    p.add_argument("--region", action="append", help="regions (repeat or comma list)")
+    p.add_argument("--max-urgency", type=int, default=9, help="push items up to this urgency")
+    p.add_argument("--transport", choices=["sse", "ws"], default="sse", help="stream to read")
     p.add_argument("--fcm-url", help="e.g. https://fcm.googleapis.com")
-    p.add_argument("--fcm-project", default="")
-    p.add_argument("--fcm-topic", default="breaking")
+    p.add_argument("--fcm-project", default="", help="the Firebase project id")
+    p.add_argument("--fcm-topic", default="breaking", help="FCM topic to push to")
     p.add_argument("--apns-url", help="e.g. https://api.push.apple.com")
     p.add_argument("--apns-topic", default="", help="the app's bundle id")
     p.add_argument("--apns-device", action="append", default=[], help="device token (repeat)")
-    p.add_argument("--timeout", type=float, default=10.0)
-    p.add_argument("--log-level", default=env("TICKER_LOG_LEVEL", "info"))
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per push request")
+    p.add_argument("--log-level", default=env("TICKER_LOG_LEVEL", "info"), help="TICKER_LOG_LEVEL")
     return p
 
 
