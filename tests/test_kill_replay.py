@@ -146,7 +146,7 @@ async def test_webhooks_never_send_or_replay_a_killed_items_text(settings: Setti
     """A killed item's published event waiting in an endpoint's queue for a retry is
     dropped, not sent; one already in the dead letters is neither listed nor replayed;
     the events after them are delivered."""
-    fast = {
+    fast: dict[str, Any] = {
         "webhook_allow_private": True,
         "webhook_retry_base_seconds": 0.05,
         "webhook_retry_max_seconds": 3.0,
