@@ -39,7 +39,7 @@ async def dribble(port: int, cut: list[int]) -> None:
         for byte in head:
             writer.write(bytes((byte,)))
             await writer.drain()
-            if reader.at_eof() or reader._buffer:  # answered
+            if reader.at_eof() or getattr(reader, "_buffer", b""):  # answered
                 break
             await asyncio.sleep(0.1)  # the attack's pace, not a wait for a condition
         data = await reader.read()
@@ -56,7 +56,7 @@ async def flood(port: int, cut: list[int]) -> None:
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
     sent = 0
     try:
-        while sent < FLOOD_BYTES and not reader.at_eof() and not reader._buffer:
+        while sent < FLOOD_BYTES and not reader.at_eof() and not getattr(reader, "_buffer", b""):
             writer.write(b"a" * CHUNK)
             await writer.drain()
             sent += CHUNK

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.conftest import Stack, auth, replace, running_stack
 from tests.support.helpers import Received, sse, wait_for, ws
+from tests.support.receivers import Hit, receiver
 from ticker.client.client import MemoryCursor, TickerClient
 from ticker.config import Settings
 
@@ -144,9 +146,7 @@ async def test_webhooks_never_send_or_replay_a_killed_items_text(settings: Setti
     """A killed item's published event waiting in an endpoint's queue for a retry is
     dropped, not sent; one already in the dead letters is neither listed nor replayed;
     the events after them are delivered."""
-    from tests.support.receivers import Hit, receiver
-
-    fast = {
+    fast: dict[str, Any] = {
         "webhook_allow_private": True,
         "webhook_retry_base_seconds": 0.05,
         "webhook_retry_max_seconds": 3.0,
@@ -196,3 +196,18 @@ async def test_webhooks_never_send_or_replay_a_killed_items_text(settings: Setti
 
 async def _len_is(coro: Any, n: int) -> bool:
     return len(await coro) == n
+
+
+async def test_expiry_keeps_the_events_replayable(stack: Stack) -> None:
+    """Expiry is not a kill: a resume from before an expired item still gets its
+    publication and its expiry, in order, with no reset."""
+    before = await stack.publish("Storm closes port")
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    item = await stack.publish("Road reopens after landslide", expires_at=soon)
+    await stack.wait_status(item["id"], "expired", timeout=15)
+    got, _ = await _sse_events(stack, before["event_id"], 2)
+    assert [(e.type, e.data["item"]["id"]) for e in got] == [
+        ("item.published", item["id"]),
+        ("item.expired", item["id"]),
+    ]
+    assert got[0].data["item"]["headline"] == "Road reopens after landslide"

@@ -39,6 +39,9 @@ __all__ = ["ConnLimits", "LimitedHttp", "Slot", "hand_over", "limited", "release
 SLOT = "ticker_slot"  # attribute of the protocol holding a counted connection
 RETRY_AFTER = b"10"
 LINGER = 2.0  # seconds a refused connection's input is read and dropped before it closes
+# The same for one refused as it is accepted (over a cap): shorter, since a flood of
+# them is what the caps are for, and each lingering one holds a file descriptor.
+ACCEPT_LINGER = 0.5
 
 
 @dataclass(slots=True)
@@ -172,7 +175,7 @@ class LimitedHttp(HttpToolsProtocol):
                 if admitted == 429
                 else "the server holds all the connections it can; retry"
             )
-            self._refuse(admitted, message)
+            self._refuse(admitted, message, ACCEPT_LINGER)
             return
         self.ticker_slot = admitted
         self._arm()
@@ -268,7 +271,7 @@ class LimitedHttp(HttpToolsProtocol):
             return
         self._refuse(408, f"request head not received within {self.limits.head_timeout:g} s")
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(self, status: int, message: str, linger: float = LINGER) -> None:
         self.refused = True
         self._disarm()
         transport = self.transport
@@ -282,7 +285,7 @@ class LimitedHttp(HttpToolsProtocol):
         # the answer: end our side, drop what still comes, and close a moment later.
         if transport.can_write_eof():
             transport.write_eof()
-        self.loop.call_later(LINGER, transport.close)
+        self.loop.call_later(linger, transport.close)
 
 
 def limited(protocol: type[HttpToolsProtocol], limits: ConnLimits) -> type[HttpToolsProtocol]:

@@ -34,7 +34,12 @@ from websockets.protocol import State
 from ticker.frames import DROP_AFTER, WS_MAX_SIZE, ws_close_frame, ws_frame_size
 from ticker.serve.connlimits import hand_over, release_slot
 from ticker.stream.hub import Client
-from ticker.stream.wsguard import CLOSE_INVALID_DATA, MessageBudget, MessageCheck
+from ticker.stream.wsguard import (
+    CLOSE_INVALID_DATA,
+    CLOSE_PROTOCOL_ERROR,
+    MessageBudget,
+    MessageCheck,
+)
 
 try:  # the C version websockets ships, where it is built
     from websockets.speedups import apply_mask
@@ -55,7 +60,7 @@ PARKED = "ticker.parked"  # scope key: the Parked protocol once the call has par
 
 Release = Callable[[], None]
 
-CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, CLOSE_INTERNAL = 1002, 1009, 1011
+CLOSE_TOO_BIG, CLOSE_INTERNAL = 1009, 1011
 BAD_OPCODES = frozenset((*range(0x3, 0x8), *range(0xB, 0x10)))
 
 
