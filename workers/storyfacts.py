@@ -1,0 +1,427 @@
+"""The facts of a headline, for story matching; pure, no I/O.
+
+A headline is reduced once, when its item is accepted, to what makes it a story:
+
+- **numbers**: digits in any script, number words, decimal comma or point ("6,1" is 6.1,
+  "1.500" and "1,500" are 1500, "7.0" is 7), "%"/"percent" dropped, ordinals kept apart;
+- **names**: places, people, organisations. In cased text a capitalised word mid-sentence;
+  where case says nothing (Arabic, Title Case, ALL CAPS, the first word) an uncommon word
+  (wordfreq) in none of the word lists. Consecutive name words are one name, which is
+  present in another headline when any of its distinctive words is ("Jair Bolsonaro");
+  a country before a title or a name ("US President Trump", "Brazil's Sao Paulo") is a
+  qualifier, not a fact; names in an attribution ("..., Kremlin says") are the source;
+- **events**: classes from the word lists (killed, wounded, arrested...), each with its
+  actor and target where word order shows them ("Israel strikes Iran");
+- **polarity**: a negation outside the attribution;
+- **content**: every other word, stemmed, canonical for synonyms, weighted by rarity.
+
+:mod:`workers.matching` compares two of these. ``Facts`` round-trips through JSON so a
+worker computes them once and keeps them beside the item.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ticker.normalise import display_headline, strip_alert_prefix
+from workers.vocab import Vocabulary, fold, vocabulary
+
+__all__ = ["Facts", "Name", "extract"]
+
+_SLUG = re.compile(
+    r"^\s*(?:[A-Z]{3,}(?:/[A-Z]+)?-(?=\S)|(?:exclusive|factbox|analysis|update \d+|urgent|"
+    r"breaking|flash|exclusiva|urgente|عاجل|خاص)\s*[:|\-–]\s*)",
+    re.IGNORECASE,
+)
+_ABBREV = re.compile(r"\b(?:[A-Za-z]\.){2,}")
+_MAGNITUDE = re.compile(r"\b[Mm](?=\d)")
+_TOKEN = re.compile(
+    r"(?P<num>\d+(?:[.,]\d+)*(?:k|m|mn|bn)?(?![^\W\d_]))"
+    r"|(?P<word>[^\W_]+(?:['’][^\W\d_]+)*)"
+    r"|(?P<sep>[,;:()\[\]|«»]|(?<=\s)[-–—]|[-–—](?=\s))",
+)
+_SCALE = {"k": 1000, "m": 10**6, "mn": 10**6, "bn": 10**9}
+_CONNECTORS = {"and", "y", "e", "و"}
+_FACT_KINDS = {"events", "number", "negation"}
+_PASSIVE = {"by", "por"}
+_CONTEXT_PREPOSITIONS = {"in", "to", "en", "a", "في"}
+_ATTRIBUTION_VERBS = {"say", "said", "says", "tell", "told", "report", "accord", "cite", "dice"}
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    """One name: its distinctive keys, and whether it is only a source or context."""
+
+    keys: tuple[str, ...]
+    text: str
+    source: bool = False  # in an attribution or parentheses: who says it
+    place: bool = False  # only countries: context when the other side lacks it
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    numbers: frozenset[str]
+    names: tuple[Name, ...]
+    events: frozenset[str]
+    actors: frozenset[tuple[str, str, str]]  # (event, actor, target); "" when not shown
+    passive: bool
+    negated: bool
+    content: dict[str, float]  # canonical word -> rarity weight
+    words: frozenset[str]  # every folded word, stem and canonical form: presence of names
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "numbers": sorted(self.numbers),
+            "names": [[list(n.keys), n.text, n.source, n.place] for n in self.names],
+            "events": sorted(self.events),
+            "actors": sorted(self.actors),
+            "passive": self.passive,
+            "negated": self.negated,
+            "content": self.content,
+            "words": sorted(self.words),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Facts:
+        return cls(
+            numbers=frozenset(doc["numbers"]),
+            names=tuple(Name(tuple(k), t, s, p) for k, t, s, p in doc["names"]),
+            events=frozenset(doc["events"]),
+            actors=frozenset(tuple(a) for a in doc["actors"]),  # type: ignore[misc]
+            passive=doc["passive"],
+            negated=doc["negated"],
+            content=doc["content"],
+            words=frozenset(doc["words"]),
+        )
+
+
+@dataclass(slots=True)
+class _Tok:
+    surface: str
+    folded: str
+    stem: str
+    segment: int
+    cap: bool = False
+    poss: bool = False
+    kind: str = ""  # a lexicon section, "number", "name" or "" (a plain content word)
+    canon: str = ""
+
+
+def _clean(text: str, lang: str) -> str:
+    text = strip_alert_prefix(display_headline(text), lang)
+    while (stripped := _SLUG.sub("", text, count=1)) != text and stripped.strip():
+        text = stripped
+    chars = []
+    for ch in text:
+        if ch.isdecimal():
+            ch = str(unicodedata.decimal(ch))
+        chars.append({"٫": ".", "٬": ",", "٪": "%", "،": ","}.get(ch, ch))
+    text = _ABBREV.sub(lambda m: m.group().replace(".", ""), "".join(chars))
+    return _MAGNITUDE.sub("", text)
+
+
+def _number(raw: str, lang: str) -> str:
+    """A numeral's value as a plain decimal string ("1,500" -> "1500", "6,1" -> "6.1")."""
+    scale = 1
+    if m := re.search(r"(k|m|mn|bn)$", raw):
+        scale, raw = _SCALE[m.group(1)], raw[: m.start()]
+    parts = re.split(r"[.,]", raw)
+    seps = re.findall(r"[.,]", raw)
+    # Groups of exactly three digits after a separator are thousands ("1,500", "1.500");
+    # anything else after the last separator is a decimal part ("6,1", "4.25").
+    if len(parts) > 1 and all(len(p) == 3 for p in parts[1:]) and not (
+        len(parts) == 2 and lang == "en" and seps[0] == "."
+    ):
+        value = Decimal("".join(parts))
+    elif len(parts) > 1:
+        value = Decimal("".join(parts[:-1]) + "." + parts[-1])
+    else:
+        value = Decimal(raw)
+    return _plain(value * scale)
+
+
+def _plain(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _tokens(text: str, vocab: Vocabulary) -> tuple[list[_Tok], set[int], bool]:
+    """Tokens with their segment (split at punctuation); asides in parentheses; whether
+    the first segment ends with a colon ("Kremlin: ...")."""
+    toks: list[_Tok] = []
+    segment, first_colon, depth = 0, False, 0
+    paren: set[int] = set()
+    for m in _TOKEN.finditer(text):
+        if m.lastgroup == "sep":
+            sep = m.group()
+            first_colon = first_colon or (sep == ":" and segment == 0)
+            depth += sep in "(["
+            segment += 1
+            if depth:
+                paren.add(segment)
+            if sep in ")]":
+                depth = max(0, depth - 1)
+            continue
+        raw = m.group()
+        poss = False
+        if m.lastgroup == "word" and raw[-2:] in ("'s", "’s"):
+            raw, poss = raw[:-2], True
+        folded = fold(raw.replace("'", "").replace("’", ""))
+        tok = _Tok(raw, folded, vocab.stem(folded), segment, cap=raw[:1].isupper(), poss=poss)
+        if m.lastgroup == "num":
+            tok.kind, tok.canon = "number", _number(raw.lower(), vocab.lang)
+        toks.append(tok)
+    return toks, paren, first_colon
+
+
+def _attribution_segments(toks: list[_Tok], first_colon: bool, paren: set[int]) -> set[int]:
+    """Segments that name the source: "Kremlin: ...", "..., Kremlin says", "... - JMA"."""
+    by_seg: dict[int, list[_Tok]] = {}
+    for t in toks:
+        by_seg.setdefault(t.segment, []).append(t)
+    segs = sorted(by_seg)
+    out = set(paren)
+    if first_colon and len(segs) > 1 and len(by_seg[segs[0]]) <= 4:
+        out.add(segs[0])
+    for seg in segs[1:]:
+        kinds = {t.kind for t in by_seg[seg]}
+        words = {t.folded for t in by_seg[seg]} | {t.stem for t in by_seg[seg]}
+        short_tail = seg == segs[-1] and len(by_seg[seg]) <= 3
+        if words & _ATTRIBUTION_VERBS or (short_tail and not kinds & _FACT_KINDS):
+            out.add(seg)
+    return out
+
+
+def _numbers(toks: list[_Tok], vocab: Vocabulary) -> frozenset[str]:
+    # A run of number words (and a numeral they scale: "5 mil", "2,5 millones") is one value.
+    found: set[str] = set()
+    total, current, in_run = Decimal(0), Decimal(0), False
+
+    def flush() -> None:
+        nonlocal total, current, in_run
+        if in_run:
+            found.add(_plain(total + current))
+        total, current, in_run = Decimal(0), Decimal(0), False
+
+    for i, t in enumerate(toks):
+        if _is_percent(toks, i):
+            t.kind = "stopwords"  # "4 percent" is "4%": the number is the fact
+            flush()
+            continue
+        word = vocab.numbers.get(t.folded) if t.kind != "number" else None
+        if t.kind == "number":
+            flush()
+            current, in_run = Decimal(t.canon), True
+        elif word is not None and word[0] in "~#":
+            flush()
+            found.add(word)
+            t.kind, t.canon = "number", word
+        elif word is not None:
+            t.kind, t.canon = "number", word
+            value = Decimal(word)
+            if value == 100:
+                current = (current or 1) * 100
+            elif value >= 1000:
+                total, current = (total + (current or 1)) * value, Decimal(0)
+            else:
+                current += value
+            in_run = True
+        elif not (in_run and t.folded in _CONNECTORS):
+            flush()
+    flush()
+    return frozenset(found)
+
+
+def _is_percent(toks: list[_Tok], i: int) -> bool:
+    word = toks[i].folded
+    before = toks[i - 1].folded if i else ""
+    if word in ("percent", "pct") or (word == "cent" and before == "per"):
+        return True
+    # "por ciento"; Arabic "في المئة", "بالمئة" (folded: ة is ه).
+    return (word == "ciento" and before == "por") or word in ("بالمئه", "بالمائه") or (
+        word in ("المئه", "المائه") and before == "في"
+    )
+
+
+def _rewrite(toks: list[_Tok], vocab: Vocabulary) -> list[_Tok]:
+    """Phrases replaced by others ("balotaje" -> "segunda vuelta"), longest first."""
+    out: list[_Tok] = []
+    i = 0
+    while i < len(toks):
+        for n in range(min(vocab.longest, len(toks) - i), 0, -1):
+            key = tuple(t.stem for t in toks[i : i + n])
+            if key in vocab.rewrites and toks[i].kind != "number":
+                for w in vocab.rewrites[key]:
+                    out.append(_Tok(w, w, vocab.stem(w), toks[i].segment, toks[i].cap))
+                i += n
+                break
+        else:
+            out.append(toks[i])
+            i += 1
+    return out
+
+
+def _label(out: list[_Tok], vocab: Vocabulary) -> list[_Tok]:
+    """Each token's lexicon kind and canonical form, longest phrase first."""
+    i = 0
+    while i < len(out):
+        if out[i].kind == "number":
+            i += 1
+            continue
+        for n in range(min(vocab.longest, len(out) - i), 0, -1):
+            hit = vocab.phrases.get(tuple(t.stem for t in out[i : i + n]))
+            if hit:
+                head = out[i]
+                head.kind, head.canon = hit
+                head.cap = any(t.cap for t in out[i : i + n])
+                head.poss = out[i + n - 1].poss
+                del out[i + 1 : i + n]
+                break
+        i += 1
+    return out
+
+
+def _case_informative(toks: list[_Tok], text: str) -> bool:
+    # Title Case and ALL CAPS make every word look like a name; short words are left out of
+    # the vote because Title Case styles keep them lower case.
+    if text.upper() == text:
+        return False
+    cased = [t for t in toks[1:] if len(t.surface) > 3 and t.surface[:1].isalpha()]
+    upper = [t for t in cased if t.cap]
+    return len(cased) < 2 or len(upper) / len(cased) < 0.75
+
+
+def extract(headline: str, lang: str) -> Facts:
+    """The facts of one display headline in the edition's language."""
+    vocab = vocabulary(lang)
+    text = _clean(headline, vocab.lang)
+    toks, paren, first_colon = _tokens(text, vocab)
+    cased = vocab.lang != "ar" and _case_informative(toks, text)
+    passive = any(t.folded in _PASSIVE for t in toks)
+    toks = _rewrite(toks, vocab)
+    numbers = _numbers(toks, vocab)
+    toks = _label(toks, vocab)
+    attribution = _attribution_segments(toks, first_colon, paren)
+    for i, t in enumerate(toks):
+        if t.kind:
+            continue
+        rare = vocab.rarity(t.folded) >= 3.5 and not t.folded.isdigit()
+        if cased and t.surface[:1].isalpha() and t.surface[:1] != t.surface[:1].lower():
+            # Capitalised: a name mid-sentence; the first word only if it is uncommon.
+            if i > 0 and toks[i - 1].segment == t.segment or rare:
+                t.kind, t.canon = "name", t.folded
+        elif (not cased or vocab.lang == "ar") and rare and len(t.folded) > 1:
+            t.kind, t.canon = "name", t.folded
+    names = _names(toks, vocab, attribution, paren)
+    main = [t for t in toks if t.segment not in attribution]
+    events = frozenset(t.canon for t in main if t.kind == "events")
+    negated = any(t.kind == "negation" for t in main)
+    content: dict[str, float] = {}
+    words: set[str] = set()
+    for t in toks:
+        words.update((t.folded, t.stem, t.canon or t.stem))
+        if t.kind in ("", "events", "synonyms", "name", "places", "aliases", "dates"):
+            key = t.canon if t.kind else t.stem
+            weight = 4.0 if t.kind in ("name", "places", "aliases", "dates") else 2.0
+            if not t.kind:
+                weight = max(0.5, vocab.rarity(t.folded) - 2.0)
+            content[key] = max(content.get(key, 0.0), weight)
+    actors = _actors(main, vocab)
+    return Facts(
+        numbers=numbers,
+        names=names,
+        events=events,
+        actors=actors,
+        passive=passive,
+        negated=negated,
+        content=content,
+        words=frozenset(w for w in words if w),
+    )
+
+
+def _is_name(t: _Tok) -> bool:
+    return t.kind in ("name", "places", "aliases", "dates")
+
+
+def _names(
+    toks: list[_Tok], vocab: Vocabulary, attribution: set[int], paren: set[int]
+) -> tuple[Name, ...]:
+    groups: list[list[_Tok]] = []
+    i = 0
+    while i < len(toks):
+        if not _is_name(toks[i]):
+            i += 1
+            continue
+        group = [toks[i]]
+        j = i + 1
+        while j < len(toks) and toks[j].segment == toks[i].segment:
+            if _is_name(toks[j]) and not group[-1].poss and toks[j].kind != "dates":
+                group.append(toks[j])
+            elif (
+                toks[j].folded in vocab.joiners
+                and j + 1 < len(toks)
+                and _is_name(toks[j + 1])
+                and toks[j + 1].cap
+            ):
+                pass
+            else:
+                break
+            j += 1
+        groups.append(group)
+        i = j
+    names = []
+    for group in groups:
+        last = group[-1]
+        after = toks[toks.index(last) + 1] if toks.index(last) + 1 < len(toks) else None
+        places = all(t.kind == "places" or t.canon in ("eu", "ue") for t in group)
+        if places and _qualifier(toks, toks.index(group[0]), toks.index(last)):
+            continue
+        keys = [t.canon for t in group if t.stem not in vocab.generic] or [
+            t.canon for t in group
+        ]
+        source = last.segment in attribution or last.segment in paren
+        text = " ".join(t.surface for t in group)
+        # A country is context only as "in Ukraine": "Iranian drone makers" is a fact.
+        first = toks.index(group[0])
+        context = places and first > 0 and toks[first - 1].folded in _CONTEXT_PREPOSITIONS
+        # A name of generic words only ("Audiencia Nacional", "Supreme Court") is an
+        # institution a rewrite may leave out; another one in its place still differs.
+        generic = all(t.stem in vocab.generic for t in group)
+        names.append(Name(tuple(dict.fromkeys(keys)), text, source, context or generic))
+    return tuple(names)
+
+
+def _qualifier(toks: list[_Tok], first: int, last: int) -> bool:
+    """A country that qualifies a title or a name: "US President", "Brazil's Sao Paulo",
+    "the Ukrainian capital", "el presidente de EEUU"."""
+    after = toks[last + 1] if last + 1 < len(toks) else None
+    if after is not None and after.segment == toks[last].segment:
+        if after.kind == "titles" or (toks[last].poss and _is_name(after)):
+            return True
+    before = [t for t in toks[max(0, first - 2) : first] if t.segment == toks[first].segment]
+    if before and before[-1].kind == "stopwords" and len(before) == 2:
+        before = before[:1]  # "presidente de EEUU"
+    # After a title only when a name follows: "la capital ucraniana, Kiev" but not
+    # "la capital de Guatemala", which is where it happened.
+    named = after is not None and _is_name(after)
+    return bool(before) and before[-1].kind == "titles" and named
+
+
+def _actors(main: list[_Tok], vocab: Vocabulary) -> frozenset[tuple[str, str, str]]:
+    """(event, actor, target) for transitive events: the nearest names either side."""
+    found = set()
+    for i, t in enumerate(main):
+        if t.kind != "events" or t.canon not in vocab.transitive:
+            continue
+        before = next(
+            (m.canon for m in reversed(main[:i]) if _is_name(m) and m.segment == t.segment), ""
+        )
+        after = next(
+            (m.canon for m in main[i + 1 :] if _is_name(m) and m.segment == t.segment), ""
+        )
+        found.add((t.canon, before, after))
+    return frozenset(found)
