@@ -69,6 +69,9 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
         return "polarity", ["negation"]
     if a.events != b.events:
         return "event", sorted(a.events ^ b.events)
+    if a.titles - b.titles and b.titles - a.titles:
+        # "foreign minister" for "vice president": another person, named by role.
+        return "person", sorted(a.titles ^ b.titles)
     miss_a, miss_b = _missing(a, b), _missing(b, a)
     if miss_a and miss_b:
         return "name", [n.text for n in miss_a + miss_b]

@@ -37,6 +37,7 @@ _SLUG = re.compile(
     r"breaking|flash|exclusiva|urgente|عاجل|خاص)\s*[:|\-–]\s*)",
     re.IGNORECASE,
 )
+_ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
 _ABBREV = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 _MAGNITUDE = re.compile(r"\b[Mm](?=\d)")
 _TOKEN = re.compile(
@@ -48,6 +49,7 @@ _SCALE = {"k": 1000, "m": 10**6, "mn": 10**6, "bn": 10**9}
 _CONNECTORS = {"and", "y", "e", "و"}
 _FACT_KINDS = {"events", "number", "negation"}
 _PASSIVE = {"by", "por"}
+_ALA = fold("على")
 _CONTEXT_PREPOSITIONS = {"in", "to", "en", "a", "في"}
 _ATTRIBUTION_VERBS = {"say", "said", "says", "tell", "told", "report", "accord", "cite", "dice"}
 
@@ -70,6 +72,7 @@ class Facts:
     actors: frozenset[tuple[str, str, str]]  # (event, actor, target); "" when not shown
     passive: bool
     negated: bool
+    titles: frozenset[str]  # roles named outside the attribution ("foreign minister")
     content: dict[str, float]  # canonical word -> rarity weight
     words: frozenset[str]  # every folded word, stem and canonical form: presence of names
 
@@ -81,6 +84,7 @@ class Facts:
             "actors": sorted(self.actors),
             "passive": self.passive,
             "negated": self.negated,
+            "titles": sorted(self.titles),
             "content": self.content,
             "words": sorted(self.words),
         }
@@ -94,6 +98,7 @@ class Facts:
             actors=frozenset(tuple(a) for a in doc["actors"]),  # type: ignore[misc]
             passive=doc["passive"],
             negated=doc["negated"],
+            titles=frozenset(doc["titles"]),
             content=doc["content"],
             words=frozenset(doc["words"]),
         )
@@ -112,7 +117,8 @@ class _Tok:
 
 
 def _clean(text: str, lang: str) -> str:
-    text = strip_alert_prefix(display_headline(text), lang)
+    # Arabic harakat would split words ("مسيّرة"); they are optional in writing anyway.
+    text = _ARABIC_MARKS.sub("", strip_alert_prefix(display_headline(text), lang))
     while (stripped := _SLUG.sub("", text, count=1)) != text and stripped.strip():
         text = stripped
     chars = []
@@ -170,8 +176,8 @@ def _tokens(text: str, vocab: Vocabulary) -> tuple[list[_Tok], set[int], bool]:
         poss = False
         if m.lastgroup == "word" and raw[-2:] in ("'s", "’s"):
             raw, poss = raw[:-2], True
-        folded = fold(raw.replace("'", "").replace("’", ""))
-        tok = _Tok(raw, folded, vocab.stem(folded), segment, cap=raw[:1].isupper(), poss=poss)
+        form, stem = vocab.analyse(fold(raw.replace("'", "").replace("’", "")))
+        tok = _Tok(raw, form, stem, segment, cap=raw[:1].isupper(), poss=poss)
         if m.lastgroup == "num":
             tok.kind, tok.canon = "number", _number(raw.lower(), vocab.lang)
         toks.append(tok)
@@ -236,15 +242,17 @@ def _numbers(toks: list[_Tok], vocab: Vocabulary) -> frozenset[str]:
     return frozenset(found)
 
 
+# "percent", "por ciento"; Arabic "في المئة", "بالمئة" (as folded: ة is ه, ئ is ي).
+_PERCENT = {fold(w) for w in ("percent", "pct", "بالمئة", "بالمائة")}
+_PERCENT_AFTER = {(fold(a), fold(b)) for a, b in (("per", "cent"), ("por", "ciento"))} | {
+    (fold("في"), fold(w)) for w in ("المئة", "المائة")
+}
+
+
 def _is_percent(toks: list[_Tok], i: int) -> bool:
-    word = toks[i].folded
-    before = toks[i - 1].folded if i else ""
-    if word in ("percent", "pct") or (word == "cent" and before == "per"):
-        return True
-    # "por ciento"; Arabic "في المئة", "بالمئة" (folded: ة is ه).
-    return (word == "ciento" and before == "por") or word in ("بالمئه", "بالمائه") or (
-        word in ("المئه", "المائه") and before == "في"
-    )
+    word = fold(toks[i].surface)
+    before = fold(toks[i - 1].surface) if i else ""
+    return word in _PERCENT or (before, word) in _PERCENT_AFTER
 
 
 def _rewrite(toks: list[_Tok], vocab: Vocabulary) -> list[_Tok]:
@@ -256,7 +264,8 @@ def _rewrite(toks: list[_Tok], vocab: Vocabulary) -> list[_Tok]:
             key = tuple(t.stem for t in toks[i : i + n])
             if key in vocab.rewrites and toks[i].kind != "number":
                 for w in vocab.rewrites[key]:
-                    out.append(_Tok(w, w, vocab.stem(w), toks[i].segment, toks[i].cap))
+                    form, stem = vocab.analyse(w)
+                    out.append(_Tok(w, form, stem, toks[i].segment, toks[i].cap))
                 i += n
                 break
         else:
@@ -314,16 +323,20 @@ def extract(headline: str, lang: str) -> Facts:
             # Capitalised: a name mid-sentence; the first word only if it is uncommon.
             if i > 0 and toks[i - 1].segment == t.segment or rare:
                 t.kind, t.canon = "name", t.folded
-        elif (not cased or vocab.lang == "ar") and rare and len(t.folded) > 1:
+        elif vocab.lang == "ar" and len(t.folded) > 2 and not t.folded.isdigit():
+            # No letter case: every word outside the lists may be a name (غزة is common).
+            t.kind, t.canon = "name", t.folded
+        elif not cased and rare and len(t.folded) > 1:
             t.kind, t.canon = "name", t.folded
     names = _names(toks, vocab, attribution, paren)
     main = [t for t in toks if t.segment not in attribution]
     events = frozenset(t.canon for t in main if t.kind == "events")
+    titles = frozenset(t.canon for t in main if t.kind == "titles")
     negated = any(t.kind == "negation" for t in main)
     content: dict[str, float] = {}
     words: set[str] = set()
     for t in toks:
-        words.update((t.folded, t.stem, t.canon or t.stem))
+        words.update((t.folded, t.stem, t.canon or t.stem, *vocab.forms(fold(t.surface))))
         if t.kind in ("", "events", "synonyms", "name", "places", "aliases", "dates"):
             key = t.canon if t.kind else t.stem
             weight = 4.0 if t.kind in ("name", "places", "aliases", "dates") else 2.0
@@ -338,6 +351,7 @@ def extract(headline: str, lang: str) -> Facts:
         actors=actors,
         passive=passive,
         negated=negated,
+        titles=titles,
         content=content,
         words=frozenset(w for w in words if w),
     )
@@ -358,7 +372,8 @@ def _names(
             continue
         group = [toks[i]]
         j = i + 1
-        while j < len(toks) and toks[j].segment == toks[i].segment:
+        # Without letter case nothing says where an Arabic name ends: each word stands alone.
+        while vocab.lang != "ar" and j < len(toks) and toks[j].segment == toks[i].segment:
             if _is_name(toks[j]) and not group[-1].poss and toks[j].kind != "dates":
                 group.append(toks[j])
             elif (
@@ -412,16 +427,24 @@ def _qualifier(toks: list[_Tok], first: int, last: int) -> bool:
 
 
 def _actors(main: list[_Tok], vocab: Vocabulary) -> frozenset[tuple[str, str, str]]:
-    """(event, actor, target) for transitive events: the nearest names either side."""
+    """(event, actor, target) for transitive events where they show: in English and
+    Spanish the nearest names either side; in Arabic the adjective after the event noun
+    and the name after "على" ("الضربات الإسرائيلية على إيران")."""
     found = set()
     for i, t in enumerate(main):
         if t.kind != "events" or t.canon not in vocab.transitive:
             continue
-        before = next(
-            (m.canon for m in reversed(main[:i]) if _is_name(m) and m.segment == t.segment), ""
-        )
-        after = next(
-            (m.canon for m in main[i + 1 :] if _is_name(m) and m.segment == t.segment), ""
-        )
-        found.add((t.canon, before, after))
+        same = [m for m in main if m.segment == t.segment]
+        k = same.index(t)
+        if vocab.lang == "ar":
+            nxt = same[k + 1] if k + 1 < len(same) else None
+            actor = nxt.canon if nxt is not None and nxt.kind == "places" else ""
+            on = next((j for j in range(k + 1, len(same)) if same[j].folded == _ALA), None)
+            target = next((m.canon for m in same[on + 1 :] if _is_name(m)), "") if on else ""
+        else:
+            actor = next((m.canon for m in reversed(same[:k]) if _is_name(m)), "")
+            target = next((m.canon for m in same[k + 1 :] if _is_name(m)), "")
+        # Arabic word order is freer: only a full (actor, target) pair is trusted there.
+        if (actor and target) or (vocab.lang != "ar" and (actor or target)):
+            found.add((t.canon, actor, target))
     return frozenset(found)

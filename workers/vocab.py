@@ -62,9 +62,27 @@ class Vocabulary:
     transitive: frozenset[str]
     generic: frozenset[str]  # stems
     joiners: frozenset[str]  # folded words allowed inside a name ("Bank of England")
+    known: frozenset[str]  # every word of every list (folded and stemmed)
 
     def stem(self, word: str) -> str:
         return _stem(self.lang, word)
+
+    def analyse(self, folded: str) -> tuple[str, str]:
+        """(form, stem) of a folded word. In Arabic the form loses its clitics (و ف ب ل ك
+        ال), the known word in the lists if a form is one ("وفاة" stays, "بجنين" -> "جنين")."""
+        if self.lang != "ar":
+            return folded, _stem(self.lang, folded)
+        forms = _arabic_forms(folded)
+        for form in forms:
+            if form in self.known or form in self.numbers:
+                return form, form
+            if (stem := _stem("ar", form)) in self.known:
+                return form, stem
+        return forms[-1], _stem("ar", forms[-1])
+
+    def forms(self, folded: str) -> list[str]:
+        """Every form a word may meet in another headline (Arabic: with and without clitics)."""
+        return _arabic_forms(folded) if self.lang == "ar" else [folded]
 
     def rarity(self, word: str) -> float:
         """0 for the commonest words up to 8 for words wordfreq has never seen."""
@@ -81,6 +99,29 @@ def _stemmer(lang: str) -> Stemmer.Stemmer:
     return Stemmer.Stemmer(_STEMMERS[lang])
 
 
+_AR_CLITIC = re.compile(r"^(?:وال|بال|فال|كال|لل|ال|و|ف|ب|ل|ك)")
+
+
+def _arabic_forms(word: str) -> list[str]:
+    """The word, then without each clitic in turn while three letters remain."""
+    forms = [word]
+    while (m := _AR_CLITIC.match(word)) and len(word) - m.end() >= 3:
+        word = word[m.end() :]
+        forms.append(word)
+    return forms
+
+
+def _variants(lang: str, variants: list[str]) -> list[str]:
+    """Arabic present-tense verbs are listed once: يعلن brings تعلن, and the reverse."""
+    if lang != "ar":
+        return variants
+    out = list(variants)
+    for v in variants:
+        if " " not in v and len(v) > 3 and v[0] in "يت":
+            out.append(("ت" if v[0] == "ي" else "ي") + v[1:])
+    return out
+
+
 def _key(lang: str, phrase: str) -> tuple[str, ...]:
     return tuple(_stem(lang, fold(w)) for w in phrase.replace("-", " ").split())
 
@@ -94,10 +135,13 @@ def vocabulary(lang: str) -> Vocabulary:
     phrases: dict[tuple[str, ...], tuple[str, str]] = {}
     for kind in _PRIORITY:
         for canonical, variants in sections.get(kind, []):
-            for variant in variants:
+            for variant in _variants(lang, variants):
                 # Lists may hold stems ("injur"), which a second stemming could change.
                 raw = tuple(fold(w) for w in variant.replace("-", " ").split())
-                for key in (raw, _key(lang, variant)):
+                stemmed = _key(lang, variant)
+                # A stem of two letters (Arabic "وف" of both وفاة and وفا) says too little.
+                short = lang == "ar" and min(map(len, stemmed)) <= 2
+                for key in (raw,) if short else (raw, stemmed):
                     phrases[key] = (kind, canonical or fold(variant))
     rewrites: dict[tuple[str, ...], tuple[str, ...]] = {}
     for canonical, variants in sections.get("rewrites", []):
@@ -110,6 +154,7 @@ def vocabulary(lang: str) -> Vocabulary:
     generic = frozenset(k[0] for _, vs in sections.get("generic", []) for v in vs if (k := _key(lang, v)))
     joiners = frozenset(v for _, vs in sections.get("joiners", []) for v in vs)
     longest = max(len(k) for k in [*phrases, *rewrites])
+    known = frozenset(w for k in [*phrases, *rewrites] for w in k)
     return Vocabulary(
-        lang, phrases, rewrites, longest, numbers, transitive, generic, joiners or frozenset()
+        lang, phrases, rewrites, longest, numbers, transitive, generic, joiners, known
     )
