@@ -94,7 +94,7 @@ def _overlap(a: Facts, b: Facts) -> float:
     return 200.0 * shared / total if total else 100.0
 
 
-def compare(a: Facts, b: Facts) -> Verdict:
+def compare(a: Facts, b: Facts, threshold: float = THRESHOLD) -> Verdict:
     """The verdict on two headlines' facts; symmetric in ``a`` and ``b``."""
     shared = sorted(
         [*(f"number {n}" for n in a.numbers & b.numbers), *(f"event {e}" for e in a.events & b.events)]
@@ -105,7 +105,7 @@ def compare(a: Facts, b: Facts) -> Verdict:
         reason, differing = veto
         return Verdict(False, 0.0, f"different {reason}", shared, differing)
     score = _overlap(a, b)
-    same = score >= THRESHOLD
+    same = score >= threshold
     differing = sorted(set(a.content) ^ set(b.content))
     reason = "same facts" if same else "other words"
     return Verdict(same, score, reason, shared, differing)

@@ -18,6 +18,7 @@ from ticker.publish import Publisher
 from ticker.redis_conn import WORKER_OPTIONS, Connections, connect
 from workers.changes import apply_change, expire_item, sweep_expired
 from workers.ingest import ingest_item
+from workers.stories import Stories
 from workers.webhooks import (
     deliver_webhooks,
     start_webhooks,
@@ -66,6 +67,10 @@ def make_worker(
             retention_seconds=settings.stream_retention_seconds,
             sharded=clients.sharded,
         )
+        # The recent window's story facts, rebuilt from Redis (no headline is re-parsed).
+        ctx["stories"] = Stories(clients.data, keys, settings.dedupe_window_seconds)
+        for edition in settings.editions:
+            await ctx["stories"].sync(edition)
         await start_webhooks(ctx)
 
     options: dict[str, Any] = {
