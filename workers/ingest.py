@@ -16,7 +16,7 @@ from ticker.constants import Keys
 from ticker.items import build_item, iso
 from ticker.jobs import enqueue_expiry
 from ticker.metrics import incr_stat
-from ticker.normalise import dedupe_key, language_of
+from ticker.normalise import dedupe_key
 from ticker.publish import Outcome
 from ticker.schema import parse_time
 from ticker.store import lua
@@ -70,9 +70,9 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
     rerun = int(raw.get(b"published_version", b"0")) > 0
     force = bool(data.get("force")) or raw.get(b"publish_anyway") == b"1" or rerun
     key = None if force else dedupe_key(item["headline"], item["edition"])
-    if key is not None and (first := await redis.get(keys.dedupe(key))):
-        if first.decode() != item_id:  # an exact repeat: dropped, as it always was
-            return await _duplicate(ctx, item_id, first.decode(), now)
+    first = await redis.get(keys.dedupe(key)) if key is not None else None
+    if first and first.decode() != item_id:  # an exact repeat: dropped, as it always was
+        return await _duplicate(ctx, item_id, first.decode(), now)
     facts: Facts | None = None
     match: tuple[str, Verdict] | None = None
     if not force:
@@ -130,7 +130,13 @@ async def _hold(
         "match": verdict.to_json(),
     }
     result = await redis.eval(
-        lua("hold"), 2, keys.item(item_id), keys.history(item_id), rev, original, why,
+        lua("hold"),
+        2,
+        keys.item(item_id),
+        keys.history(item_id),
+        rev,
+        original,
+        why,
         orjson.dumps(entry),
     )
     if result == b"stale":

@@ -97,7 +97,10 @@ def _overlap(a: Facts, b: Facts) -> float:
 def compare(a: Facts, b: Facts, threshold: float = THRESHOLD) -> Verdict:
     """The verdict on two headlines' facts; symmetric in ``a`` and ``b``."""
     shared = sorted(
-        [*(f"number {n}" for n in a.numbers & b.numbers), *(f"event {e}" for e in a.events & b.events)]
+        [
+            *(f"number {n}" for n in a.numbers & b.numbers),
+            *(f"event {e}" for e in a.events & b.events),
+        ]
         + [f"name {n.text}" for n in a.names if _present(n, b)]
     )
     veto = _veto(a, b) or _veto(b, a)

@@ -84,7 +84,6 @@ class Stories:
 
     async def keep(self, item_id: str, edition: str, facts: Facts) -> None:
         """Store a published item's facts beside it and index them."""
-        await self.redis.hset(
-            self.keys.item(item_id), "facts", orjson.dumps(facts.to_json())
-        )
+        doc = orjson.dumps(facts.to_json())
+        await self.redis.hset(self.keys.item(item_id), mapping={"facts": doc})  # type: ignore[misc]
         self.index.add(item_id, edition, int(time.time() * 1000), facts)

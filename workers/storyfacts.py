@@ -19,6 +19,9 @@ A headline is reduced once, when its item is accepted, to what makes it a story:
 worker computes them once and keeps them beside the item.
 """
 
+# Arabic letters, dashes and quotes are the subject matter here, not look-alike typos.
+# ruff: noqa: RUF001, RUF003
+
 from __future__ import annotations
 
 import re
@@ -139,8 +142,10 @@ def _number(raw: str, lang: str) -> str:
     seps = re.findall(r"[.,]", raw)
     # Groups of exactly three digits after a separator are thousands ("1,500", "1.500");
     # anything else after the last separator is a decimal part ("6,1", "4.25").
-    if len(parts) > 1 and all(len(p) == 3 for p in parts[1:]) and not (
-        len(parts) == 2 and lang == "en" and seps[0] == "."
+    if (
+        len(parts) > 1
+        and all(len(p) == 3 for p in parts[1:])
+        and not (len(parts) == 2 and lang == "en" and seps[0] == ".")
     ):
         value = Decimal("".join(parts))
     elif len(parts) > 1:
@@ -230,9 +235,9 @@ def _numbers(toks: list[_Tok], vocab: Vocabulary) -> frozenset[str]:
             t.kind, t.canon = "number", word
             value = Decimal(word)
             if value == 100:
-                current = (current or 1) * 100
+                current = (current or Decimal(1)) * 100
             elif value >= 1000:
-                total, current = (total + (current or 1)) * value, Decimal(0)
+                total, current = (total + (current or Decimal(1))) * value, Decimal(0)
             else:
                 current += value
             in_run = True
@@ -321,7 +326,7 @@ def extract(headline: str, lang: str) -> Facts:
         rare = vocab.rarity(t.folded) >= 3.5 and not t.folded.isdigit()
         if cased and t.surface[:1].isalpha() and t.surface[:1] != t.surface[:1].lower():
             # Capitalised: a name mid-sentence; the first word only if it is uncommon.
-            if i > 0 and toks[i - 1].segment == t.segment or rare:
+            if (i > 0 and toks[i - 1].segment == t.segment) or rare:
                 t.kind, t.canon = "name", t.folded
         elif vocab.lang == "ar" and len(t.folded) > 2 and not t.folded.isdigit():
             # No letter case: every word outside the lists may be a name (غزة is common).
@@ -391,13 +396,10 @@ def _names(
     names = []
     for group in groups:
         last = group[-1]
-        after = toks[toks.index(last) + 1] if toks.index(last) + 1 < len(toks) else None
         places = all(t.kind == "places" or t.canon in ("eu", "ue") for t in group)
         if places and _qualifier(toks, toks.index(group[0]), toks.index(last)):
             continue
-        keys = [t.canon for t in group if t.stem not in vocab.generic] or [
-            t.canon for t in group
-        ]
+        keys = [t.canon for t in group if t.stem not in vocab.generic] or [t.canon for t in group]
         source = last.segment in attribution or last.segment in paren
         text = " ".join(t.surface for t in group)
         # A country is context only as "in Ukraine": "Iranian drone makers" is a fact.
@@ -414,9 +416,13 @@ def _qualifier(toks: list[_Tok], first: int, last: int) -> bool:
     """A country that qualifies a title or a name: "US President", "Brazil's Sao Paulo",
     "the Ukrainian capital", "el presidente de EEUU"."""
     after = toks[last + 1] if last + 1 < len(toks) else None
-    if after is not None and after.segment == toks[last].segment:
-        if after.kind == "titles" or (toks[last].poss and _is_name(after)):
-            return True
+    joined = after is not None and after.segment == toks[last].segment
+    if (
+        joined
+        and after is not None
+        and (after.kind == "titles" or (toks[last].poss and _is_name(after)))
+    ):
+        return True
     before = [t for t in toks[max(0, first - 2) : first] if t.segment == toks[first].segment]
     if before and before[-1].kind == "stopwords" and len(before) == 2:
         before = before[:1]  # "presidente de EEUU"
@@ -431,7 +437,7 @@ def _actors(main: list[_Tok], vocab: Vocabulary) -> frozenset[tuple[str, str, st
     Spanish the nearest names either side; in Arabic the adjective after the event noun
     and the name after "على" ("الضربات الإسرائيلية على إيران")."""
     found = set()
-    for i, t in enumerate(main):
+    for t in main:
         if t.kind != "events" or t.canon not in vocab.transitive:
             continue
         same = [m for m in main if m.segment == t.segment]

@@ -147,11 +147,11 @@ def vocabulary(lang: str) -> Vocabulary:
     for canonical, variants in sections.get("rewrites", []):
         for v in variants:
             rewrites[_key(lang, v)] = tuple(fold(w) for w in canonical.split())
-    numbers = {
-        fold(v): value for value, variants in sections.get("numbers", []) for v in variants
-    }
+    numbers = {fold(v): value for value, variants in sections.get("numbers", []) for v in variants}
     transitive = frozenset(c or v for c, vs in sections.get("transitive", []) for v in vs)
-    generic = frozenset(k[0] for _, vs in sections.get("generic", []) for v in vs if (k := _key(lang, v)))
+    generic = frozenset(
+        k[0] for _, vs in sections.get("generic", []) for v in vs if (k := _key(lang, v))
+    )
     joiners = frozenset(v for _, vs in sections.get("joiners", []) for v in vs)
     longest = max(len(k) for k in [*phrases, *rewrites])
     known = frozenset(w for k in [*phrases, *rewrites] for w in k)
