@@ -44,10 +44,12 @@ class Verdict:
 
 
 def _present(name: Name, other: Facts) -> bool:
+    if any(key in other.words for key in name.keys):
+        return True
     for key in name.keys:
-        if key in other.words:
-            return True
         for word in other.words:
+            if word[:1] != key[:1]:
+                continue
             short, long = sorted((key, word), key=len)
             # Inflection and spelling drift of one name ("Zelensky"/"Zelenskyy",
             # "Iraq"/"Iraqi"), but not "Iran"/"Iraq" or "Austria"/"Australia".

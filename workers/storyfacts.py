@@ -41,6 +41,12 @@ _SLUG = re.compile(
     re.IGNORECASE,
 )
 _ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
+# Every decimal digit of the BMP (Arabic-Indic, Devanagari...) as ASCII; Arabic separators.
+_DIGITS = {
+    c: str(unicodedata.decimal(chr(c)))
+    for c in range(0x80, 0x10000)
+    if chr(c).isdecimal()
+} | {ord("٫"): ".", ord("٬"): ",", ord("٪"): "%", ord("،"): ","}
 _ABBREV = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 _MAGNITUDE = re.compile(r"\b[Mm](?=\d)")
 _TOKEN = re.compile(
@@ -107,12 +113,13 @@ class Facts:
         )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Tok:
     surface: str
     folded: str
     stem: str
     segment: int
+    raw: str = ""  # the surface folded, clitics and all
     cap: bool = False
     poss: bool = False
     kind: str = ""  # a lexicon section, "number", "name" or "" (a plain content word)
@@ -124,12 +131,7 @@ def _clean(text: str, lang: str) -> str:
     text = _ARABIC_MARKS.sub("", strip_alert_prefix(display_headline(text), lang))
     while (stripped := _SLUG.sub("", text, count=1)) != text and stripped.strip():
         text = stripped
-    chars = []
-    for ch in text:
-        if ch.isdecimal():
-            ch = str(unicodedata.decimal(ch))
-        chars.append({"٫": ".", "٬": ",", "٪": "%", "،": ","}.get(ch, ch))
-    text = _ABBREV.sub(lambda m: m.group().replace(".", ""), "".join(chars))
+    text = _ABBREV.sub(lambda m: m.group().replace(".", ""), text.translate(_DIGITS))
     return _MAGNITUDE.sub("", text)
 
 
@@ -181,8 +183,9 @@ def _tokens(text: str, vocab: Vocabulary) -> tuple[list[_Tok], set[int], bool]:
         poss = False
         if m.lastgroup == "word" and raw[-2:] in ("'s", "’s"):
             raw, poss = raw[:-2], True
-        form, stem = vocab.analyse(fold(raw.replace("'", "").replace("’", "")))
-        tok = _Tok(raw, form, stem, segment, cap=raw[:1].isupper(), poss=poss)
+        folded = fold(raw.replace("'", "").replace("’", ""))
+        form, stem = vocab.analyse(folded)
+        tok = _Tok(raw, form, stem, segment, folded, cap=raw[:1].isupper(), poss=poss)
         if m.lastgroup == "num":
             tok.kind, tok.canon = "number", _number(raw.lower(), vocab.lang)
         toks.append(tok)
@@ -255,8 +258,8 @@ _PERCENT_AFTER = {(fold(a), fold(b)) for a, b in (("per", "cent"), ("por", "cien
 
 
 def _is_percent(toks: list[_Tok], i: int) -> bool:
-    word = fold(toks[i].surface)
-    before = fold(toks[i - 1].surface) if i else ""
+    word = toks[i].raw
+    before = toks[i - 1].raw if i else ""
     return word in _PERCENT or (before, word) in _PERCENT_AFTER
 
 
@@ -265,12 +268,13 @@ def _rewrite(toks: list[_Tok], vocab: Vocabulary) -> list[_Tok]:
     out: list[_Tok] = []
     i = 0
     while i < len(toks):
-        for n in range(min(vocab.longest, len(toks) - i), 0, -1):
+        longest = min(vocab.longest, len(toks) - i) if toks[i].stem in vocab.starts else 1
+        for n in range(longest, 0, -1):
             key = tuple(t.stem for t in toks[i : i + n])
             if key in vocab.rewrites and toks[i].kind != "number":
                 for w in vocab.rewrites[key]:
                     form, stem = vocab.analyse(w)
-                    out.append(_Tok(w, form, stem, toks[i].segment, toks[i].cap))
+                    out.append(_Tok(w, form, stem, toks[i].segment, w, cap=toks[i].cap))
                 i += n
                 break
         else:
@@ -286,7 +290,8 @@ def _label(out: list[_Tok], vocab: Vocabulary) -> list[_Tok]:
         if out[i].kind == "number":
             i += 1
             continue
-        for n in range(min(vocab.longest, len(out) - i), 0, -1):
+        longest = min(vocab.longest, len(out) - i) if out[i].stem in vocab.starts else 1
+        for n in range(longest, 0, -1):
             hit = vocab.phrases.get(tuple(t.stem for t in out[i : i + n]))
             if hit:
                 head = out[i]
@@ -341,7 +346,7 @@ def extract(headline: str, lang: str) -> Facts:
     content: dict[str, float] = {}
     words: set[str] = set()
     for t in toks:
-        words.update((t.folded, t.stem, t.canon or t.stem, *vocab.forms(fold(t.surface))))
+        words.update((t.folded, t.stem, t.canon or t.stem, *vocab.forms(t.raw or t.folded)))
         if t.kind in ("", "events", "synonyms", "name", "places", "aliases", "dates"):
             key = t.canon if t.kind else t.stem
             weight = 4.0 if t.kind in ("name", "places", "aliases", "dates") else 2.0

@@ -41,6 +41,7 @@ _PRIORITY = (
 )
 
 
+@lru_cache(maxsize=65536)
 def fold(word: str) -> str:
     """Case, accents, Arabic marks and letter variants folded away (one word)."""
     word = unicodedata.normalize("NFKC", word).casefold()
@@ -63,11 +64,15 @@ class Vocabulary:
     generic: frozenset[str]  # stems
     joiners: frozenset[str]  # folded words allowed inside a name ("Bank of England")
     known: frozenset[str]  # every word of every list (folded and stemmed)
+    starts: frozenset[str]  # first words of the phrases of two words or more
 
     def stem(self, word: str) -> str:
         return _stem(self.lang, word)
 
     def analyse(self, folded: str) -> tuple[str, str]:
+        return _analyse(self.lang, folded)
+
+    def _analyse(self, folded: str) -> tuple[str, str]:
         """(form, stem) of a folded word. In Arabic the form loses its clitics (و ف ب ل ك
         ال), the known word in the lists if a form is one ("وفاة" stays, "بجنين" -> "جنين")."""
         if self.lang != "ar":
@@ -86,7 +91,17 @@ class Vocabulary:
 
     def rarity(self, word: str) -> float:
         """0 for the commonest words up to 8 for words wordfreq has never seen."""
-        return max(0.0, 8.0 - zipf_frequency(word, self.lang))
+        return _rarity(self.lang, word)
+
+
+@lru_cache(maxsize=65536)
+def _analyse(lang: str, folded: str) -> tuple[str, str]:
+    return vocabulary(lang)._analyse(folded)
+
+
+@lru_cache(maxsize=65536)
+def _rarity(lang: str, word: str) -> float:
+    return max(0.0, 8.0 - zipf_frequency(word, lang))
 
 
 @lru_cache(maxsize=65536)
@@ -155,6 +170,7 @@ def vocabulary(lang: str) -> Vocabulary:
     joiners = frozenset(v for _, vs in sections.get("joiners", []) for v in vs)
     longest = max(len(k) for k in [*phrases, *rewrites])
     known = frozenset(w for k in [*phrases, *rewrites] for w in k)
+    starts = frozenset(k[0] for k in [*phrases, *rewrites] if len(k) > 1)
     return Vocabulary(
-        lang, phrases, rewrites, longest, numbers, transitive, generic, joiners, known
+        lang, phrases, rewrites, longest, numbers, transitive, generic, joiners, known, starts
     )
