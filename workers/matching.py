@@ -77,7 +77,7 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     miss_a, miss_b = _missing(a, b), _missing(b, a)
     if miss_a and miss_b:
         return "name", [n.text for n in miss_a + miss_b]
-    extra = [n.text for n in miss_a + miss_b if not n.place]
+    extra = [n.text for n in miss_a + miss_b if not n.place and not n.maybe]
     if extra:
         return "new name", extra
     if not (a.passive or b.passive):

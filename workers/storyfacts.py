@@ -47,10 +47,12 @@ _DIGITS = {
     for c in range(0x80, 0x10000)
     if chr(c).isdecimal()
 } | {ord("٫"): ".", ord("٬"): ",", ord("٪"): "%", ord("،"): ","}
+_AR_ORDINAL = re.compile(r"(?<![\w])ال\s?(\d{1,2})(?!\d)")
+_AR_ORDINALS = {"1": "الأول", "2": "الثاني", "3": "الثالث", "4": "الرابع", "5": "الخامس"}
 _ABBREV = re.compile(r"\b(?:[A-Za-z]\.){2,}")
 _MAGNITUDE = re.compile(r"\b[Mm](?=\d)")
 _TOKEN = re.compile(
-    r"(?P<num>\d+(?:[.,]\d+)*(?:k|m|mn|bn)?(?![^\W\d_]))"
+    r"(?P<num>\d+(?:[.,]\d+)*+(?:[kKmM]|mn|bn|MN|BN)?(?![^\W_]))"
     r"|(?P<word>[^\W_]+(?:['’][^\W\d_]+)*)"
     r"|(?P<sep>[,;:()\[\]|«»]|(?<=\s)[-–—]|[-–—](?=\s))",
 )
@@ -60,7 +62,10 @@ _FACT_KINDS = {"events", "number", "negation"}
 _PASSIVE = {"by", "por"}
 _ALA = fold("على")
 _CONTEXT_PREPOSITIONS = {"in", "to", "en", "a", "في"}
-_ATTRIBUTION_VERBS = {"say", "said", "says", "tell", "told", "report", "accord", "cite", "dice"}
+_ATTRIBUTION_VERBS = {
+    "say", "said", "says", "tell", "told", "report", "accord", "cite", "dice", "segun",
+    *(fold(w) for w in ("وفق", "وفقا", "بحسب", "حسب", "قال", "قالت", "أفاد", "أفادت", "نقلا")),
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +75,10 @@ class Name:
     keys: tuple[str, ...]
     text: str
     source: bool = False  # in an attribution or parentheses: who says it
-    place: bool = False  # only countries: context when the other side lacks it
+    place: bool = False  # context a rewrite may leave out ("in Ukraine", "Supreme Court")
+    # Where nothing shows a name (Arabic has no letter case) any other word may be one:
+    # two that differ are a swap, one that is added is not news by itself.
+    maybe: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +96,7 @@ class Facts:
     def to_json(self) -> dict[str, Any]:
         return {
             "numbers": sorted(self.numbers),
-            "names": [[list(n.keys), n.text, n.source, n.place] for n in self.names],
+            "names": [[list(n.keys), n.text, n.source, n.place, n.maybe] for n in self.names],
             "events": sorted(self.events),
             "actors": sorted(self.actors),
             "passive": self.passive,
@@ -102,7 +110,7 @@ class Facts:
     def from_json(cls, doc: dict[str, Any]) -> Facts:
         return cls(
             numbers=frozenset(doc["numbers"]),
-            names=tuple(Name(tuple(k), t, s, p) for k, t, s, p in doc["names"]),
+            names=tuple(Name(tuple(k), t, s, p, m) for k, t, s, p, m in doc["names"]),
             events=frozenset(doc["events"]),
             actors=frozenset(tuple(a) for a in doc["actors"]),  # type: ignore[misc]
             passive=doc["passive"],
@@ -132,6 +140,8 @@ def _clean(text: str, lang: str) -> str:
     while (stripped := _SLUG.sub("", text, count=1)) != text and stripped.strip():
         text = stripped
     text = _ABBREV.sub(lambda m: m.group().replace(".", ""), text.translate(_DIGITS))
+    # Arabic writes "the 3rd" as "الـ3" (tatweel gone: "ال3"): an ordinal.
+    text = _AR_ORDINAL.sub(lambda m: _AR_ORDINALS.get(m.group(1), m.group(0)), text)
     return _MAGNITUDE.sub("", text)
 
 
@@ -205,7 +215,8 @@ def _attribution_segments(toks: list[_Tok], first_colon: bool, paren: set[int]) 
         kinds = {t.kind for t in by_seg[seg]}
         words = {t.folded for t in by_seg[seg]} | {t.stem for t in by_seg[seg]}
         short_tail = seg == segs[-1] and len(by_seg[seg]) <= 3
-        if words & _ATTRIBUTION_VERBS or (short_tail and not kinds & _FACT_KINDS):
+        sourced = "attribution" in kinds and not kinds & _FACT_KINDS
+        if words & _ATTRIBUTION_VERBS or sourced or (short_tail and not kinds & _FACT_KINDS):
             out.add(seg)
     return out
 
@@ -320,9 +331,9 @@ def extract(headline: str, lang: str) -> Facts:
     text = _clean(headline, vocab.lang)
     toks, paren, first_colon = _tokens(text, vocab)
     cased = vocab.lang != "ar" and _case_informative(toks, text)
-    passive = any(t.folded in _PASSIVE for t in toks)
     toks = _rewrite(toks, vocab)
     numbers = _numbers(toks, vocab)
+    passive = _passive(toks)
     toks = _label(toks, vocab)
     attribution = _attribution_segments(toks, first_colon, paren)
     for i, t in enumerate(toks):
@@ -367,6 +378,16 @@ def extract(headline: str, lang: str) -> Facts:
     )
 
 
+def _passive(toks: list[_Tok]) -> bool:
+    """ "hit by Russian drones", "sentenced by Brazil's top court": word order no longer
+    says who did it. Not "beat Australia by eight wickets"."""
+    for i, t in enumerate(toks):
+        if t.raw in _PASSIVE and i + 1 < len(toks) and toks[i + 1].kind != "number":
+            if any(n.cap for n in toks[i + 1 : i + 4]):
+                return True
+    return False
+
+
 def _is_name(t: _Tok) -> bool:
     return t.kind in ("name", "places", "aliases", "dates")
 
@@ -409,11 +430,19 @@ def _names(
         text = " ".join(t.surface for t in group)
         # A country is context only as "in Ukraine": "Iranian drone makers" is a fact.
         first = toks.index(group[0])
-        context = places and first > 0 and toks[first - 1].folded in _CONTEXT_PREPOSITIONS
+        # ... or trailing, after a comma: "..., among them several Spaniards".
+        context = places and (
+            (first > 0 and toks[first - 1].folded in _CONTEXT_PREPOSITIONS)
+            or group[0].segment > toks[0].segment
+        )
         # A name of generic words only ("Audiencia Nacional", "Supreme Court") is an
         # institution a rewrite may leave out; another one in its place still differs.
         generic = all(t.stem in vocab.generic for t in group)
-        names.append(Name(tuple(dict.fromkeys(keys)), text, source, context or generic))
+        # ... unless a word such as "camp" or "city" says it is one ("مخيم نور شمس").
+        pos = toks.index(group[0])
+        named = pos > 0 and toks[pos - 1].stem in vocab.generic
+        maybe = vocab.lang == "ar" and not named and all(t.kind == "name" for t in group)
+        names.append(Name(tuple(dict.fromkeys(keys)), text, source, context or generic, maybe))
     return tuple(names)
 
 
@@ -442,9 +471,12 @@ def _actors(main: list[_Tok], vocab: Vocabulary) -> frozenset[tuple[str, str, st
     Spanish the nearest names either side; in Arabic the adjective after the event noun
     and the name after "على" ("الضربات الإسرائيلية على إيران")."""
     found = set()
+    seen: set[str] = set()
     for t in main:
-        if t.kind != "events" or t.canon not in vocab.transitive:
+        # The first mention of an event is the headline's: "beats Alcaraz to win title".
+        if t.kind != "events" or t.canon not in vocab.transitive or t.canon in seen:
             continue
+        seen.add(t.canon)
         same = [m for m in main if m.segment == t.segment]
         k = same.index(t)
         if vocab.lang == "ar":
