@@ -43,9 +43,7 @@ _SLUG = re.compile(
 _ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
 # Every decimal digit of the BMP (Arabic-Indic, Devanagari...) as ASCII; Arabic separators.
 _DIGITS = {
-    c: str(unicodedata.decimal(chr(c)))
-    for c in range(0x80, 0x10000)
-    if chr(c).isdecimal()
+    c: str(unicodedata.decimal(chr(c))) for c in range(0x80, 0x10000) if chr(c).isdecimal()
 } | {ord("٫"): ".", ord("٬"): ",", ord("٪"): "%", ord("،"): ","}
 _AR_ORDINAL = re.compile(r"(?<![\w])ال\s?(\d{1,2})(?!\d)")
 _AR_ORDINALS = {"1": "الأول", "2": "الثاني", "3": "الثالث", "4": "الرابع", "5": "الخامس"}
@@ -382,9 +380,9 @@ def _passive(toks: list[_Tok]) -> bool:
     """ "hit by Russian drones", "sentenced by Brazil's top court": word order no longer
     says who did it. Not "beat Australia by eight wickets"."""
     for i, t in enumerate(toks):
-        if t.raw in _PASSIVE and i + 1 < len(toks) and toks[i + 1].kind != "number":
-            if any(n.cap for n in toks[i + 1 : i + 4]):
-                return True
+        after = toks[i + 1 : i + 4]
+        if t.raw in _PASSIVE and after and after[0].kind != "number" and any(n.cap for n in after):
+            return True
     return False
 
 
