@@ -59,7 +59,9 @@ _CONNECTORS = {"and", "y", "e", "و"}
 _FACT_KINDS = {"events", "number", "negation"}
 _PASSIVE = {"by", "por"}
 _ALA = fold("على")
-_CONTEXT_PREPOSITIONS = {"in", "to", "en", "a", "في"}
+_CONTEXT_PREPOSITIONS = {"in", "to", "en", "a"} | {
+    fold(w) for w in ("في", "شمال", "جنوب", "شرق", "غرب", "شمالي", "جنوبي", "شرقي", "غربي")
+}
 _ATTRIBUTION_VERBS = {
     "say", "said", "says", "tell", "told", "report", "accord", "cite", "dice", "segun",
     *(fold(w) for w in ("وفق", "وفقا", "بحسب", "حسب", "قال", "قالت", "أفاد", "أفادت", "نقلا")),
@@ -342,7 +344,12 @@ def extract(headline: str, lang: str) -> Facts:
             # Capitalised: a name mid-sentence; the first word only if it is uncommon.
             if (i > 0 and toks[i - 1].segment == t.segment) or rare:
                 t.kind, t.canon = "name", t.folded
-        elif vocab.lang == "ar" and len(t.folded) > 2 and not t.folded.isdigit():
+        elif (
+            vocab.lang == "ar"
+            and len(t.folded) > 2
+            and not t.folded.isdigit()
+            and t.stem not in vocab.generic
+        ):
             # No letter case: every word outside the lists may be a name (غزة is common).
             t.kind, t.canon = "name", t.folded
         elif not cased and rare and len(t.folded) > 1:
@@ -429,16 +436,25 @@ def _names(
         # A country is context only as "in Ukraine": "Iranian drone makers" is a fact.
         first = toks.index(group[0])
         # ... or trailing, after a comma: "..., among them several Spaniards".
-        context = places and (
-            (first > 0 and toks[first - 1].folded in _CONTEXT_PREPOSITIONS)
-            or group[0].segment > toks[0].segment
+        context = (
+            places
+            and (
+                (first > 0 and toks[first - 1].folded in _CONTEXT_PREPOSITIONS)
+                or group[0].segment > toks[0].segment
+                # Arabic: "بالضفة" (in the West Bank), a preposition joined to the name.
+                or (
+                    vocab.lang == "ar"
+                    and group[0].raw[:1] in "بل"
+                    and group[0].folded[:1] not in "بل"
+                )
+            )
         )
         # A name of generic words only ("Audiencia Nacional", "Supreme Court") is an
         # institution a rewrite may leave out; another one in its place still differs.
         generic = all(t.stem in vocab.generic for t in group)
         # ... unless a word such as "camp" or "city" says it is one ("مخيم نور شمس").
         pos = toks.index(group[0])
-        named = pos > 0 and toks[pos - 1].stem in vocab.generic
+        named = pos > 0 and toks[pos - 1].stem in vocab.namers
         maybe = vocab.lang == "ar" and not named and all(t.kind == "name" for t in group)
         names.append(Name(tuple(dict.fromkeys(keys)), text, source, context or generic, maybe))
     return tuple(names)
@@ -459,9 +475,11 @@ def _qualifier(toks: list[_Tok], first: int, last: int) -> bool:
     if before and before[-1].kind == "stopwords" and len(before) == 2:
         before = before[:1]  # "presidente de EEUU"
     # After a title only when a name follows: "la capital ucraniana, Kiev" but not
-    # "la capital de Guatemala", which is where it happened.
+    # "la capital de Guatemala", which is where it happened. Arabic puts the adjective
+    # after its noun: "العاصمة السورية" is "the Syrian capital".
     named = after is not None and _is_name(after)
-    return bool(before) and before[-1].kind == "titles" and named
+    arabic = toks[first].raw[:2] == "ال" and not toks[first].poss
+    return bool(before) and before[-1].kind == "titles" and (named or arabic)
 
 
 def _actors(main: list[_Tok], vocab: Vocabulary) -> frozenset[tuple[str, str, str]]:

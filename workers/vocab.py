@@ -65,6 +65,7 @@ class Vocabulary:
     joiners: frozenset[str]  # folded words allowed inside a name ("Bank of England")
     known: frozenset[str]  # every word of every list (folded and stemmed)
     starts: frozenset[str]  # first words of the phrases of two words or more
+    namers: frozenset[str]  # stems after which a word is a name ("camp", "city")
 
     def stem(self, word: str) -> str:
         return _stem(self.lang, word)
@@ -171,6 +172,19 @@ def vocabulary(lang: str) -> Vocabulary:
     longest = max(len(k) for k in [*phrases, *rewrites])
     known = frozenset(w for k in [*phrases, *rewrites] for w in k)
     starts = frozenset(k[0] for k in [*phrases, *rewrites] if len(k) > 1)
+    namers = frozenset(
+        k[0] for _, vs in sections.get("namers", []) for v in vs if (k := _key(lang, v))
+    )
     return Vocabulary(
-        lang, phrases, rewrites, longest, numbers, transitive, generic, joiners, known, starts
+        lang,
+        phrases,
+        rewrites,
+        longest,
+        numbers,
+        transitive,
+        generic,
+        joiners,
+        known,
+        starts,
+        namers,
     )
