@@ -98,19 +98,17 @@ def _overlap(a: Facts, b: Facts) -> float:
 
 def compare(a: Facts, b: Facts, threshold: float = THRESHOLD) -> Verdict:
     """The verdict on two headlines' facts; symmetric in ``a`` and ``b``."""
-    shared = sorted(
-        [
-            *(f"number {n}" for n in a.numbers & b.numbers),
-            *(f"event {e}" for e in a.events & b.events),
-        ]
-        + [f"name {n.text}" for n in a.names if _present(n, b)]
-    )
     veto = _veto(a, b) or _veto(b, a)
     if veto is not None:
         reason, differing = veto
-        return Verdict(False, 0.0, f"different {reason}", shared, differing)
+        return Verdict(False, 0.0, f"different {reason}", [], differing)
     score = _overlap(a, b)
     same = score >= threshold
+    shared = sorted(
+        [f"number {n}" for n in a.numbers & b.numbers]
+        + [f"event {e}" for e in a.events & b.events]
+        + [f"name {n.text}" for n in a.names if _present(n, b)]
+    )
     differing = sorted(set(a.content) ^ set(b.content))
     reason = "same facts" if same else "other words"
     return Verdict(same, score, reason, shared, differing)

@@ -54,6 +54,8 @@ _TOKEN = re.compile(
     r"|(?P<word>[^\W_]+(?:['’][^\W\d_]+)*)"
     r"|(?P<sep>[,;:()\[\]|«»]|(?<=\s)[-–—]|[-–—](?=\s))",
 )
+_SUFFIX = re.compile(r"(k|m|mn|bn)$")
+_SEPARATOR = re.compile(r"[.,]")
 _SCALE = {"k": 1000, "m": 10**6, "mn": 10**6, "bn": 10**9}
 _CONNECTORS = {"and", "y", "e", "و"}
 _FACT_KINDS = {"events", "number", "negation"}
@@ -148,10 +150,10 @@ def _clean(text: str, lang: str) -> str:
 def _number(raw: str, lang: str) -> str:
     """A numeral's value as a plain decimal string ("1,500" -> "1500", "6,1" -> "6.1")."""
     scale = 1
-    if m := re.search(r"(k|m|mn|bn)$", raw):
+    if m := _SUFFIX.search(raw):
         scale, raw = _SCALE[m.group(1)], raw[: m.start()]
-    parts = re.split(r"[.,]", raw)
-    seps = re.findall(r"[.,]", raw)
+    parts = _SEPARATOR.split(raw)
+    seps = _SEPARATOR.findall(raw)
     # Groups of exactly three digits after a separator are thousands ("1,500", "1.500");
     # anything else after the last separator is a decimal part ("6,1", "4.25").
     if (
@@ -209,8 +211,11 @@ def _attribution_segments(toks: list[_Tok], first_colon: bool, paren: set[int]) 
         by_seg.setdefault(t.segment, []).append(t)
     segs = sorted(by_seg)
     out = set(paren)
-    if first_colon and len(segs) > 1 and len(by_seg[segs[0]]) <= 4:
-        out.add(segs[0])
+    head = by_seg[segs[0]] if segs else []
+    # "Kremlin: ..." names the source; "Michigan church shooting: ..." is the story.
+    if first_colon and len(segs) > 1 and len(head) <= 4:
+        if not {t.kind for t in head} & _FACT_KINDS:
+            out.add(segs[0])
     for seg in segs[1:]:
         kinds = {t.kind for t in by_seg[seg]}
         words = {t.folded for t in by_seg[seg]} | {t.stem for t in by_seg[seg]}
@@ -279,8 +284,11 @@ def _rewrite(toks: list[_Tok], vocab: Vocabulary) -> list[_Tok]:
     out: list[_Tok] = []
     i = 0
     while i < len(toks):
-        longest = min(vocab.longest, len(toks) - i) if toks[i].stem in vocab.starts else 1
-        for n in range(longest, 0, -1):
+        if toks[i].stem not in vocab.starts and (toks[i].stem,) not in vocab.rewrites:
+            out.append(toks[i])  # the common case: no phrase starts here
+            i += 1
+            continue
+        for n in range(min(vocab.longest, len(toks) - i), 0, -1):
             key = tuple(t.stem for t in toks[i : i + n])
             if key in vocab.rewrites and toks[i].kind != "number":
                 for w in vocab.rewrites[key]:
@@ -301,8 +309,12 @@ def _label(out: list[_Tok], vocab: Vocabulary) -> list[_Tok]:
         if out[i].kind == "number":
             i += 1
             continue
-        longest = min(vocab.longest, len(out) - i) if out[i].stem in vocab.starts else 1
-        for n in range(longest, 0, -1):
+        if out[i].stem not in vocab.starts:
+            if hit := vocab.phrases.get((out[i].stem,)):
+                out[i].kind, out[i].canon = hit
+            i += 1
+            continue
+        for n in range(min(vocab.longest, len(out) - i), 0, -1):
             hit = vocab.phrases.get(tuple(t.stem for t in out[i : i + n]))
             if hit:
                 head = out[i]

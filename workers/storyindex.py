@@ -19,7 +19,7 @@ from workers.storyfacts import Facts
 
 __all__ = ["COMPARED", "PER_KEY", "StoryIndex", "salient_keys"]
 
-PER_KEY = 48  # newest items read under one key
+PER_KEY = 32  # newest items read under one key
 COMPARED = 8  # candidates compared in full
 
 
