@@ -21,7 +21,7 @@ from ticker.normalise import language_of
 from workers.storyfacts import Facts, extract
 from workers.storyindex import StoryIndex
 
-__all__ = ["Stories", "facts_of"]
+__all__ = ["Stories", "facts_of", "warm_up"]
 
 log = logging.getLogger("ticker.worker")
 
@@ -32,6 +32,12 @@ _BATCH = 1000
 def facts_of(item: dict[str, Any]) -> Facts:
     """The facts of an item's headline in its edition's language."""
     return extract(item["headline"], language_of(item["edition"]))
+
+
+def warm_up(*editions: str) -> None:
+    """Load editions' word lists, stemmers and word frequencies (about a second each)."""
+    for edition in editions:
+        extract("Warm up: 2 killed in Jenin", language_of(edition))
 
 
 class Stories:

@@ -213,9 +213,9 @@ def _attribution_segments(toks: list[_Tok], first_colon: bool, paren: set[int]) 
     out = set(paren)
     head = by_seg[segs[0]] if segs else []
     # "Kremlin: ..." names the source; "Michigan church shooting: ..." is the story.
-    if first_colon and len(segs) > 1 and len(head) <= 4:
-        if not {t.kind for t in head} & _FACT_KINDS:
-            out.add(segs[0])
+    sourced = not {t.kind for t in head} & _FACT_KINDS
+    if first_colon and len(segs) > 1 and len(head) <= 4 and sourced:
+        out.add(segs[0])
     for seg in segs[1:]:
         kinds = {t.kind for t in by_seg[seg]}
         words = {t.folded for t in by_seg[seg]} | {t.stem for t in by_seg[seg]}

@@ -9,7 +9,8 @@ cost of a decision does not grow with the window (docs/story-matching.md).
 
 from __future__ import annotations
 
-from collections import Counter, deque
+import heapq
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -94,12 +95,17 @@ class StoryIndex:
         ed = self._editions.get(edition)
         if ed is None:
             return []
-        hits: Counter[str] = Counter()
+        # A key few items share says more than one thousands do: a true rewrite shares
+        # the rare keys (its numbers, its names), so it outranks look-alikes that only
+        # meet it under common ones.
+        hits: dict[str, float] = {}
         for key in salient_keys(facts):
             ids = ed.postings.get(key)
             if ids:
-                hits.update(islice(reversed(ids), PER_KEY))
-        return [i for i, _ in hits.most_common(COMPARED)]
+                weight = 1.0 / len(ids)
+                for item_id in islice(reversed(ids), PER_KEY):
+                    hits[item_id] = hits.get(item_id, 0.0) + weight
+        return heapq.nlargest(COMPARED, hits, key=hits.__getitem__)
 
     def best(
         self, edition: str, facts: Facts, threshold: float = THRESHOLD, exclude: str = ""
