@@ -18,10 +18,12 @@ from rapidfuzz import fuzz
 
 from workers.storyfacts import Facts, Name
 
-__all__ = ["THRESHOLD", "Verdict", "compare"]
+__all__ = ["MIN_SHARED", "THRESHOLD", "Verdict", "compare"]
 
 # Tuned on the dev split of tests/data/stories (docs/story-matching.md has the figures).
 THRESHOLD = 50.0
+# Least weight two headlines must share (a name weighs 4, an event 2, a word its rarity).
+MIN_SHARED = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +92,11 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     return None
 
 
-def _overlap(a: Facts, b: Facts) -> float:
+def _overlap(a: Facts, b: Facts) -> tuple[float, float]:
+    """(score 0-100, the weight of what both say): a rarity-weighted Dice overlap."""
     shared = sum(min(w, b.content[k]) for k, w in a.content.items() if k in b.content)
     total = sum(a.content.values()) + sum(b.content.values())
-    return 200.0 * shared / total if total else 100.0
+    return (200.0 * shared / total if total else 100.0), shared
 
 
 def compare(a: Facts, b: Facts, threshold: float = THRESHOLD) -> Verdict:
@@ -102,8 +105,10 @@ def compare(a: Facts, b: Facts, threshold: float = THRESHOLD) -> Verdict:
     if veto is not None:
         reason, differing = veto
         return Verdict(False, 0.0, f"different {reason}", [], differing)
-    score = _overlap(a, b)
-    same = score >= threshold
+    score, in_common = _overlap(a, b)
+    # Two short headlines that share one common word ("Health item" / "Politics item")
+    # are not one story: a match shares at least a name, or events and rare words.
+    same = score >= threshold and in_common >= MIN_SHARED
     shared = sorted(
         [f"number {n}" for n in a.numbers & b.numbers]
         + [f"event {e}" for e in a.events & b.events]

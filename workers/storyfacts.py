@@ -380,6 +380,9 @@ def extract(headline: str, lang: str) -> Facts:
             weight = 4.0 if t.kind in ("name", "places", "aliases", "dates") else 2.0
             if not t.kind:
                 weight = max(0.5, vocab.rarity(t.folded) - 2.0)
+            elif t.kind == "name" and vocab.lang == "ar":
+                # An Arabic "name" is any word outside the lists: weigh it by its rarity.
+                weight = max(1.0, vocab.rarity(t.surface) - 2.0)
             content[key] = max(content.get(key, 0.0), weight)
     actors = _actors(main, vocab)
     return Facts(
