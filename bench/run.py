@@ -21,6 +21,8 @@ addresses), publishes the events on a fixed schedule, and reports:
     python -m bench.run --servers ticker --scale 0.1 --json /tmp/bench.json
     python -m bench.run --scenario sse-10k --baseline HEAD~3   # a change, measured
     python -m bench.run --scenario sse-10k --baseline A --baseline B   # several steps
+    python -m bench.run --scenario dedupe     # the duplicate decision's CPU per item
+    python -m bench.run --servers ticker --scenario intake-dedupe --scenario intake-force
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class Scenario:
     # Events published before the subscribers come; they all resume from the first
     # (Last-Event-ID), so each reads what it missed from Redis: a reconnect wave.
     replay: int = 0
+    # Published items already in the duplicate window (story facts kept beside them).
+    prefill: int = 0
+    # Items posted with "force": true (no near-duplicate search), for a side by side.
+    force: bool = False
 
 
 SCENARIOS = {
@@ -78,8 +84,24 @@ SCENARIOS = {
         Scenario("resume-10k", "sse", 10_000, 10, 5, servers=("ticker",), replay=21),
         # One flash to 100,000 Web Push subscriptions on a fake push service (bench/webpush.py).
         Scenario("webpush-100k", "webpush", 100_000, 1, 1, via="webpush", servers=("ticker",)),
+        # The duplicate decision at intake speed, against a window of 10,000 items, and the
+        # same run with "force": true (no near-duplicate search) to compare throughput.
+        Scenario("intake-dedupe", "sse", 100, 3000, 1000, "intake", ("ticker",), prefill=10_000),
+        Scenario(
+            "intake-force",
+            "sse",
+            100,
+            3000,
+            1000,
+            "intake",
+            ("ticker",),
+            prefill=10_000,
+            force=True,
+        ),
     )
 }
+# In-process micro-benchmarks (bench/dedupe.py): no server, no subscribers.
+MICRO = ("dedupe",)
 
 
 def quantiles(values: array[float]) -> dict[str, float] | None:
@@ -159,7 +181,7 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
         connect_cpu = cpu_seconds(server) - cpu_idle
         connect_other = {k: cpu_seconds(v) - other_idle[k] for k, v in others.items()}
 
-        publish = await stack.publisher(sc.via)
+        publish = await stack.publisher(sc.via, sc.force)
         cpu0 = cpu_seconds(server)
         other0 = {k: cpu_seconds(v) for k, v in others.items()}
         waits = [asyncio.ensure_future(_line(g)) for g in gens]
@@ -237,6 +259,9 @@ async def run_one(stack: Stack, sc: Scenario, drain: float, tmp: str) -> dict[st
     if sc.via == "intake":
         result["from_intake_ms"] = quantiles(lat_bt)
         result["from_publish_ms"] = quantiles(lat_sid)
+        # Items per second from the first POST to the last item on the last screen.
+        last_ms = (result["from_intake_ms"] or {}).get("max", 0.0)
+        result["throughput_per_s"] = round(sc.events / (published_s + last_ms / 1000), 1)
     else:
         result["from_publish_ms"] = quantiles(lat_bt)
     return result
@@ -283,7 +308,7 @@ async def run(
                     continue
                 stack = make_stack(name, workers, trees)
                 try:
-                    await asyncio.to_thread(stack.start, sc.via)
+                    await asyncio.to_thread(stack.start, sc.via, sc.prefill)
                     r = await run_one(stack, sc, drain, tmp)
                 except Exception as exc:  # report it and go on with the next one
                     print(f"# {sc.name} on {name} failed: {exc!r}", file=sys.stderr)
@@ -342,7 +367,8 @@ def report(results: list[dict[str, Any]]) -> str:
         if intake := r.get("from_intake_ms"):
             out.append(
                 f"| {r['scenario']} (from intake) | {r['server']} | | {intake['p50']} "
-                f"| {intake['p99']} | {intake['max']} | | | | | |"
+                f"| {intake['p99']} | {intake['max']} | {r['throughput_per_s']} items/s "
+                "| | | | |"
             )
     by = {(r["scenario"], r["server"]): r for r in results}
     rows = []
@@ -384,7 +410,9 @@ def report(results: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="(all)")
+    p.add_argument(
+        "--scenario", action="append", choices=sorted([*SCENARIOS, *MICRO]), help="(all)"
+    )
     p.add_argument("--servers", default="ticker,nchan", help="comma list (ticker,nchan)")
     p.add_argument("--workers", type=int, default=2, help="server processes each (2)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply subscribers and events")
@@ -403,7 +431,8 @@ def main() -> int:
     if "nchan" in servers and not nchan_available():
         print("nchan: nginx or libnginx-mod-nchan is not installed; skipped", file=sys.stderr)
         servers.remove("nchan")
-    scenarios = [SCENARIOS[n] for n in args.scenario or SCENARIOS]
+    micro = [n for n in args.scenario or () if n in MICRO]
+    scenarios = [SCENARIOS[n] for n in args.scenario or SCENARIOS if n not in MICRO]
     if args.scale != 1.0:
         scenarios = [
             replace(
@@ -414,8 +443,19 @@ def main() -> int:
             for s in scenarios
         ]
     started = datetime.now(UTC)
-    results = asyncio.run(run(scenarios, servers, args.workers, args.drain, args.baseline))
-    print(report(results))
+    micro_results: list[dict[str, Any]] = []
+    if micro:
+        from bench import dedupe
+
+        micro_results = dedupe.run()
+        print(dedupe.report(micro_results))
+    results = (
+        asyncio.run(run(scenarios, servers, args.workers, args.drain, args.baseline))
+        if scenarios
+        else []
+    )
+    if results:
+        print(report(results))
     if args.json:
         doc = {
             "date": started.isoformat(timespec="seconds"),
@@ -423,6 +463,7 @@ def main() -> int:
             "machine": {"cpus": _cpus(), "python": platform.python_version()},
             "scenarios": [asdict(s) for s in scenarios],
             "results": results,
+            "micro": micro_results,
         }
         Path(args.json).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     lost = [r for r in results if r["delivered"] != r["expected"] or r["duplicates"]]

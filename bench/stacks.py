@@ -48,9 +48,10 @@ def headline(seq: int, sent_us: int) -> str:
     return f"Benchmark item {marker(seq, sent_us)} crosses the wire"
 
 
-def submission(seq: int, sent_us: int) -> dict[str, Any]:
+def submission(seq: int, sent_us: int, force: bool = False) -> dict[str, Any]:
     """What an editor posts for benchmark item ``seq``."""
     return {
+        **({"force": True} if force else {}),
         "headline": headline(seq, sent_us),
         "edition": "en",
         "urgency": 3,
@@ -94,12 +95,12 @@ class Stack(Protocol):
     name: str
     port: int
 
-    def start(self, via: str) -> None: ...
+    def start(self, via: str, prefill: int = 0) -> None: ...
     def stop(self) -> None: ...
     def server_pids(self) -> list[int]: ...
     def other_pids(self) -> dict[str, list[int]]: ...
     def path(self, transport: str) -> str: ...
-    async def publisher(self, via: str) -> Publish: ...
+    async def publisher(self, via: str, force: bool = False) -> Publish: ...
 
 
 class Publish(Protocol):
@@ -156,7 +157,8 @@ class TickerStack:
             "TICKER_WORKERS": str(self.workers),
             "TICKER_LOG_LEVEL": "warning",
             "TICKER_API_KEYS": json.dumps(
-                [{"name": "bench", "key": BENCH_KEY, "scopes": ["publish"]}]
+                # admin: the side by side with "force": true (no near-duplicate search)
+                [{"name": "bench", "key": BENCH_KEY, "scopes": ["publish", "admin"]}]
             ),
             # A benchmark is one client address opening thousands of streams and
             # posting fast: the per-address caps would (rightly) refuse it.
@@ -167,9 +169,11 @@ class TickerStack:
             **self.extra_env,
         }
 
-    def start(self, via: str) -> None:
+    def start(self, via: str, prefill: int = 0) -> None:
         self.redis = RedisProcess()
         self.redis.start()
+        if prefill:
+            asyncio.run(prefill_window(self.redis.url, prefill))
         env = self.env()
         py = sys.executable
         cwd = self.source or None
@@ -205,11 +209,43 @@ class TickerStack:
     def path(self, transport: str) -> str:
         return "/v1/ws?edition=en" if transport == "ws" else "/v1/stream?edition=en"
 
-    async def publisher(self, via: str) -> Publish:
+    async def publisher(self, via: str, force: bool = False) -> Publish:
         if via == "intake":
-            return IntakePublish(f"http://127.0.0.1:{self.port}")
+            return IntakePublish(f"http://127.0.0.1:{self.port}", force)
         assert self.redis is not None
         return DirectPublish(self.redis.url)
+
+
+async def prefill_window(url: str, count: int) -> None:
+    """``count`` published items in the English duplicate window, as a worker leaves them
+    (item, status, story facts, the recent set), with no event: screens connect to an
+    empty ticker, the worker starts with a day's history to match against."""
+    from bench.dedupe import headlines
+    from workers.stories import facts_of
+
+    redis = Redis.from_url(url)
+    keys = Keys(SETTINGS.redis_prefix)
+    now_ms = int(time.time() * 1000)
+    try:
+        for start in range(0, count, 1000):
+            async with redis.pipeline(transaction=False) as pipe:
+                for i in range(start, min(count, start + 1000)):
+                    _, text = headlines(1, seed=i)[0]
+                    doc = {**item(i, now_ms * 1000), "id": f"prefill{i:08d}", "headline": text}
+                    facts = facts_of({"headline": text, "edition": "en"})
+                    pipe.hset(
+                        keys.item(doc["id"]),
+                        mapping={
+                            "item": orjson.dumps(doc),
+                            "status": "published",
+                            "published_version": 1,
+                            "facts": orjson.dumps(facts.to_json()),
+                        },
+                    )
+                    pipe.zadd(keys.recent("en"), {doc["id"]: now_ms - count + i})
+                await pipe.execute()
+    finally:
+        await redis.aclose()
 
 
 class DirectPublish:
@@ -235,13 +271,14 @@ class DirectPublish:
 class IntakePublish:
     """``POST /v1/items``, as an editor's tool would: the whole pipeline."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, force: bool = False) -> None:
+        self.force = force
         self.http = httpx.AsyncClient(
             base_url=base, headers={"authorization": f"Bearer {BENCH_KEY}"}, timeout=10
         )
 
     async def __call__(self, seq: int, sent_us: int) -> str | None:
-        r = await self.http.post("/v1/items", json=submission(seq, sent_us))
+        r = await self.http.post("/v1/items", json=submission(seq, sent_us, self.force))
         if r.status_code != 202:
             raise RuntimeError(f"intake {seq}: {r.status_code} {r.text}")
         return None  # published later, by the worker
@@ -295,7 +332,7 @@ class NchanStack:
         self.dir: tempfile.TemporaryDirectory[str] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, via: str) -> None:
+    def start(self, via: str, prefill: int = 0) -> None:
         if via != "direct":
             raise ValueError("Nchan has no intake")
         self.dir = tempfile.TemporaryDirectory(prefix="bench-nchan-")
@@ -335,7 +372,7 @@ class NchanStack:
     def path(self, transport: str) -> str:
         return "/sub"
 
-    async def publisher(self, via: str) -> Publish:
+    async def publisher(self, via: str, force: bool = False) -> Publish:
         pub = RawPublish(self.port)
         await pub.open()
         return pub

@@ -19,6 +19,7 @@ from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.events import Event
 from ticker.intake import api as intake
+from ticker.intake import held
 from ticker.intake.auth import KeyRing
 from ticker.logs import RequestContext
 from ticker.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes = [
         *intake.routes,
+        *held.routes,
         *webhook_api.routes,
         *feed_api.routes,
         *webpush_api.routes,
@@ -160,7 +162,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=middleware,
     )
     # The same middleware before the streaming endpoints, without the router's
-    # layers (ticker.streamgate); ticker.server.TransportTap sends streams there.
+    # layers (ticker.stream.gate); ticker.server.TransportTap sends streams there.
     # Rate limits cover the intake only: streams skip that layer too.
     stream_middleware = [m for m in middleware if m.cls is not IntakeRateLimit]
     app.state.streams = stream_gate(stream_middleware, exception_handlers)  # type: ignore[arg-type]

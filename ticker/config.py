@@ -65,8 +65,9 @@ class Settings:
     stream_retention_seconds: int = 7 * 24 * 3600
     # Window in which an identical headline in the same edition is a duplicate.
     dedupe_window_seconds: int = 3600
-    # Near-duplicate threshold (0-100, rapidfuzz score) over the same window.
-    near_duplicate_threshold: float = 88.0
+    # Story score (0-100) at which a headline whose facts all agree with a recent one
+    # is held as a near-duplicate (docs/story-matching.md); changed facts always differ.
+    near_duplicate_threshold: float = 50.0
     # Events a client may have waiting before it is cut as a slow client.
     client_queue_max: int = 1000
     # Latest events each API process keeps to resume clients from memory (Redis

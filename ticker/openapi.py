@@ -40,6 +40,7 @@ _VIEW = {
                 "embargoed",
                 "published",
                 "duplicate",
+                "held",
                 "rejected",
                 "retracted",
                 "expired",
@@ -51,6 +52,22 @@ _VIEW = {
         "item": {"type": "object"},
         "event_id": {"type": ["string", "null"]},
         "duplicate_of": {"type": ["string", "null"]},
+        "match": {
+            "description": "Why a held item is held (docs/story-matching.md).",
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["score", "reason", "shared", "differing"],
+                    "properties": {
+                        "score": {"type": "number"},
+                        "reason": {"type": "string"},
+                        "shared": {"type": "array", "items": {"type": "string"}},
+                        "differing": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            ],
+        },
         "reason": {"type": ["string", "null"]},
         "status_url": {"type": "string"},
     },
@@ -164,7 +181,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     },
                 },
                 "delete": {
-                    "summary": "Retract an item",
+                    "summary": "Retract an item (cancel it if embargoed or held)",
                     "parameters": [
                         {
                             "name": "reason",
@@ -176,6 +193,27 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     "responses": {
                         "202": _json(view, "accepted"),
                         **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
+                    },
+                },
+            },
+            "/v1/items/{item_id}/publish": {
+                "parameters": [item_id],
+                "post": {
+                    "summary": "Publish a held near-duplicate anyway (scope publish)",
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "required": ["id", "status", "status_url"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "status": {"type": "string"},
+                                    "status_url": {"type": "string"},
+                                },
+                            },
+                            "queued for publication",
+                        ),
+                        **_errors(401, 403, 404, 409, 429, 503),
                     },
                 },
             },

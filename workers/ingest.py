@@ -1,7 +1,9 @@
-"""The ingest job: normalise, drop duplicates, publish in one atomic step."""
+"""The ingest job: normalise, drop exact repeats, hold near-duplicates, publish in one
+atomic step (the duplicate decision: docs/story-matching.md)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,12 +15,18 @@ from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.intake.schema import parse_time
 from ticker.jobs import enqueue_expiry
+from ticker.lua import script as lua
 from ticker.metrics import incr_stat
 from workers.items import build_item, iso
-from workers.normalise import dedupe_key, language_of
+from workers.matching import Verdict
+from workers.normalise import dedupe_key
 from workers.publish import Outcome
+from workers.stories import Stories, facts_of
+from workers.storyfacts import Facts
 
 __all__ = ["ingest_item", "record", "schedule_expiry"]
+
+log = logging.getLogger("ticker.worker")
 
 # An embargo job may be picked up a moment early; within this, it publishes.
 EMBARGO_SLACK = timedelta(milliseconds=50)
@@ -56,64 +64,96 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
         now=now,
         settings=settings,
     )
-    force = bool(data.get("force"))
-    if not force and (match := await near_duplicate(ctx, item)):
-        original, headline = match
-        same = dedupe_key(headline, item["edition"]) == dedupe_key(
-            item["headline"], item["edition"]
-        )
-        await redis.hset(
-            keys.item(item_id), mapping={"status": "duplicate", "duplicate_of": original}
-        )
-        await record(ctx, item_id, Outcome("duplicate", original), 1, now, near=not same)
-        await incr_stat(redis, keys, "duplicates", "exact" if same else "near")
-        return "duplicate"
+    rev = raw.get(b"rev", b"0").decode()
+    # "force" (admin) and an editor's "publish anyway" skip the near-duplicate search; so
+    # does a re-run of a job that published already (the atomic step answers "exists").
+    rerun = int(raw.get(b"published_version", b"0")) > 0
+    force = bool(data.get("force")) or raw.get(b"publish_anyway") == b"1" or rerun
+    key = None if force else dedupe_key(item["headline"], item["edition"])
+    first = await redis.get(keys.dedupe(key)) if key is not None else None
+    if first and first.decode() != item_id:  # an exact repeat: dropped, as it always was
+        return await _duplicate(ctx, item_id, first.decode(), now)
+    facts: Facts | None = None
+    match: tuple[str, Verdict] | None = None
+    if not force:
+        stories: Stories = ctx["stories"]
+        await stories.sync(item["edition"])
+        try:
+            facts = facts_of(item)
+            match = stories.index.best(
+                item["edition"], facts, settings.near_duplicate_threshold, exclude=item_id
+            )
+        except Exception:  # a failure to score publishes: never drop an item on a bug
+            log.exception("story matching failed for %s; publishing it", item_id)
+            facts, match = None, None
+    if match is not None:
+        return await _hold(ctx, item_id, rev, match, now)
     outcome = await ctx["publisher"].publish_new(
         item,
-        dedupe_key=None if force else dedupe_key(item["headline"], item["edition"]),
+        dedupe_key=key,
         dedupe_ttl=settings.dedupe_window_seconds,
         recent_window_ms=settings.dedupe_window_seconds * 1000,
-        rev=raw.get(b"rev", b"0").decode(),
+        rev=rev,
     )
     if outcome.status == "stale":
         raise Retry(defer=0.05)  # the draft was edited while we read it
     await record(ctx, item_id, outcome, 1, now)
     if outcome.status == "duplicate":
         await incr_stat(redis, keys, "duplicates", "exact")
-    if outcome.status == "published":
+    if outcome.status == "published" and "stories" in ctx:
+        await _keep(ctx["stories"], item, facts)
         await schedule_expiry(ctx, item)
     return outcome.status
 
 
-async def near_duplicate(ctx: dict[str, Any], item: dict[str, Any]) -> tuple[str, str] | None:
-    """The id and headline of a recent item of the same edition telling the same story."""
-    from workers.dedupe import best_match
+async def _duplicate(ctx: dict[str, Any], item_id: str, original: str, now: datetime) -> str:
+    redis, keys = ctx["redis"], ctx["keys"]
+    await redis.hset(keys.item(item_id), mapping={"status": "duplicate", "duplicate_of": original})
+    await record(ctx, item_id, Outcome("duplicate", original), 1, now)
+    await incr_stat(redis, keys, "duplicates", "exact")
+    return "duplicate"
 
-    settings: Settings = ctx["settings"]
-    keys: Keys = ctx["keys"]
-    redis = ctx["redis"]
-    since = (datetime.now(UTC).timestamp() - settings.dedupe_window_seconds) * 1000
-    ids = await redis.zrangebyscore(keys.recent(item["edition"]), since, "+inf")
-    if not ids:
-        return None
-    async with redis.pipeline(transaction=False) as pipe:
-        for i in ids:
-            pipe.hget(keys.item(i.decode()), "item")
-        docs = await pipe.execute()
-    candidates = [
-        (d["id"], d["headline"]) for d in map(_loads, docs) if d and d["id"] != item["id"]
-    ]
-    found = best_match(
-        item["headline"],
-        candidates,
-        language_of(item["edition"]),
-        settings.near_duplicate_threshold,
+
+async def _hold(
+    ctx: dict[str, Any], item_id: str, rev: str, match: tuple[str, Verdict], now: datetime
+) -> str:
+    """A near-duplicate waits for an editor: status held, why, and no event."""
+    redis, keys = ctx["redis"], ctx["keys"]
+    original, verdict = match
+    why = orjson.dumps(verdict.to_json())
+    entry = {
+        "at": iso(now),
+        "by": "worker",
+        "version": 1,
+        "action": "held",
+        "duplicate_of": original,
+        "match": verdict.to_json(),
+    }
+    result = await redis.eval(
+        lua("hold"),
+        2,
+        keys.item(item_id),
+        keys.history(item_id),
+        rev,
+        original,
+        why,
+        orjson.dumps(entry),
     )
-    return (found, dict(candidates)[found]) if found else None
+    if result == b"stale":
+        raise Retry(defer=0.05)  # edited while we read it: decide on the new text
+    if result == b"held":
+        await incr_stat(redis, keys, "duplicates", "near")
+    return result.decode() if isinstance(result, bytes) else str(result)
 
 
-def _loads(doc: bytes | None) -> dict[str, Any] | None:
-    return orjson.loads(doc) if doc else None
+async def _keep(stories: Stories, item: dict[str, Any], facts: Facts | None) -> None:
+    """Index a published item's facts (computed now if the decision was skipped)."""
+    try:
+        facts = facts or facts_of(item)
+    except Exception:
+        log.exception("story facts of %s failed; it is not indexed", item["id"])
+        return
+    await stories.keep(item["id"], item["edition"], facts)
 
 
 async def record(

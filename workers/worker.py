@@ -18,6 +18,7 @@ from ticker.redis_conn import WORKER_OPTIONS, Connections, connect
 from workers.apply import apply_change, expire_item, sweep_expired
 from workers.ingest import ingest_item
 from workers.publish import Publisher
+from workers.stories import Stories, warm_up
 from workers.webhooks import (
     deliver_webhooks,
     start_webhooks,
@@ -67,6 +68,13 @@ def make_worker(
             retention_seconds=settings.stream_retention_seconds,
             sharded=clients.sharded,
         )
+        # The recent window's story facts, rebuilt from Redis (no headline is re-parsed).
+        ctx["stories"] = Stories(clients.data, keys, settings.dedupe_window_seconds)
+        # Word lists, stemmers and frequency tables load in the background (about a second
+        # a language), so the first flash seldom waits for them and startup never does.
+        ctx["warm_up"] = asyncio.create_task(asyncio.to_thread(warm_up, *settings.editions))
+        for edition in settings.editions:
+            await ctx["stories"].sync(edition)
         await start_webhooks(ctx)
         await start_webpush(ctx)
 

@@ -162,6 +162,8 @@ def item_view(item_id: str, raw: dict[bytes, bytes]) -> dict[str, Any]:
         "item": orjson.loads(doc),
         "event_id": get("event_id"),
         "duplicate_of": get("duplicate_of"),
+        # Why a held item is held: {score, reason, shared, differing} (docs/story-matching.md).
+        "match": orjson.loads(raw[b"match"]) if b"match" in raw else None,
         "reason": get("reason"),
         "status_url": status_url(item_id),
     }

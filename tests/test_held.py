@@ -1,0 +1,161 @@
+"""The duplicate decision through the real pipeline: held near-duplicates, publishing
+anyway, cancelling, exact repeats, a matcher failure, and the worker's index on restart."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+import workers.ingest
+from tests.conftest import Stack, auth
+from tests.support.helpers import wait_for
+
+ORIGINAL = "Three soldiers killed in attack on army post in Niger"
+REWRITE = "Attack on army post in Niger kills three soldiers, army says"
+
+
+async def _held(stack: Stack, headline: str = REWRITE, edition: str = "en") -> dict[str, Any]:
+    r = await stack.post({"headline": headline, "edition": edition})
+    assert r.status_code == 202, r.text
+    return await stack.wait_status(r.json()["id"], "held")
+
+
+async def _history(stack: Stack, item_id: str) -> list[dict[str, Any]]:
+    r = await stack.http.get(f"/v1/items/{item_id}/history", headers=auth())
+    entries: list[dict[str, Any]] = r.json()["history"]
+    return entries
+
+
+async def test_a_rewrite_is_held_with_its_match_and_no_event(stack: Stack) -> None:
+    """Another agency's wording of a published story is held: the matched item, the score,
+    shared and differing facts in its status and history, and no event."""
+    first = await stack.publish(ORIGINAL)
+    view = await _held(stack)
+    assert view["duplicate_of"] == first["id"]
+    match = view["match"]
+    assert match["score"] >= 50 and match["reason"] == "same facts"
+    assert "number 3" in match["shared"] and "event kill" in match["shared"]
+    assert isinstance(match["differing"], list)
+    held = [h for h in await _history(stack, view["id"]) if h["action"] == "held"]
+    assert held and held[0]["duplicate_of"] == first["id"] and held[0]["match"] == match
+    assert len(await stack.events()) == 1
+
+
+async def test_a_changed_fact_is_published(stack: Stack) -> None:
+    """Wounded for killed, however alike the words, is a new story and goes out."""
+    await stack.publish(ORIGINAL)
+    await stack.publish("Three soldiers wounded in attack on army post in Niger")
+    assert len(await stack.events()) == 2
+
+
+async def test_publish_anyway_releases_a_held_item(stack: Stack) -> None:
+    """An editor publishes a held item: 202 with id, status and status_url, one event, and a
+    history entry naming the key."""
+    await stack.publish(ORIGINAL)
+    view = await _held(stack)
+    r = await stack.http.post(f"/v1/items/{view['id']}/publish", headers=auth())
+    assert r.status_code == 202, r.text
+    assert r.json() == {
+        "id": view["id"],
+        "status": "queued",
+        "status_url": f"/v1/items/{view['id']}",
+    }
+    await stack.wait_status(view["id"], "published")
+    assert len(await stack.events()) == 2
+    steps = [(h["action"], h["by"]) for h in await _history(stack, view["id"])]
+    assert steps == [
+        ("submitted", "editor"),
+        ("held", "worker"),
+        ("published_anyway", "editor"),
+        ("published", "worker"),
+    ]
+
+
+async def test_publish_anyway_needs_a_held_item_and_the_scope(stack: Stack) -> None:
+    """Only a held item can be published anyway (409 naming its status); the publish scope
+    and the edition's limits apply; nothing changes on refusal."""
+    first = await stack.publish(ORIGINAL)
+    r = await stack.http.post(f"/v1/items/{first['id']}/publish", headers=auth())
+    assert r.status_code == 409
+    assert r.json()["error"]["field"] == "status" and "published" in r.json()["error"]["message"]
+    ar_first = await stack.publish("مقتل ثلاثة جنود في هجوم على موقع للجيش في النيجر", edition="ar")
+    held = await _held(stack, "هجوم على موقع للجيش في النيجر يقتل ثلاثة جنود", "ar")
+    assert held["duplicate_of"] == ar_first["id"]
+    for key in ("corrector", "en-desk"):
+        r = await stack.http.post(f"/v1/items/{held['id']}/publish", headers=auth(key))
+        assert r.status_code == 403, r.text
+    assert (await stack.wait_status(held["id"], "held"))["match"] is not None
+    missing = await stack.http.post(f"/v1/items/{'0' * 32}/publish", headers=auth())
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "id"
+    assert len(await stack.events()) == 2
+
+
+async def test_deleting_a_held_item_cancels_it(stack: Stack) -> None:
+    """DELETE on a held item cancels it like an embargoed one: no event, ever."""
+    await stack.publish(ORIGINAL)
+    view = await _held(stack)
+    r = await stack.http.request(
+        "DELETE", f"/v1/items/{view['id']}", headers=auth(), json={"reason": "Same story"}
+    )
+    assert r.status_code == 202, r.text
+    await stack.wait_status(view["id"], "cancelled")
+    again = await stack.http.post(f"/v1/items/{view['id']}/publish", headers=auth())
+    assert again.status_code == 409 and "cancelled" in again.json()["error"]["message"]
+    assert len(await stack.events()) == 1
+
+
+async def test_an_exact_repeat_is_dropped_as_duplicate(stack: Stack) -> None:
+    """The same headline again (label, case and spacing aside) stays a dropped duplicate."""
+    first = await stack.publish(ORIGINAL)
+    r = await stack.post(
+        {
+            "headline": "BREAKING: three soldiers killed in attack on army post in NIGER",
+            "edition": "en",
+        }
+    )
+    view = await stack.wait_status(r.json()["id"], "duplicate")
+    assert view["duplicate_of"] == first["id"] and view["match"] is None
+    assert len(await stack.events()) == 1
+
+
+async def test_a_matcher_failure_publishes_and_logs(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception while scoring never drops an item: it is published and logged."""
+    await stack.publish(ORIGINAL)
+
+    def broken(item: dict[str, Any]) -> Any:
+        raise RuntimeError("matcher broken on purpose")
+
+    monkeypatch.setattr(workers.ingest, "facts_of", broken)
+    with caplog.at_level(logging.ERROR, logger="ticker.worker"):
+        r = await stack.post({"headline": REWRITE, "edition": "en"})
+        await stack.wait_status(r.json()["id"], "published")
+    assert any("story matching failed" in rec.getMessage() for rec in caplog.records)
+    assert len(await stack.events()) == 2
+
+
+async def test_a_restarted_worker_rebuilds_its_index_from_redis(stack: Stack) -> None:
+    """A new worker process holds a rewrite of a story published before it started: the
+    facts kept beside the item are read back on start."""
+    first = await stack.publish(ORIGINAL)
+    stored = await stack.redis.hget(stack.keys.item(first["id"]), "facts")
+    assert stored and b'"kill"' in stored
+    await stack.worker.stop()
+    await stack.worker.start()
+    view = await _held(stack)
+    assert view["duplicate_of"] == first["id"]
+
+
+async def test_other_editions_are_other_stories(stack: Stack) -> None:
+    """The window is per edition: the same words in another edition are not held."""
+    await stack.publish(ORIGINAL)
+    r = await stack.post({"headline": REWRITE, "edition": "es"})
+    await stack.wait_status(r.json()["id"], "published")
+
+    async def two() -> bool:
+        return len(await stack.events()) == 2
+
+    await wait_for(two, what="both items published")

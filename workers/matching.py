@@ -1,0 +1,119 @@
+"""The duplicate decision between two headlines' facts; pure, no I/O.
+
+Rules, in order of weight (docs/story-matching.md):
+
+1. **A changed fact vetoes**, however alike the words: another number, a negation on one
+   side only, another set of events, a name on each side that the other lacks (a place,
+   person or organisation swapped), a new name on one side (outside an attribution, and
+   not a country given as context), or actor and target swapped.
+2. **Otherwise the words decide**: a rarity-weighted overlap of the two headlines' content
+   words (stems, synonyms made one), at or above :data:`THRESHOLD`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz
+
+from workers.storyfacts import Facts, Name
+
+__all__ = ["MIN_SHARED", "THRESHOLD", "Verdict", "compare"]
+
+# Tuned on the dev split of tests/data/stories (docs/story-matching.md has the figures).
+THRESHOLD = 50.0
+# Least weight two headlines must share (a name weighs 4, an event 2, a word its rarity).
+MIN_SHARED = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether two headlines tell one story, and why: what an editor sees on a held item."""
+
+    same: bool
+    score: float
+    reason: str
+    shared: list[str] = field(default_factory=list)
+    differing: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "score": round(self.score, 1),
+            "reason": self.reason,
+            "shared": self.shared,
+            "differing": self.differing,
+        }
+
+
+def _present(name: Name, other: Facts) -> bool:
+    if any(key in other.words for key in name.keys):
+        return True
+    for key in name.keys:
+        for word in other.words:
+            if word[:1] != key[:1]:
+                continue
+            short, long = sorted((key, word), key=len)
+            # Inflection and spelling drift of one name ("Zelensky"/"Zelenskyy",
+            # "Iraq"/"Iraqi"), but not "Iran"/"Iraq" or "Austria"/"Australia".
+            if len(short) >= 4 and long.startswith(short) and len(long) - len(short) <= 2:
+                return True
+            if len(short) >= 6 and fuzz.ratio(key, word) >= 85:
+                return True
+    return False
+
+
+def _missing(a: Facts, b: Facts) -> list[Name]:
+    return [n for n in a.names if not n.source and not _present(n, b)]
+
+
+def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
+    if a.numbers != b.numbers:
+        return "number", sorted(a.numbers ^ b.numbers)
+    if a.negated != b.negated:
+        return "polarity", ["negation"]
+    if a.events != b.events:
+        return "event", sorted(a.events ^ b.events)
+    if a.titles - b.titles and b.titles - a.titles:
+        # "foreign minister" for "vice president": another person, named by role.
+        return "person", sorted(a.titles ^ b.titles)
+    miss_a, miss_b = _missing(a, b), _missing(b, a)
+    if miss_a and miss_b:
+        return "name", [n.text for n in miss_a + miss_b]
+    extra = [n.text for n in miss_a + miss_b if not n.place and not n.maybe]
+    if extra:
+        return "new name", extra
+    if not (a.passive or b.passive):
+        for event, actor, target in a.actors:
+            for event_b, actor_b, target_b in b.actors:
+                if event != event_b:
+                    continue
+                if (actor and actor in (target_b,)) or (target and target == actor_b):
+                    return "actor", [f"{event}: {actor} -> {target} / {actor_b} -> {target_b}"]
+    return None
+
+
+def _overlap(a: Facts, b: Facts) -> tuple[float, float]:
+    """(score 0-100, the weight of what both say): a rarity-weighted Dice overlap."""
+    shared = sum(min(w, b.content[k]) for k, w in a.content.items() if k in b.content)
+    total = sum(a.content.values()) + sum(b.content.values())
+    return (200.0 * shared / total if total else 100.0), shared
+
+
+def compare(a: Facts, b: Facts, threshold: float = THRESHOLD) -> Verdict:
+    """The verdict on two headlines' facts; symmetric in ``a`` and ``b``."""
+    veto = _veto(a, b) or _veto(b, a)
+    if veto is not None:
+        reason, differing = veto
+        return Verdict(False, 0.0, f"different {reason}", [], differing)
+    score, in_common = _overlap(a, b)
+    # Two short headlines that share one common word ("Health item" / "Politics item")
+    # are not one story: a match shares at least a name, or events and rare words.
+    same = score >= threshold and in_common >= MIN_SHARED
+    shared = sorted(
+        [f"number {n}" for n in a.numbers & b.numbers]
+        + [f"event {e}" for e in a.events & b.events]
+        + [f"name {n.text}" for n in a.names if _present(n, b)]
+    )
+    differing = sorted(set(a.content) ^ set(b.content))
+    reason = "same facts" if same else "other words"
+    return Verdict(same, score, reason, shared, differing)

@@ -1,0 +1,95 @@
+"""The worker's story memory: facts kept beside each item in Redis and indexed in memory.
+
+An item's facts are computed once, when the worker accepts it, and written to the item's
+hash (field ``facts``) once it is published. Each worker process holds a
+:class:`~workers.storyindex.StoryIndex` of the recent window, built from Redis on start and
+brought up to date before each decision from the editions' recent sets (items other
+workers published), reading only what it has not seen: no job re-reads the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from ticker.constants import Keys
+from workers.normalise import language_of
+from workers.storyfacts import Facts, extract
+from workers.storyindex import StoryIndex
+
+__all__ = ["Stories", "facts_of", "warm_up"]
+
+log = logging.getLogger("ticker.worker")
+
+# Recent items read per Redis round trip when catching up.
+_BATCH = 1000
+
+
+def facts_of(item: dict[str, Any]) -> Facts:
+    """The facts of an item's headline in its edition's language."""
+    return extract(item["headline"], language_of(item["edition"]))
+
+
+def warm_up(*editions: str) -> None:
+    """Load editions' word lists, stemmers and word frequencies (about a second each)."""
+    for edition in editions:
+        extract("Warm up: 2 killed in Jenin", language_of(edition))
+
+
+class Stories:
+    """The recent window's facts, per worker process, kept in step with Redis."""
+
+    def __init__(self, redis: Redis, keys: Keys, window_seconds: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.window_ms = window_seconds * 1000
+        self.index = StoryIndex(self.window_ms)
+        self._seen_ms: dict[str, int] = {}  # edition -> newest score read
+
+    async def sync(self, edition: str) -> None:
+        """Index the edition's items published since the last look (by any worker)."""
+        now_ms = int(time.time() * 1000)
+        since = max(self._seen_ms.get(edition, 0), now_ms - self.window_ms)
+        while True:
+            rows = await self.redis.zrangebyscore(
+                self.keys.recent(edition), since, "+inf", start=0, num=_BATCH, withscores=True
+            )
+            fresh = [(i.decode(), int(s)) for i, s in rows if i.decode() not in self.index]
+            if fresh:
+                await self._load(edition, fresh)
+            if rows:
+                self._seen_ms[edition] = int(rows[-1][1])
+            if len(rows) < _BATCH:
+                break
+            since = int(rows[-1][1])
+            if all(i.decode() in self.index for i, _ in rows):
+                since += 1  # a full page of one millisecond's items: move past it
+        self.index.evict(now_ms - self.window_ms)
+
+    async def _load(self, edition: str, fresh: list[tuple[str, int]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item_id, _ in fresh:
+                pipe.hmget(self.keys.item(item_id), ["facts", "item"])
+            rows = await pipe.execute()
+        for (item_id, at_ms), (facts_doc, item_doc) in zip(fresh, rows, strict=True):
+            try:
+                if facts_doc:
+                    facts = Facts.from_json(orjson.loads(facts_doc))
+                elif item_doc:
+                    facts = facts_of(orjson.loads(item_doc))  # written by an older worker
+                else:
+                    continue
+            except Exception:  # one unreadable item must not stop the others
+                log.exception("story facts of %s unreadable; not indexed", item_id)
+                continue
+            self.index.add(item_id, edition, at_ms, facts)
+
+    async def keep(self, item_id: str, edition: str, facts: Facts) -> None:
+        """Store a published item's facts beside it and index them."""
+        doc = orjson.dumps(facts.to_json())
+        await self.redis.hset(self.keys.item(item_id), mapping={"facts": doc})  # type: ignore[misc]
+        self.index.add(item_id, edition, int(time.time() * 1000), facts)

@@ -1,0 +1,190 @@
+"""The matcher's vocabulary for one language: word lists folded and stemmed once.
+
+Pure and cached: :func:`vocabulary` reads ``workers/lexicon/<lang>.txt``, folds every
+variant the way headlines are folded (case, accents, Arabic letter forms) and stems it with
+the language's Snowball stemmer (PyStemmer), so lists are written naturally.
+Word rarity comes from wordfreq, whose frequency lists ship inside its wheel.
+"""
+
+# Arabic letters are the subject matter here, not look-alike typos.
+# ruff: noqa: RUF001
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import Stemmer
+from wordfreq import zipf_frequency
+
+from workers.lexicon import LANGUAGES, read_sections
+from workers.normalise import language_of
+
+__all__ = ["Vocabulary", "fold", "vocabulary"]
+
+_ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u0652\u0656-\u065f\u0670\u06d6-\u06ed\u0640]")
+_ARABIC_LETTERS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه"})
+_STEMMERS = {"en": "english", "es": "spanish", "ar": "arabic"}
+# Which kind wins when one phrase is in two sections: names first, then what changes facts.
+_PRIORITY = (
+    "stopwords",
+    "synonyms",
+    "attribution",
+    "titles",
+    "dates",
+    "negation",
+    "events",
+    "places",
+    "aliases",
+)
+
+
+@lru_cache(maxsize=65536)
+def fold(word: str) -> str:
+    """Case, accents, Arabic marks and letter variants folded away (one word)."""
+    word = unicodedata.normalize("NFKC", word).casefold()
+    word = _ARABIC_MARKS.sub("", word).translate(_ARABIC_LETTERS)
+    decomposed = unicodedata.normalize("NFD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """Everything the feature extractor needs to know about one language."""
+
+    lang: str
+    # stemmed phrase -> (kind, canonical): kind is a section name ("events", "aliases"...)
+    phrases: dict[tuple[str, ...], tuple[str, str]]
+    rewrites: dict[tuple[str, ...], tuple[str, ...]]  # stemmed phrase -> folded words
+    longest: int
+    numbers: dict[str, str]  # folded word -> "2", "~100" (vague), "#2" (ordinal)
+    transitive: frozenset[str]
+    generic: frozenset[str]  # stems
+    joiners: frozenset[str]  # folded words allowed inside a name ("Bank of England")
+    known: frozenset[str]  # every word of every list (folded and stemmed)
+    starts: frozenset[str]  # first words of the phrases of two words or more
+    namers: frozenset[str]  # stems after which a word is a name ("camp", "city")
+
+    def stem(self, word: str) -> str:
+        return _stem(self.lang, word)
+
+    def analyse(self, folded: str) -> tuple[str, str]:
+        return _analyse(self.lang, folded)
+
+    def _analyse(self, folded: str) -> tuple[str, str]:
+        """(form, stem) of a folded word. In Arabic the form loses its clitics (و ف ب ل ك
+        ال), the known word in the lists if a form is one ("وفاة" stays, "بجنين" -> "جنين")."""
+        if self.lang != "ar":
+            return folded, _stem(self.lang, folded)
+        forms = _arabic_forms(folded)
+        for form in forms:
+            if form in self.known or form in self.numbers:
+                return form, form
+            if (stem := _stem("ar", form)) in self.known:
+                return form, stem
+        return forms[-1], _stem("ar", forms[-1])
+
+    def forms(self, folded: str) -> list[str]:
+        """Every form a word may meet in another headline (Arabic: with and without clitics)."""
+        return _arabic_forms(folded) if self.lang == "ar" else [folded]
+
+    def rarity(self, word: str) -> float:
+        """0 for the commonest words up to 8 for words wordfreq has never seen."""
+        return _rarity(self.lang, word)
+
+
+@lru_cache(maxsize=65536)
+def _analyse(lang: str, folded: str) -> tuple[str, str]:
+    return vocabulary(lang)._analyse(folded)
+
+
+@lru_cache(maxsize=65536)
+def _rarity(lang: str, word: str) -> float:
+    return max(0.0, 8.0 - zipf_frequency(word, lang))
+
+
+@lru_cache(maxsize=65536)
+def _stem(lang: str, word: str) -> str:
+    return _stemmer(lang).stemWord(word)
+
+
+@lru_cache(maxsize=4)
+def _stemmer(lang: str) -> Stemmer.Stemmer:
+    return Stemmer.Stemmer(_STEMMERS[lang])
+
+
+_AR_CLITIC = re.compile(r"^(?:وال|بال|فال|كال|لل|ال|و|ف|ب|ل|ك)")
+
+
+def _arabic_forms(word: str) -> list[str]:
+    """The word, then without each clitic in turn while three letters remain."""
+    forms = [word]
+    while (m := _AR_CLITIC.match(word)) and len(word) - m.end() >= 3:
+        word = word[m.end() :]
+        forms.append(word)
+    return forms
+
+
+def _variants(lang: str, variants: list[str]) -> list[str]:
+    """Arabic present-tense verbs are listed once: يعلن brings تعلن, and the reverse."""
+    if lang != "ar":
+        return variants
+    out = list(variants)
+    for v in variants:
+        if " " not in v and len(v) > 3 and v[0] in "يت":
+            out.append(("ت" if v[0] == "ي" else "ي") + v[1:])
+    return out
+
+
+def _key(lang: str, phrase: str) -> tuple[str, ...]:
+    return tuple(_stem(lang, fold(w)) for w in phrase.replace("-", " ").split())
+
+
+@lru_cache(maxsize=8)
+def vocabulary(lang: str) -> Vocabulary:
+    """The vocabulary of an edition's language; English lists for languages without any."""
+    lang = language_of(lang)
+    lang = lang if lang in LANGUAGES else "en"
+    sections = read_sections(lang)
+    phrases: dict[tuple[str, ...], tuple[str, str]] = {}
+    for kind in _PRIORITY:
+        for canonical, variants in sections.get(kind, []):
+            for variant in _variants(lang, variants):
+                # Lists may hold stems ("injur"), which a second stemming could change.
+                raw = tuple(fold(w) for w in variant.replace("-", " ").split())
+                stemmed = _key(lang, variant)
+                # A stem of two letters (Arabic "وف" of both وفاة and وفا) says too little.
+                short = lang == "ar" and min(map(len, stemmed)) <= 2
+                for key in (raw,) if short else (raw, stemmed):
+                    phrases[key] = (kind, canonical or fold(variant))
+    rewrites: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for canonical, variants in sections.get("rewrites", []):
+        for v in variants:
+            rewrites[_key(lang, v)] = tuple(fold(w) for w in canonical.split())
+    numbers = {fold(v): value for value, variants in sections.get("numbers", []) for v in variants}
+    transitive = frozenset(c or v for c, vs in sections.get("transitive", []) for v in vs)
+    generic = frozenset(
+        k[0] for _, vs in sections.get("generic", []) for v in vs if (k := _key(lang, v))
+    )
+    joiners = frozenset(v for _, vs in sections.get("joiners", []) for v in vs)
+    longest = max(len(k) for k in [*phrases, *rewrites])
+    known = frozenset(w for k in [*phrases, *rewrites] for w in k)
+    starts = frozenset(k[0] for k in [*phrases, *rewrites] if len(k) > 1)
+    namers = frozenset(
+        k[0] for _, vs in sections.get("namers", []) for v in vs if (k := _key(lang, v))
+    )
+    return Vocabulary(
+        lang,
+        phrases,
+        rewrites,
+        longest,
+        numbers,
+        transitive,
+        generic,
+        joiners,
+        known,
+        starts,
+        namers,
+    )
