@@ -92,6 +92,11 @@ class Settings:
     # list of addresses or networks, or "*". Empty: uvicorn's own FORWARDED_ALLOW_IPS
     # variable, else 127.0.0.1.
     forwarded_allow_ips: str = ""
+    # The fast paths (ticker/serve: the fast lane opening plain streams in uvicorn's
+    # parser callback, parked connections, direct writes); 0 sends every stream down
+    # the plain ASGI path. They also switch off by themselves when uvicorn lacks what
+    # they use (one warning at startup) or after an error inside them (one error).
+    fast_paths: bool = True
     # arq poll delay: the worst-case queue latency added to every item.
     worker_poll_delay: float = 0.01
     # Webhooks: refuse URLs that resolve to private, loopback or link-local addresses

@@ -32,10 +32,12 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from ticker.frames import DROP_AFTER, WS_MAX_SIZE, ws_close_frame, ws_frame_size
+from ticker.serve.guard import FastPaths
 from ticker.stream.hub import Client
 from ticker.stream.wsguard import MessageBudget
 
 __all__ = [
+    "FAST_PATHS",
     "PARKED",
     "Parked",
     "ParkedWebSocket",
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 PARKED = "ticker.parked"  # scope key: the Parked protocol once the call has parked
+FAST_PATHS = "ticker.fast_paths"  # scope key: the server's switch (ticker.serve.guard)
 
 Release = Callable[[], None]
 
@@ -269,7 +272,19 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 def park(scope: MutableMapping[str, Any], raw_send: Any, parked: Parked, release: Release) -> bool:
     """Take the connection behind uvicorn's ``raw_send`` from uvicorn and give it to
     ``parked``; ``release`` runs when it ends. False if it cannot be (another
-    server, or the connection is not in a state to hand over): keep waiting."""
+    server, the fast paths off, or the connection is not in a state to hand
+    over): keep waiting. An exception inside switches the fast paths off."""
+    fast: FastPaths | None = scope.get(FAST_PATHS)
+    if fast is None or not fast.on:
+        return False
+    try:
+        return _park(scope, raw_send, parked, release)
+    except Exception as exc:
+        fast.fail("parking", exc)
+        return False
+
+
+def _park(scope: MutableMapping[str, Any], raw_send: Any, parked: Parked, release: Release) -> bool:
     owner = getattr(raw_send, "__self__", None)
     transport = getattr(owner, "transport", None)
     if transport is not parked.transport or not hasattr(transport, "set_protocol"):
