@@ -11,8 +11,8 @@ from dataclasses import replace
 import pytest
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from tests.conftest import Stack, running_stack
 from tests.support.helpers import is_item, sse, wait_for, ws
+from tests.support.stack import Stack, running_stack
 from ticker.config import Settings
 from ticker.serve import fastlane, guard, parking
 from ticker.serve.parking import Parked

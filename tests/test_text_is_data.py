@@ -20,9 +20,9 @@ import redis as redis_sync
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import API_KEYS, Stack, auth
 from tests.support.background import BackgroundStack
 from tests.support.helpers import Received, SSEStream, WSStream, sse, ws
+from tests.support.stack import API_KEYS, Stack, auth
 from ticker.config import Settings
 from ticker.embedded_redis import RedisProcess
 
