@@ -15,7 +15,6 @@ __all__ = [
     "CLOSE_SHUTDOWN",
     "CLOSE_SLOW_CLIENT",
     "CLOSE_TRY_AGAIN",
-    "EVENT_TYPES",
     "IDEMPOTENCY_TTL",
     "WEBHOOK_DEAD_LETTERS_MAX",
     "Keys",
@@ -30,15 +29,6 @@ CLOSE_POLICY = 1008  # other policy violations (a client flooding the server): t
 CLOSE_SLOW_CLIENT = 4000  # backlog over its bound: reconnect, resume by last id
 CLOSE_TRY_AGAIN = 1013  # Redis unreachable, cannot resume or load now: retry later
 CLOSE_BAD_REQUEST = 4400  # bad filter or resume id: terminal
-
-EVENT_TYPES = (
-    "snapshot",
-    "item.published",
-    "item.updated",
-    "item.retracted",
-    "item.expired",
-    "reset",
-)
 
 IDEMPOTENCY_TTL = 24 * 3600  # seconds an Idempotency-Key answer is remembered
 WEBHOOK_DEAD_LETTERS_MAX = 1000  # dead letters kept per endpoint (oldest dropped)
