@@ -44,10 +44,12 @@ class Settings:
     # 0 (the default): do not wait (asynchronous replication).
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 1000
+    # Where `ticker serve` listens.
     host: str = "127.0.0.1"
     port: int = 8000
     # API processes sharing the port (each holds one subscription and one hub).
     workers: int = 1
+    # Log level of every process: debug, info, warning or error.
     log_level: str = "info"
     # API keys as JSON: [{"name", "key" | "key_sha256", "scopes", "editions"?}].
     api_keys: str = "[]"
