@@ -26,7 +26,7 @@ from tests.support.stack import API_KEYS, Stack, auth
 from ticker.config import Settings
 from ticker.embedded_redis import RedisProcess
 
-# The contract (README, "Text is data"): C0/C1 controls other than tab, CR and LF are refused,
+# The contract (docs/api.md, "Text is data"): C0/C1 controls other than tab, CR and LF are refused,
 # as is a headline with nothing visible; otherwise readers get the NFC form with every
 # whitespace run (newlines, CR, tabs, U+2028/2029) folded to one space. Bidi controls and
 # astral characters are text like any other and pass through untouched.
