@@ -1,11 +1,11 @@
 """The fast lane: uvicorn's HTTP protocol opens the common stream itself.
 
-Opening a stream through ASGI cost 260-290 us of CPU for SSE and 545-630 us for
-a WebSocket, against Nchan's 37-61 (bench/, docs/benchmarks.md): uvicorn builds
-a scope and a request cycle and starts a task, the request passes four
-middleware layers and the endpoint, and a WebSocket handshake is parsed a
-second time by the websockets library. All that for a connection parked
-(ticker.parking) as soon as its snapshot is out.
+Opening a stream through ASGI costs several times Nchan's CPU per connect
+(docs/benchmarks.md has the figures): uvicorn builds a scope and a request cycle
+and starts a task, the request passes four middleware layers and the endpoint,
+and a WebSocket handshake is parsed a second time by the websockets library.
+All that for a connection parked (ticker.serve.parking) as soon as its snapshot
+is out.
 
 ``HttpProtocol`` answers such a request in the parser's callback, in one step
 and one write: the checks the stream gate's middleware makes (origin policy,

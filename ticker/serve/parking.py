@@ -1,10 +1,10 @@
 """Parking an open stream: once a client takes direct writes, its ASGI call ends.
 
 A caught-up client gets every event from the hub's own writes to its transport
-(ticker.wire), so the ASGI call that opened it only waits for the end. Waiting
+(ticker.serve.transport), so the ASGI call that opened it only waits for the end. Waiting
 kept, for hours per connection, uvicorn's protocol and request cycle, the
-call's task and the suspended frames of every middleware it passed: about
-two thirds of a connection's memory (bench/, docs/benchmarks.md).
+call's task and the suspended frames of every middleware it passed: most of a
+connection's memory (docs/benchmarks.md has the figures).
 
 ``park`` hands the socket to a ``Parked`` protocol that holds the hub's client
 and nothing else, and lets the ASGI call return with the response still open.
@@ -130,7 +130,7 @@ class ParkedWebSocket(Parked):
     """A parked WebSocket: reads the client's frames (RFC 6455) where the server's
     protocol did: answers pings and the closing handshake, pings the client every
     ``interval`` and drops it if it stays silent for another, and cuts a client
-    flooding the server (ticker.wsguard)."""
+    flooding the server (ticker.stream.wsguard)."""
 
     __slots__ = ("budget", "closing", "heard", "inbox", "interval", "timer")
 

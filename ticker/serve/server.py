@@ -49,7 +49,7 @@ class TickerServer(uvicorn.Server):
         if hub is not None:
             log.info("shutting down: closing %d streaming clients", hub.client_count)
             hub.close_all("shutdown")
-            # Parked streams (ticker.parking) are not uvicorn's to wait for: give
+            # Parked streams (ticker.serve.parking) are not uvicorn's to wait for: give
             # them the grace to read their last bytes (a WebSocket answers 1012).
             # One grace for this wait and uvicorn's own (deploy/k8s counts on it).
             loop = asyncio.get_running_loop()
@@ -138,7 +138,7 @@ def tune_gc() -> None:
     client); with CPython's default thresholds the collector rescans them over
     and over while thousands of clients connect. Freezing what startup built and
     collecting the youngest generation every 50,000 allocations instead of 700
-    halved the connect time of 10,000 clients (bench/, docs/benchmarks.md).
+    makes connecting many clients much cheaper (docs/benchmarks.md has the figures).
     """
     gc.collect()
     gc.freeze()
