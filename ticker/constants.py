@@ -10,10 +10,13 @@ from dataclasses import dataclass
 
 __all__ = [
     "CLOSE_BAD_REQUEST",
+    "CLOSE_INTERNAL",
     "CLOSE_ORIGIN_REFUSED",
     "CLOSE_POLICY",
+    "CLOSE_PROTOCOL_ERROR",
     "CLOSE_SHUTDOWN",
     "CLOSE_SLOW_CLIENT",
+    "CLOSE_TOO_BIG",
     "CLOSE_TRY_AGAIN",
     "IDEMPOTENCY_TTL",
     "WEBHOOK_DEAD_LETTERS_MAX",
@@ -29,6 +32,10 @@ CLOSE_POLICY = 1008  # other policy violations (a client flooding the server): t
 CLOSE_SLOW_CLIENT = 4000  # backlog over its bound: reconnect, resume by last id
 CLOSE_TRY_AGAIN = 1013  # Redis unreachable, cannot resume or load now: retry later
 CLOSE_BAD_REQUEST = 4400  # bad filter or resume id: terminal
+# What a parked WebSocket answers a misbehaving client with (ticker.serve.parking).
+CLOSE_PROTOCOL_ERROR = 1002  # a frame RFC 6455 forbids: terminal
+CLOSE_TOO_BIG = 1009  # a frame over WS_MAX_SIZE: terminal
+CLOSE_INTERNAL = 1011  # a keepalive ping went unanswered: reconnect
 
 IDEMPOTENCY_TTL = 24 * 3600  # seconds an Idempotency-Key answer is remembered
 WEBHOOK_DEAD_LETTERS_MAX = 1000  # dead letters kept per endpoint (oldest dropped)

@@ -31,6 +31,7 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
+from ticker.constants import CLOSE_INTERNAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG
 from ticker.frames import DROP_AFTER, WS_MAX_SIZE, ws_close_frame, ws_frame_size
 from ticker.serve.guard import FastPaths
 from ticker.stream.hub import Client
@@ -52,7 +53,6 @@ FAST_PATHS = "ticker.fast_paths"  # scope key: the server's switch (ticker.serve
 
 Release = Callable[[], None]
 
-CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, CLOSE_INTERNAL = 1002, 1009, 1011
 BAD_OPCODES = frozenset((*range(0x3, 0x8), *range(0xB, 0x10)))
 
 
