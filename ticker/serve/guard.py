@@ -25,8 +25,6 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 from types import CodeType
 
-from ticker.config import Settings
-
 __all__ = ["NEEDS", "TESTED", "FastPaths", "check", "fast_paths"]
 
 log = logging.getLogger("ticker.server")
@@ -110,9 +108,10 @@ class FastPaths:
             )
 
 
-def fast_paths(settings: Settings) -> FastPaths:
-    """The switch for a new server: on unless turned off or something is missing."""
-    if not settings.fast_paths:
+def fast_paths(wanted: bool) -> FastPaths:
+    """The switch for a new server: on if ``wanted`` (TICKER_FAST_PATHS) and nothing
+    is missing."""
+    if not wanted:
         log.info("fast paths off (TICKER_FAST_PATHS=0): every stream takes the ASGI path")
         return FastPaths(False)
     gaps = check()

@@ -89,7 +89,7 @@ class TransportTap:
 
 
 def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvicorn.Config:
-    fast = fast_paths(settings)
+    fast = fast_paths(settings.fast_paths)
     options: dict[str, Any] = {
         "lifespan": "on",
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
