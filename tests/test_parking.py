@@ -266,9 +266,15 @@ async def _answering(
 
 
 def _heard(stack: Stack) -> bool:
-    """The server's WebSocket protocol has read something after the handshake."""
+    """The server has read what the client sent after the handshake: uvicorn's
+    WebSocket protocol counted a read, or (if the connection was parked first) the
+    parked protocol holds the half frame or counted the message."""
     connections = stack.api.server.server_state.connections
-    return any(getattr(p, "reads", 0) >= 1 for p in connections)
+    if any(getattr(p, "reads", 0) >= 1 for p in connections):
+        return True
+    return any(
+        p.inbox or p.budget is not None for p in _parked(stack) if isinstance(p, ParkedWebSocket)
+    )
 
 
 @pytest.mark.parametrize("early", ["message", "half a frame"])
