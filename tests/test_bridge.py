@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Stack, auth
 from tests.support.helpers import wait_for
 from tests.support.receivers import HANG, Hit, Receiver, receiver
+from tests.support.stack import Stack, auth
 from ticker.client.bridge import Bridge, BridgeConfig
 from ticker.client.push import apns_request, fcm_message, plan
 from ticker.filters import Filter

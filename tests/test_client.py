@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Api, Stack, replace, running_stack
 from tests.support.helpers import wait_for
+from tests.support.stack import Api, Stack, running_stack
 from ticker.client.client import FileCursor, StreamEvent, StreamRefused, TickerClient
 from ticker.config import Settings
 

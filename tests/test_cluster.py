@@ -12,11 +12,11 @@ import pytest
 import redis as redis_sync
 from redis.crc import key_slot
 
-from tests.conftest import auth
 from tests.support.follow import Follower, post_item
 from tests.support.helpers import wait_for
 from tests.support.procs import ApiProcess, WorkerProcess, running, service_env
 from tests.support.receivers import receiver
+from tests.support.stack import auth
 from tests.support.topologies import ClusterNodes, migrate_slot, move_slot
 from ticker.config import Settings
 from ticker.constants import Keys
@@ -63,6 +63,7 @@ async def test_whole_flow_on_redis_cluster_with_sharded_pubsub(
             r.flushall()
     # The queue (and arq's results) on the plain session Redis.
     env = service_env(
+        catchup_seconds=1,
         redis_cluster_nodes=cluster.seeds,
         queue_redis_url=settings.redis_url,
         webhook_allow_private="1",  # the receiver is on loopback
@@ -235,6 +236,7 @@ async def test_service_follows_its_slot_through_a_reshard(
         with redis_sync.Redis(port=node.port) as r:
             r.flushall()
     env = service_env(
+        catchup_seconds=1,
         redis_cluster_nodes=cluster.seeds,
         queue_redis_url=settings.redis_url,
         webhook_allow_private="1",  # the receiver is on loopback

@@ -14,8 +14,8 @@ import orjson
 import pytest
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from tests.conftest import Api
 from tests.support.helpers import sse, wait_for, ws
+from tests.support.stack import Api
 from ticker.config import Settings
 from ticker.serve.connlimits import ConnLimits, LimitedHttp
 from ticker.serve.fastlane import HttpProtocol

@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import running_stack
+from tests.support.stack import running_stack
 from ticker.config import Settings
 from ticker.constants import CLOSE_ORIGIN_REFUSED
 from ticker.exceptions import ConfigError

@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from workers.dedupe import is_near_duplicate
 
-from tests.conftest import Stack, auth
 from tests.support.helpers import wait_for
+from tests.support.stack import Stack, auth
 from ticker import demo
 from ticker.intake.schema import validate_item
-from workers.dedupe import is_near_duplicate
 from workers.normalise import dedupe_key, language_of
 
 REGIONS = {"mena", "africa", "europe", "asia-pacific", "latam", "us-canada"}

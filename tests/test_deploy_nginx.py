@@ -13,7 +13,6 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import Api, WorkerRunner, auth
 from tests.support.deploy_helpers import (
     Nginx,
     compose,
@@ -26,6 +25,7 @@ from tests.support.deploy_helpers import (
     stages,
 )
 from tests.support.helpers import is_item, sse, wait_for, ws
+from tests.support.stack import Api, WorkerRunner, auth
 from ticker.config import Settings
 from ticker.embedded_redis import free_port
 

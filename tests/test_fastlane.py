@@ -16,8 +16,8 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from tests.conftest import Stack, running_stack
 from tests.support.helpers import is_item, wait_for
+from tests.support.stack import Stack, running_stack
 from ticker.config import Settings
 from ticker.serve.fastlane import StreamLane
 from ticker.serve.parking import Parked, ParkedWebSocket

@@ -12,8 +12,8 @@ import orjson
 import pytest
 import uvloop
 
-from tests.conftest import Stack
-from tests.support.helpers import sse, ws
+from tests.support.helpers import sse, wait_for, ws
+from tests.support.stack import Stack
 from ticker.events import Event, envelope
 from ticker.filters import Filter
 from ticker.frames import chunk
@@ -134,7 +134,7 @@ async def test_events_arriving_together_go_out_in_one_write_per_client() -> None
     late = Client(Filter(), 10, "sse")
     assert hub.snapshot(Filter()).data["items"] == []  # nothing applied before the flush
     hub.attach(late)
-    await asyncio.sleep(0)  # the flush runs once the subscriber yields
+    await wait_for(lambda: bool(writes), 5, what="the flush (once the subscriber yields)")
     assert writes == [chunk(events[0].sse + events[1].sse + events[2].sse)]
     assert ws_t.written == events[0].ws_frame + events[1].ws_frame + events[2].ws_frame
     assert ar_t.written == events[1].sse_chunk  # its filter's one event, as is

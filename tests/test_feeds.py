@@ -12,8 +12,8 @@ from typing import Any
 import feedparser
 import orjson
 
-from tests.conftest import Stack, auth
 from tests.support.helpers import wait_for
+from tests.support.stack import Stack, auth
 
 
 def parse(body: bytes, content_type: str = "") -> Any:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import workers.ingest
-from tests.conftest import Stack, auth
 from tests.support.helpers import wait_for
+from tests.support.stack import Stack, auth
 
 ORIGINAL = "Three soldiers killed in attack on army post in Niger"
 REWRITE = "Attack on army post in Niger kills three soldiers, army says"

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from schemathesis.generation.jsonschema.builder import build
 
-from tests.conftest import API_KEYS, Stack, auth
 from tests.support.background import BackgroundStack
 from tests.support.helpers import wait_for
+from tests.support.stack import API_KEYS, Stack, auth
 from ticker.config import Settings
 from ticker.embedded_redis import RedisProcess
 from ticker.intake.schema import item_schema

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import KEYS, Stack, auth
 from tests.support.helpers import wait_for
+from tests.support.stack import KEYS, Stack, auth
 from ticker.constants import Keys
 from workers.ingest import ingest_item
 from workers.publish import Publisher

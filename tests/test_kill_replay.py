@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import Stack, auth, replace, running_stack
 from tests.support.helpers import Received, sse, wait_for, ws
 from tests.support.receivers import Hit, receiver
+from tests.support.stack import Stack, auth, running_stack
 from ticker.client.client import MemoryCursor, TickerClient
 from ticker.config import Settings
 

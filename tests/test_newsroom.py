@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import Stack, auth
 from tests.support.helpers import is_item, sse, wait_for, ws
+from tests.support.stack import Stack, auth
 
 
 def soon(seconds: float) -> str:

@@ -20,8 +20,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import API_KEYS, auth
 from tests.support.background import BackgroundStack
+from tests.support.stack import API_KEYS, auth
 from ticker.config import Settings
 from ticker.embedded_redis import RedisProcess
 

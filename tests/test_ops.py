@@ -8,8 +8,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import KEYS, Stack
 from tests.support.helpers import sse, wait_for
+from tests.support.stack import KEYS, Stack
 from ticker.logs import JsonFormatter, request_id
 
 

@@ -19,13 +19,16 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import Stack, running_stack
 from tests.support.helpers import is_item, sse, wait_for, ws
+from tests.support.stack import Stack, running_stack
 from ticker.config import Settings
 from ticker.events import Event, envelope
 from ticker.frames import ws_frame_size
 from ticker.serve.parking import Parked, ParkedWebSocket
 from ticker.stream.hub import Client
+
+# Keepalive pings in the tests where a client must answer them in time.
+PING_SECONDS = 1.0
 
 
 def _clients(stack: Stack) -> list[Client]:
@@ -174,7 +177,9 @@ async def test_a_silent_parked_websocket_is_pinged_then_dropped_with_1011(
 ) -> None:
     """Pinged every ws_ping_seconds; a client answering nothing is closed with 1011,
     while one that answers (the websockets library does) stays."""
-    async with running_stack(replace(settings, ws_ping_seconds=0.3)) as stack:
+    # The answering client shares the server's event loop: an interval well above a
+    # loaded machine's scheduling delays, so its pongs are never late.
+    async with running_stack(replace(settings, ws_ping_seconds=PING_SECONDS)) as stack:
         url = stack.base.replace("http://", "ws://") + "/v1/ws"
         async with _raw_ws(stack) as (reader, _), connect(url) as answering:
             await answering.recv()
@@ -241,22 +246,35 @@ async def test_a_parked_websocket_closed_by_the_client_frees_everything(
 
 
 async def _answering(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seconds: float
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pings: int
 ) -> tuple[str, int]:
-    """Answer the server's pings for ``seconds``: ("alive", pongs) or ("close", code)."""
+    """Answer the server's pings until it has sent ``pings`` of them (each one sent
+    means the previous pong kept the connection): ("alive", pongs it sent us) or, if
+    it closes first, ("close", code)."""
     pongs = 0
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                opcode, payload = await _read_frame(reader)
-                if opcode == 0x9:
-                    writer.write(_masked(0xA, payload))
-                elif opcode == 0xA:
-                    pongs += 1
-                elif opcode == 0x8:
-                    return "close", struct.unpack("!H", payload[:2])[0]
-    except TimeoutError:
-        return "alive", pongs
+    async with asyncio.timeout(10 * PING_SECONDS * pings):
+        while pings:
+            opcode, payload = await _read_frame(reader)
+            if opcode == 0x9:
+                writer.write(_masked(0xA, payload))
+                pings -= 1
+            elif opcode == 0xA:
+                pongs += 1
+            elif opcode == 0x8:
+                return "close", struct.unpack("!H", payload[:2])[0]
+    return "alive", pongs
+
+
+def _heard(stack: Stack) -> bool:
+    """The server has read what the client sent after the handshake: uvicorn's
+    WebSocket protocol counted a read, or (if the connection was parked first) the
+    parked protocol holds the half frame or counted the message."""
+    connections = stack.api.server.server_state.connections
+    if any(getattr(p, "reads", 0) >= 1 for p in connections):
+        return True
+    return any(
+        p.inbox or p.budget is not None for p in _parked(stack) if isinstance(p, ParkedWebSocket)
+    )
 
 
 @pytest.mark.parametrize("early", ["message", "half a frame"])
@@ -266,15 +284,16 @@ async def test_a_websocket_that_spoke_before_it_could_park_is_served_to_the_end(
     """A client that sends something while its resume is read (a message left queued,
     reading paused, or a frame half read) stays on the general path: answered,
     kept alive by its pongs, still getting events."""
-    async with running_stack(replace(settings, ws_ping_seconds=0.3)) as stack:
+    async with running_stack(replace(settings, ws_ping_seconds=PING_SECONDS)) as stack:
         first = await stack.publish("Before the reconnect")
         async with _raw_ws(stack, f"?last_event_id={first['event_id']}") as (reader, writer):
             ping = _masked(0x9, b"mine")
             writer.write(_masked(0x1, b"hello") if early == "message" else ping[:2])
-            await asyncio.sleep(0.1)
+            # The frame's rest goes in a read of its own, once the server read its start.
+            await wait_for(lambda: _heard(stack), 5, what="the server to read the early bytes")
             if early != "message":
                 writer.write(ping[2:])
-            state, pongs = await _answering(reader, writer, 1.5)
+            state, pongs = await _answering(reader, writer, pings=2)
             assert state == "alive"
             assert early == "message" or pongs == 1
             await stack.publish("Still on time")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Stack, running_stack
 from tests.support.helpers import is_item, sse, ws
+from tests.support.stack import Stack, running_stack
 from ticker.config import Settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import Stack, auth
+from tests.support.stack import Stack, auth
 from ticker.exceptions import NotFoundError
 from ticker.intake.auth import ApiKey, require_readable
 

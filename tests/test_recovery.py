@@ -8,8 +8,8 @@ import orjson
 import pytest
 import redis as redis_sync
 
-from tests.conftest import API_KEYS, running_stack
 from tests.support.helpers import sse, wait_for, ws
+from tests.support.stack import API_KEYS, running_stack
 from ticker.config import Settings
 from ticker.embedded_redis import RedisProcess
 

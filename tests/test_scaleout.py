@@ -41,7 +41,7 @@ async def test_three_api_processes_give_every_client_every_event_in_one_order(
 ) -> None:
     """Three API processes on one Redis: SSE and WS clients on each get all N items,
     with identical stream ids in identical order, matching the Redis Stream."""
-    env = service_env(redis_url=settings.redis_url)
+    env = service_env(settings.redis_url, catchup_seconds=1)
     apis = [ApiProcess(env) for _ in range(3)]
     worker = WorkerProcess(env)
     n = 24
@@ -83,7 +83,7 @@ async def test_killing_one_of_two_api_processes_loses_and_repeats_nothing(
 ) -> None:
     """kill -9 of the API process serving SSE and WS clients mid-stream: they resume
     on the other process by last event id and end with every item exactly once."""
-    env = service_env(redis_url=settings.redis_url)
+    env = service_env(settings.redis_url, catchup_seconds=1)
     a, b = ApiProcess(env), ApiProcess(env)
     worker = WorkerProcess(env)
     n = 30

@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import API_KEYS, KEYS, Stack, auth, running_stack
 from tests.support.helpers import sse, wait_for
+from tests.support.stack import API_KEYS, KEYS, Stack, auth, running_stack
 from ticker.config import Settings
 from ticker.embedded_redis import RedisProcess
 from ticker.exceptions import ConfigError

@@ -11,10 +11,10 @@ import httpx
 import pytest
 import redis as redis_sync
 
-from tests.conftest import auth, running_stack
 from tests.support.follow import Follower, post_item
 from tests.support.helpers import wait_for
 from tests.support.procs import ApiProcess, WorkerProcess, running, service_env
+from tests.support.stack import auth, running_stack
 from tests.support.topologies import SentinelGroup
 from ticker.config import Settings
 from ticker.constants import Keys
@@ -52,6 +52,7 @@ async def test_failover_keeps_the_service_going_without_losing_acknowledged_item
     return as a replica), new items flow and SSE and WS clients hold every
     acknowledged item exactly once, in stream order."""
     env = service_env(
+        catchup_seconds=1,
         redis_sentinels=group.addresses,
         redis_sentinel_master=group.name,
         redis_wait_replicas="1",

@@ -12,15 +12,15 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.support.helpers import sse, wait_for, ws
-from tests.support.roles import (
-    Serve,
+from tests.support.procs import (
+    ApiProcess,
+    WorkerProcess,
     bare_stack,
     events_for,
     job_result,
-    procs,
+    running,
     service_env,
     stall_worker,
-    worker,
 )
 from ticker.config import Settings
 from ticker.constants import CLOSE_SHUTDOWN
@@ -37,8 +37,8 @@ async def test_sigterm_ends_streams_with_a_reconnect_hint_and_refuses_new_connec
 ) -> None:
     """On SIGTERM the API stops accepting, ends SSE with a reconnect comment and a retry
     hint, closes WebSockets with 1012, and exits cleanly within 15 s."""
-    with procs() as started:
-        api = Serve(service_env(settings.redis_url, sse_retry_ms=1500))
+    with running() as started:
+        api = ApiProcess(service_env(settings.redis_url, sse_retry_ms=1500)).spawn()
         started.append(api)
         await api.ready()
         async with sse(api.base) as s, ws(api.base) as w:
@@ -66,8 +66,8 @@ async def test_sigterm_to_several_api_processes_closes_every_client_and_exits_0(
 ) -> None:
     """`ticker serve --workers 2` passes SIGTERM on: every WebSocket, on either process,
     is closed with 1012 and the supervisor exits 0 once both have shut down."""
-    with procs() as started:
-        api = Serve(service_env(settings.redis_url), workers=2)
+    with running() as started:
+        api = ApiProcess(service_env(settings.redis_url), workers=2).spawn()
         started.append(api)
         await api.ready()
         async with contextlib.AsyncExitStack() as clients:
@@ -93,8 +93,8 @@ async def test_sigterm_lets_the_worker_finish_its_running_job(
     env = service_env(settings.redis_url, worker_shutdown_grace=30)
     async with bare_stack(settings) as stack, sse(stack.base) as s:
         await s.next()
-        with procs() as started:
-            w = stall_worker(env, tmp_path, "inside")
+        with running() as started:
+            w = stall_worker(env, tmp_path, "inside").start()
             started.append(w)
             r = await stack.post({"headline": "Finished before the worker stops", "edition": "en"})
             item_id = r.json()["id"]
@@ -122,8 +122,8 @@ async def test_sigterm_hands_back_a_job_that_outlives_the_grace(
     env = service_env(settings.redis_url, worker_shutdown_grace=1)
     async with bare_stack(settings) as stack, sse(stack.base) as s:
         await s.next()
-        with procs() as started:
-            w = stall_worker(env, tmp_path, "inside")
+        with running() as started:
+            w = stall_worker(env, tmp_path, "inside").start()
             started.append(w)
             r = await stack.post({"headline": "Handed back on shutdown", "edition": "en"})
             item_id = r.json()["id"]
@@ -134,7 +134,7 @@ async def test_sigterm_hands_back_a_job_that_outlives_the_grace(
             assert not await stack.redis.exists(f"arq:in-progress:{job_id}"), "handed back"
             assert await stack.redis.zscore(stack.keys.queue, job_id) is not None
             assert await events_for(stack, item_id) == []
-            started.append(worker(env))
+            started.append(WorkerProcess(env).start())
             # Well before the 40 s a lost in-progress mark would take to lapse.
             result = await job_result(stack, job_id, timeout=15)
         assert (result.result, result.job_try) == ("published", 2)
@@ -148,8 +148,8 @@ async def test_sigterm_hands_back_a_job_that_outlives_the_grace(
 async def test_sigterm_stops_a_worker_that_is_waiting_for_redis(tmp_path: Path) -> None:
     """A worker retrying an unreachable Redis (with backoff) still stops at once on SIGTERM."""
     log = tmp_path / "worker.log"
-    with procs() as started:
-        w = worker(service_env(f"redis://127.0.0.1:{free_port()}/0"), log)
+    with running() as started:
+        w = WorkerProcess(service_env(f"redis://127.0.0.1:{free_port()}/0"), log).start()
         started.append(w)
         await wait_for(
             lambda: log.read_bytes().count(b"worker lost Redis") >= 2, 30, what="retries"

@@ -3,51 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import replace
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import running_stack
 from tests.support.helpers import sse, wait_for
+from tests.support.slow import flood, tiny_socket
+from tests.support.stack import running_stack
 from ticker.config import Settings
 from ticker.constants import CLOSE_SLOW_CLIENT
-from workers.publish import Publisher
-
-BODY = "x" * 20_000  # big events fill kernel buffers quickly
-
-
-def _tiny_socket(port: int) -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    sock.setblocking(False)
-    return sock
-
-
-async def _flood(stack: object, n: int) -> None:
-    s = stack.settings  # type: ignore[attr-defined]
-    keys = stack.keys  # type: ignore[attr-defined]
-    pub = Publisher(
-        stack.redis,
-        keys,
-        maxlen=s.stream_maxlen,  # type: ignore[attr-defined]
-        retention_seconds=s.stream_retention_seconds,
-    )
-    for i in range(n):
-        item = {
-            "id": f"flood-{i}",
-            "version": 1,
-            "headline": f"Flood {i}",
-            "edition": "en",
-            "categories": [],
-            "regions": [],
-            "urgency": 5,
-            "body": BODY,
-        }
-        await pub.publish_new(item)
 
 
 @pytest.mark.slow
@@ -56,8 +22,8 @@ async def test_stalled_clients_are_cut_and_others_get_everything(settings: Setti
     async with running_stack(replace(settings, client_queue_max=8)) as stack:
         hub = stack.api.app.state.hub
         port = stack.api.port
-        ws_sock = _tiny_socket(port)
-        sse_sock = _tiny_socket(port)
+        ws_sock = tiny_socket(port)
+        sse_sock = tiny_socket(port)
         sse_sock.send(b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
         async with (
             connect(f"ws://127.0.0.1:{port}/v1/ws", sock=ws_sock, max_queue=1) as stalled,
@@ -66,7 +32,7 @@ async def test_stalled_clients_are_cut_and_others_get_everything(settings: Setti
             await reader.next()
             await wait_for(lambda: hub.client_count == 3, what="three clients")
             assert all(c.direct is not None for c in hub.clients()), "caught-up clients go direct"
-            await _flood(stack, 150)
+            await flood(stack, 150)
             await wait_for(
                 lambda: [c.closed for c in hub.clients()].count(None) == 1,
                 timeout=20,

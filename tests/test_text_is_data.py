@@ -20,13 +20,13 @@ import redis as redis_sync
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import API_KEYS, Stack, auth
 from tests.support.background import BackgroundStack
 from tests.support.helpers import Received, SSEStream, WSStream, sse, ws
+from tests.support.stack import API_KEYS, Stack, auth
 from ticker.config import Settings
 from ticker.embedded_redis import RedisProcess
 
-# The contract (README, "Text is data"): C0/C1 controls other than tab, CR and LF are refused,
+# The contract (docs/api.md, "Text is data"): C0/C1 controls other than tab, CR and LF are refused,
 # as is a headline with nothing visible; otherwise readers get the NFC form with every
 # whitespace run (newlines, CR, tabs, U+2028/2029) folded to one space. Bidi controls and
 # astral characters are text like any other and pass through untouched.

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from bench.push_service import Browser, FakePushService, Received, running_push_service
-from tests.conftest import Stack, auth, running_stack
 from tests.support.helpers import wait_for
+from tests.support.stack import Stack, auth, running_stack
 from ticker.client.push import Push
 from ticker.config import Settings
 from ticker.webpush.messages import build_message, topic_of, urgency_of

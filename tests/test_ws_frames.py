@@ -18,8 +18,8 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.frames import Frame, Opcode
 
-from tests.conftest import running_stack
 from tests.support.helpers import wait_for
+from tests.support.stack import running_stack
 from ticker.config import Settings
 from ticker.serve.parking import WebSocketProtocol
 from ticker.serve.server import TickerServer, bind, server_config

@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=middleware,
     )
     # The same middleware before the streaming endpoints, without the router's
-    # layers (ticker.stream.gate); ticker.server.TransportTap sends streams there.
+    # layers (ticker.stream.gate); ticker.serve.server.TransportTap sends streams there.
     # Rate limits cover the intake only: streams skip that layer too.
     stream_middleware = [m for m in middleware if m.cls is not IntakeRateLimit]
     app.state.streams = stream_gate(stream_middleware, exception_handlers)  # type: ignore[arg-type]

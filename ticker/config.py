@@ -46,10 +46,12 @@ class Settings:
     # 0 (the default): do not wait (asynchronous replication).
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 1000
+    # Where `ticker serve` listens.
     host: str = "127.0.0.1"
     port: int = 8000
     # API processes sharing the port (each holds one subscription and one hub).
     workers: int = 1
+    # Log level of every process: debug, info, warning or error.
     log_level: str = "info"
     # Log lines: "json" (one object per line) or "human" (short lines for a person).
     # `ticker run` writes "human" when its output is a terminal, unless this is set.
@@ -109,6 +111,11 @@ class Settings:
     # list of addresses or networks, or "*". Empty: uvicorn's own FORWARDED_ALLOW_IPS
     # variable, else 127.0.0.1.
     forwarded_allow_ips: str = ""
+    # The fast paths (ticker/serve: the fast lane opening plain streams in uvicorn's
+    # parser callback, parked connections, direct writes); 0 sends every stream down
+    # the plain ASGI path. They also switch off by themselves when uvicorn lacks what
+    # they use (one warning at startup) or after an error inside them (one error).
+    fast_paths: bool = True
     # arq poll delay: the worst-case queue latency added to every item.
     worker_poll_delay: float = 0.01
     # Webhooks: refuse URLs that resolve to private, loopback or link-local addresses

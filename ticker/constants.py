@@ -10,12 +10,15 @@ from dataclasses import dataclass
 
 __all__ = [
     "CLOSE_BAD_REQUEST",
+    "CLOSE_INTERNAL",
+    "CLOSE_INVALID_DATA",
     "CLOSE_ORIGIN_REFUSED",
     "CLOSE_POLICY",
+    "CLOSE_PROTOCOL_ERROR",
     "CLOSE_SHUTDOWN",
     "CLOSE_SLOW_CLIENT",
+    "CLOSE_TOO_BIG",
     "CLOSE_TRY_AGAIN",
-    "EVENT_TYPES",
     "IDEMPOTENCY_TTL",
     "WEBHOOK_DEAD_LETTERS_MAX",
     "Keys",
@@ -30,15 +33,11 @@ CLOSE_POLICY = 1008  # other policy violations (a client flooding the server): t
 CLOSE_SLOW_CLIENT = 4000  # backlog over its bound: reconnect, resume by last id
 CLOSE_TRY_AGAIN = 1013  # Redis unreachable, cannot resume or load now: retry later
 CLOSE_BAD_REQUEST = 4400  # bad filter or resume id: terminal
-
-EVENT_TYPES = (
-    "snapshot",
-    "item.published",
-    "item.updated",
-    "item.retracted",
-    "item.expired",
-    "reset",
-)
+# What a parked WebSocket answers a misbehaving client with (ticker.serve.parking).
+CLOSE_PROTOCOL_ERROR = 1002  # a frame RFC 6455 forbids: terminal
+CLOSE_INVALID_DATA = 1007  # text that is not UTF-8: terminal
+CLOSE_TOO_BIG = 1009  # a frame over WS_MAX_SIZE: terminal
+CLOSE_INTERNAL = 1011  # a keepalive ping went unanswered: reconnect
 
 IDEMPOTENCY_TTL = 24 * 3600  # seconds an Idempotency-Key answer is remembered
 WEBHOOK_DEAD_LETTERS_MAX = 1000  # dead letters kept per endpoint (oldest dropped)

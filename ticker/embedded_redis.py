@@ -60,9 +60,22 @@ def _version(binary: str) -> tuple[int, ...] | None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port, kept bound for the life of this process.
+
+    Its socket is bound but never listens, with SO_REUSEADDR: the kernel hands
+    the port to no one else (not to another bind to port 0 either), while the
+    server it is for, binding with SO_REUSEADDR as redis-server, nginx, uvicorn
+    and ``ticker.serve.server.bind`` do, still takes it. A port closed before
+    use could be taken by anyone in between. Each costs one descriptor.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    _HELD.append(sock)
+    return int(sock.getsockname()[1])
+
+
+_HELD: list[socket.socket] = []  # the sockets holding ports handed out by free_port
 
 
 def server_info(port: int, timeout: float = 0.5) -> dict[str, str] | None:

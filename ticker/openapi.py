@@ -109,7 +109,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
             "version": __version__,
             "description": (
                 "Real-time breaking-news push service. The WebSocket endpoint GET /v1/ws "
-                "takes the same filters as /v1/stream (see the README)."
+                "takes the same filters as /v1/stream (see docs/api.md)."
             ),
         },
         "components": {

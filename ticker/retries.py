@@ -1,4 +1,6 @@
-"""Webhook retry policy (pure): what an attempt's result means, and when to try again."""
+"""Retry policy (pure): the one backoff every retry loop uses (webhook deliveries,
+the push bridge, the client, and reconnecting to Redis), and what a webhook
+attempt's result means."""
 
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ from ticker.constants import Keys
 from ticker.events import Event, parse_stream_id
 from ticker.jobs import enqueue_delivery
 from ticker.lua import script as lua
+from ticker.retries import backoff
 from ticker.webhooks.store import Endpoint, WebhookStore
 
 __all__ = ["Dispatcher", "sweep"]
@@ -41,7 +41,7 @@ class Dispatcher:
         self.store = WebhookStore(redis, keys)
         self.block_ms = block_ms
         self._fanout = redis.register_script(lua("webhook_fanout"))
-        self._delay = 0.1  # backoff after a Redis error; reset once reading works again
+        self._failures = 0  # Redis errors in a row; reset once reading works again
 
     async def run(self) -> None:
         while True:
@@ -49,8 +49,8 @@ class Dispatcher:
                 await self._session()
             except (RedisError, OSError) as exc:
                 log.warning("webhook dispatcher lost Redis (%s); retrying", exc)
-                await asyncio.sleep(self._delay * (0.5 + random.random()))
-                self._delay = min(self._delay * 2, 5.0)
+                self._failures += 1
+                await asyncio.sleep(backoff(self._failures, 0.1, 5.0))
 
     async def _session(self) -> None:
         cursor = await self._cursor()
@@ -61,7 +61,7 @@ class Dispatcher:
             if parse_stream_id(shared) > parse_stream_id(cursor):
                 cursor = shared
             got = await self.redis.xread({self.keys.events: cursor}, count=100, block=self.block_ms)
-            self._delay = 0.1
+            self._failures = 0
             if not got:
                 continue
             endpoints = await self.store.all()

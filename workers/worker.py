@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.redis_conn import WORKER_OPTIONS, Connections, connect
+from ticker.retries import backoff
 from workers.apply import apply_change, expire_item, sweep_expired
 from workers.ingest import ingest_item
 from workers.publish import Publisher
@@ -122,7 +123,7 @@ async def run_worker(settings: Settings, **overrides: Any) -> None:
     if handle_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
-    delay = 0.1
+    failures = 0
     try:
         while not stopping.is_set():
             conns = connect(settings, WORKER_OPTIONS)
@@ -132,6 +133,8 @@ async def run_worker(settings: Settings, **overrides: Any) -> None:
                 await worker.async_run()
                 return
             except (RedisError, OSError) as exc:
+                failures += 1
+                delay = backoff(failures, 0.1, 5.0)
                 log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)
             except asyncio.CancelledError:
                 # Signalled (arq cancelled its main task after the grace period)
@@ -149,7 +152,6 @@ async def run_worker(settings: Settings, **overrides: Any) -> None:
                     await conns.aclose()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
-            delay = min(delay * 2, 5.0)
     finally:
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,8 +18,8 @@ import orjson
 import pytest
 
 from bench.push_service import FakePushService, running_push_service
-from tests.conftest import Stack, auth, running_stack
 from tests.support.helpers import wait_for
+from tests.support.stack import Stack, auth, running_stack
 from ticker.config import Settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

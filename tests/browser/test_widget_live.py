@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from tests.conftest import Api, Stack, auth, replace, running_stack
 from tests.support.helpers import wait_for
+from tests.support.stack import Api, Stack, auth, running_stack
 from ticker.config import Settings
 
 from .conftest import PageWatch

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Stack, auth
+from tests.support.stack import Stack, auth
 from tests.support.widget_probe import CRAWL_PASS_JS, crawl_fully_seen, set_attrs
 
 from .conftest import PageWatch

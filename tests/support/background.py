@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from tests.conftest import Stack, running_stack
+from tests.support.stack import Stack, running_stack
 from ticker.config import Settings
 
 __all__ = ["BackgroundStack"]

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
-from tests.conftest import auth
 from tests.support.helpers import Received, sse, ws
+from tests.support.stack import auth
 
 __all__ = ["Follower", "post_item"]
 

@@ -1,4 +1,5 @@
-"""Test clients over real sockets: SSE (httpx streaming) and WebSocket, plus waits."""
+"""Test clients over real sockets: SSE (httpx streaming) and WebSocket, and the one
+wait helper (``wait_for`` in the event loop, ``wait_until`` blocking)."""
 
 from __future__ import annotations
 
@@ -16,23 +17,65 @@ from websockets.asyncio.client import ClientConnection, connect
 from ticker.client.sseparse import SSEMessage, SSEParser
 
 
+class _Poll:
+    """One wait, shared by ``wait_for`` and ``wait_until``: the deadline, the last
+    error a predicate raised (among those that mean "not yet"), and the verdict."""
+
+    def __init__(self, timeout: float, what: str) -> None:
+        self.timeout, self.what = timeout, what
+        self.deadline = time.monotonic() + timeout
+        self.last: BaseException | None = None
+
+    def holds(self, result: object) -> bool:
+        """Whether the condition holds; raise once the time is up."""
+        if result:
+            return True
+        if time.monotonic() > self.deadline:
+            last = f" (last error: {self.last!r})" if self.last is not None else ""
+            raise AssertionError(f"timed out after {self.timeout}s waiting for {self.what}{last}")
+        return False
+
+
 async def wait_for(
     predicate: Callable[[], Awaitable[bool]] | Callable[[], bool],
     timeout: float = 5.0,
     interval: float = 0.02,
     what: str = "condition",
+    errors: tuple[type[BaseException], ...] = (),
 ) -> None:
-    """Poll until the predicate holds; fail with `what` after the timeout."""
-    deadline = time.monotonic() + timeout
+    """Poll until the predicate (sync or async) holds; fail with `what` after the
+    timeout. An exception among ``errors`` counts as not yet."""
+    poll = _Poll(timeout, what)
     while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
+        try:
+            result = predicate()
+            if asyncio.iscoroutine(result):
+                result = await result
+        except errors as exc:
+            result, poll.last = False, exc
+        if poll.holds(result):
             return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float = 5.0,
+    interval: float = 0.05,
+    what: str = "condition",
+    errors: tuple[type[BaseException], ...] = (Exception,),
+) -> None:
+    """``wait_for`` blocking, for setup outside the event loop (a process or a Redis
+    topology coming up, where any error means not up yet)."""
+    poll = _Poll(timeout, what)
+    while True:
+        try:
+            result = predicate()
+        except errors as exc:
+            result, poll.last = False, exc
+        if poll.holds(result):
+            return
+        time.sleep(interval)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis as redis_sync
 
-from tests.support.procs import wait_until
+from tests.support.helpers import wait_until
 from ticker.embedded_redis import RedisProcess, find_redis_server, free_port
 
 __all__ = ["ClusterNodes", "SentinelGroup", "migrate_slot", "move_slot"]
@@ -61,7 +61,7 @@ class ClusterNodes:
             wait_until(
                 lambda port=node.port: b"cluster_state:ok" in _cli(port, "CLUSTER", "INFO"),
                 30,
-                "cluster_state:ok",
+                what="cluster_state:ok",
             )
         return self
 
@@ -103,7 +103,7 @@ class SentinelGroup:
         wait_until(
             lambda: _cli(self.replica.port, "INFO", "replication")["master_link_status"] == "up",
             30,
-            "the replica to sync",
+            what="the replica to sync",
         )
         for port in self.sentinel_ports:
             conf = Path(self.tmp.name) / f"sentinel-{port}.conf"
@@ -129,7 +129,7 @@ class SentinelGroup:
                     and len(_cli(port, "SENTINEL", "REPLICAS", self.name)) == 1
                 ),
                 30,
-                f"sentinel {port} to see the group",
+                what=f"sentinel {port} to see the group",
             )
         return self
 
@@ -162,7 +162,7 @@ def move_slot(cluster: ClusterNodes, slot: int, to_port: int) -> None:
                     return False
         return True
 
-    wait_until(agreed, 30, f"slot {slot} to move to {to_port}")
+    wait_until(agreed, 30, what=f"slot {slot} to move to {to_port}")
 
 
 def migrate_slot(cluster: ClusterNodes, slot: int, to_port: int) -> None:

@@ -20,13 +20,8 @@ from ticker.exceptions import ClientError, NotFoundError
 
 __all__ = ["Accepted", "accept_change", "history_entry"]
 
-FINAL = {
-    "retracted": "retracted",
-    "expired": "expired",
-    "cancelled": "cancelled",
-    "duplicate": "duplicate",
-    "rejected": "rejected",
-}
+# Statuses after which an item takes no more changes.
+FINAL = frozenset(("retracted", "expired", "cancelled", "duplicate", "rejected"))
 KIND_CLOSES = {"retract": "retracted", "expire": "expired"}
 
 
@@ -67,7 +62,8 @@ async def accept_change(
                     raise NotFoundError(f"no item {item_id!r}", "id")
                 if check is not None:
                     check(raw)
-                closed = raw.get(b"closed", b"").decode() or FINAL.get(raw[b"status"].decode())
+                status = raw[b"status"].decode()
+                closed = raw.get(b"closed", b"").decode() or (status if status in FINAL else None)
                 if closed:
                     raise ClientError(
                         f"the item is {closed}; post a new item instead",

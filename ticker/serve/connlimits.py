@@ -113,8 +113,17 @@ def hand_over(old: Any, new: Any) -> None:
     on_close = getattr(new, "on_close", None)
     if on_close is not None:
         on_close(slot.release)
-    else:
-        setattr(new, SLOT, slot)
+        return
+    setattr(new, SLOT, slot)
+    # Any protocol (uvicorn's own too, when the fast paths are off) lets go of the slot
+    # when its connection is lost; release_slot is idempotent for ours, which call it too.
+    lost = new.connection_lost
+
+    def connection_lost(exc: Exception | None) -> None:
+        release_slot(new)
+        lost(exc)
+
+    new.connection_lost = connection_lost
 
 
 def release_slot(protocol: Any) -> None:

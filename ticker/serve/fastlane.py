@@ -1,11 +1,11 @@
 """The fast lane: uvicorn's HTTP protocol opens the common stream itself.
 
-Opening a stream through ASGI cost 260-290 us of CPU for SSE and 545-630 us for
-a WebSocket, against Nchan's 37-61 (bench/, docs/benchmarks.md): uvicorn builds
-a scope and a request cycle and starts a task, the request passes four
-middleware layers and the endpoint, and a WebSocket handshake is parsed a
-second time by the websockets library. All that for a connection parked
-(ticker.parking) as soon as its snapshot is out.
+Opening a stream through ASGI costs several times Nchan's CPU per connect
+(docs/benchmarks.md has the figures): uvicorn builds a scope and a request cycle
+and starts a task, the request passes four middleware layers and the endpoint,
+and a WebSocket handshake is parsed a second time by the websockets library.
+All that for a connection parked (ticker.serve.parking) as soon as its snapshot
+is out.
 
 ``HttpProtocol`` answers such a request in the parser's callback, in one step
 and one write: the checks the stream gate's middleware makes (origin policy,
@@ -39,6 +39,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.exceptions import InvalidHeader
 from websockets.headers import parse_connection, parse_upgrade
+from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
 from websockets.utils import accept_key
 
 from ticker.events import Event
@@ -49,6 +50,7 @@ from ticker.logs import RequestContext, new_request_id, request_id
 from ticker.middleware.conncap import ConnectionCap
 from ticker.middleware.cors import OriginPolicyMiddleware
 from ticker.middleware.secheaders import SecurityHeaders, missing_headers
+from ticker.serve.guard import FastPaths
 from ticker.serve.parking import Parked, ParkedWebSocket, WebSocketProtocol, adopt
 from ticker.stream.gate import StreamEndpoints
 from ticker.stream.hub import Hub
@@ -77,8 +79,9 @@ READ = frozenset(
 )
 # Headers that make a request more than the lane answers.
 DECLINE = frozenset((b"content-length", b"transfer-encoding", b"expect", b"sec-websocket-protocol"))
-# The websockets library's limits on a handshake request; past them it refuses it.
-MAX_HEADERS, MAX_LINE = 128, 8192
+# The websockets library's limits on a handshake request (its own, which it reads
+# from WEBSOCKETS_MAX_NUM_HEADERS and WEBSOCKETS_MAX_LINE_LENGTH); past them it refuses it.
+MAX_HEADERS, MAX_LINE = MAX_NUM_HEADERS, MAX_LINE_LENGTH
 _HEAD_END = b"\r\n\r\n"
 _PRINTABLE = re.compile(rb"[\x20-\x7e]*")
 _LAYERS = [RequestContext, SecurityHeaders, OriginPolicyMiddleware, ConnectionCap]
@@ -106,15 +109,16 @@ class StreamLane:
     """What the lane checks and serves with: the stream gate's middleware, and the
     app's lifespan state (its hub, store, settings and metrics)."""
 
-    def __init__(self, gate: Any) -> None:
+    def __init__(self, gate: Any, fast: FastPaths | None = None) -> None:
         self.gate = gate
+        self.fast = FastPaths(True) if fast is None else fast
         layers: list[Any] = []
         layer = gate
         while layer is not None and not isinstance(layer, StreamEndpoints):
             layers.append(layer)
             layer = getattr(layer, "app", None)
         # The gate's layers, in the order the lane mirrors them (response headers).
-        self.enabled = layer is not None and [type(x) for x in layers] == _LAYERS
+        self.enabled = self.fast.on and layer is not None and [type(x) for x in layers] == _LAYERS
         self.policy: OriginPolicyMiddleware = layers[2] if self.enabled else None  # type: ignore[assignment]
         self.cap: ConnectionCap = layers[3] if self.enabled else None  # type: ignore[assignment]
         if self.enabled and not {SSE_PATH.decode(), WS_PATH.decode()} <= set(self.cap.paths):
@@ -208,7 +212,9 @@ class StreamLane:
             self.configure(p.config)
         state = p.app_state
         hub: Hub | None = state.get("hub")
-        if not self.enabled or hub is None or hub.closing or not hub.ready.is_set():
+        if not (self.enabled and self.fast.on) or hub is None or hub.closing:
+            return None
+        if not hub.ready.is_set():
             return None
         if p.cycle is not None and not p.cycle.response_complete:
             return None  # an earlier request on this connection is still being answered
@@ -340,21 +346,35 @@ class HttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self.deferred:
             self.deferred = False
-            if self.lane.open_sse(self):
+            if self._lane_opens(self.lane.open_sse):
                 return
             super().on_headers_complete()
         super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
-        if self.whole and self.lane.enabled and self.lane.open_ws(self):
+        if self.whole and self.lane.enabled and self._lane_opens(self.lane.open_ws):
             return
         super().handle_websocket_upgrade()
 
+    def _lane_opens(self, open_stream: Callable[[HttpProtocol], bool]) -> bool:
+        """Whether the lane opened the stream. An exception inside it (say, an
+        attribute uvicorn renamed) switches the fast paths off, and the request
+        takes the ASGI path; one the lane had already parked is dropped instead
+        (the client reconnects), since it is no longer uvicorn's to answer."""
+        try:
+            return open_stream(self)
+        except Exception as exc:
+            self.lane.enabled = False
+            self.lane.fast.fail("the fast lane", exc)
+            if self.lane_took:
+                self.transport.abort()
+            return self.lane_took
 
-def lane_protocol(gate: Any) -> type[HttpProtocol]:
+
+def lane_protocol(gate: Any, fast: FastPaths | None = None) -> type[HttpProtocol]:
     """The protocol class for ``uvicorn.Config(http=...)``, with the lane for ``gate``
-    (the app's stream gate, ticker.streamgate)."""
-    return type("HttpProtocol", (HttpProtocol,), {"lane": StreamLane(gate)})
+    (the app's stream gate, ticker.stream.gate) under the switch ``fast``."""
+    return type("HttpProtocol", (HttpProtocol,), {"lane": StreamLane(gate, fast)})
 
 
 def _valid_key(key: bytes) -> bool:

@@ -1,10 +1,10 @@
 """Parking an open stream: once a client takes direct writes, its ASGI call ends.
 
 A caught-up client gets every event from the hub's own writes to its transport
-(ticker.frames), so the ASGI call that opened it only waits for the end. Waiting
+(ticker.serve.transport), so the ASGI call that opened it only waits for the end. Waiting
 kept, for hours per connection, uvicorn's protocol and request cycle, the
-call's task and the suspended frames of every middleware it passed: about
-two thirds of a connection's memory (bench/, docs/benchmarks.md).
+call's task and the suspended frames of every middleware it passed: most of a
+connection's memory (docs/benchmarks.md has the figures).
 
 ``park`` hands the socket to a ``Parked`` protocol that holds the hub's client
 and nothing else, and lets the ASGI call return with the response still open.
@@ -31,15 +31,17 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
-from ticker.frames import DROP_AFTER, WS_MAX_SIZE, ws_close_frame, ws_frame_size
-from ticker.serve.connlimits import hand_over, release_slot
-from ticker.stream.hub import Client
-from ticker.stream.wsguard import (
+from ticker.constants import (
+    CLOSE_INTERNAL,
     CLOSE_INVALID_DATA,
     CLOSE_PROTOCOL_ERROR,
-    MessageBudget,
-    MessageCheck,
+    CLOSE_TOO_BIG,
 )
+from ticker.frames import DROP_AFTER, WS_MAX_SIZE, ws_close_frame, ws_frame_size
+from ticker.serve.connlimits import hand_over, release_slot
+from ticker.serve.guard import FastPaths
+from ticker.stream.hub import Client
+from ticker.stream.wsguard import MessageBudget, MessageCheck
 
 try:  # the C version websockets ships, where it is built
     from websockets.speedups import apply_mask
@@ -47,6 +49,7 @@ except ImportError:  # pragma: no cover
     from websockets.utils import apply_mask
 
 __all__ = [
+    "FAST_PATHS",
     "PARKED",
     "Parked",
     "ParkedWebSocket",
@@ -57,10 +60,10 @@ __all__ = [
 ]
 
 PARKED = "ticker.parked"  # scope key: the Parked protocol once the call has parked
+FAST_PATHS = "ticker.fast_paths"  # scope key: the server's switch (ticker.serve.guard)
 
 Release = Callable[[], None]
 
-CLOSE_TOO_BIG, CLOSE_INTERNAL = 1009, 1011
 BAD_OPCODES = frozenset((*range(0x3, 0x8), *range(0xB, 0x10)))
 
 
@@ -314,7 +317,19 @@ def _is_utf8(data: bytes) -> bool:
 def park(scope: MutableMapping[str, Any], raw_send: Any, parked: Parked, release: Release) -> bool:
     """Take the connection behind uvicorn's ``raw_send`` from uvicorn and give it to
     ``parked``; ``release`` runs when it ends. False if it cannot be (another
-    server, or the connection is not in a state to hand over): keep waiting."""
+    server, the fast paths off, or the connection is not in a state to hand
+    over): keep waiting. An exception inside switches the fast paths off."""
+    fast: FastPaths | None = scope.get(FAST_PATHS)
+    if fast is None or not fast.on:
+        return False
+    try:
+        return _park(scope, raw_send, parked, release)
+    except Exception as exc:
+        fast.fail("parking", exc)
+        return False
+
+
+def _park(scope: MutableMapping[str, Any], raw_send: Any, parked: Parked, release: Release) -> bool:
     owner = getattr(raw_send, "__self__", None)
     transport = getattr(owner, "transport", None)
     if transport is not parked.transport or not hasattr(transport, "set_protocol"):

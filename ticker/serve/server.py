@@ -18,7 +18,8 @@ from ticker.config import Settings
 from ticker.frames import DROP_AFTER, WS_MAX_SIZE
 from ticker.serve.connlimits import ConnLimits, limited
 from ticker.serve.fastlane import lane_protocol
-from ticker.serve.parking import WebSocketProtocol
+from ticker.serve.guard import FastPaths, fast_paths
+from ticker.serve.parking import FAST_PATHS, WebSocketProtocol
 from ticker.stream.gate import is_stream
 
 __all__ = ["TickerServer", "TransportTap", "bind", "server_config", "tune_gc"]
@@ -67,16 +68,20 @@ class TickerServer(uvicorn.Server):
 
 class TransportTap:
     """Outermost ASGI wrapper: keeps uvicorn's own ``send`` in the scope, so the
-    streaming endpoints can reach the transport for direct writes (ticker.frames),
-    and sends streams down their shorter path (ticker.stream.gate)."""
+    streaming endpoints can reach the transport for direct writes and parking
+    (while the fast paths are on), and sends streams down their shorter path
+    (ticker.stream.gate)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, fast: FastPaths | None = None) -> None:
         self.app = app
+        self.fast = FastPaths(True) if fast is None else fast
         state = getattr(app, "state", None)
         self.streams: ASGIApp | None = getattr(state, "streams", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["ticker.raw_send"] = send
+        if self.fast.on:
+            scope["ticker.raw_send"] = send
+            scope[FAST_PATHS] = self.fast
         if self.streams is not None and is_stream(scope):
             scope["app"] = self.app
             await self.streams(scope, receive, send)
@@ -85,14 +90,17 @@ class TransportTap:
 
 
 def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    fast = fast_paths(settings.fast_paths)
     options: dict[str, Any] = {
         "lifespan": "on",
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        # httptools, with the fast lane for opening streams (ticker.serve.fastlane).
-        "http": lane_protocol(getattr(app.state, "streams", None))
-        if importlib.util.find_spec("httptools")
-        else "h11",
-        "ws": WebSocketProtocol,  # websockets-sansio, counting reads (ticker.serve.parking)
+        # httptools (uvicorn[standard]), with the fast lane for opening streams
+        # (ticker.serve.fastlane) while the fast paths are on.
+        "http": lane_protocol(getattr(app.state, "streams", None), fast)
+        if fast.on
+        else "httptools",
+        # websockets-sansio, counting reads (ticker.serve.parking)
+        "ws": WebSocketProtocol if fast.on else "websockets-sansio",
         "ws_ping_interval": settings.ws_ping_seconds,
         "ws_ping_timeout": settings.ws_ping_seconds,
         "ws_max_size": WS_MAX_SIZE,
@@ -109,7 +117,7 @@ def server_config(app: Starlette, settings: Settings, **overrides: Any) -> uvico
         options["forwarded_allow_ips"] = settings.forwarded_allow_ips
     options.update(overrides)
     options["http"] = limited_http(options["http"], settings)
-    return uvicorn.Config(TransportTap(app), **options)
+    return uvicorn.Config(TransportTap(app, fast), **options)
 
 
 def limited_http(http: Any, settings: Settings) -> Any:
@@ -152,7 +160,7 @@ def tune_gc() -> None:
     client); with CPython's default thresholds the collector rescans them over
     and over while thousands of clients connect. Freezing what startup built and
     collecting the youngest generation every 50,000 allocations instead of 700
-    halved the connect time of 10,000 clients (bench/, docs/benchmarks.md).
+    makes connecting many clients much cheaper (docs/benchmarks.md has the figures).
     """
     gc.collect()
     gc.freeze()

@@ -2,8 +2,8 @@
 
 A stream stays open for hours, and every ASGI layer it passed through keeps a
 suspended coroutine frame (and its send wrapper) alive for as long. Starlette's
-error and exception middleware, router, route and request wrappers came to
-about 4 KiB per connection (bench/, docs/benchmarks.md). GET (and HEAD)
+error and exception middleware, router, route and request wrappers were a large
+share of a connection's memory (docs/benchmarks.md has the figures). GET (and HEAD)
 /v1/stream and /v1/ws therefore go through the app's own middleware (request id,
 security headers, origin policy, connection cap), built from the same list as
 the app's, straight to their endpoint; the app's exception handlers answer

@@ -101,7 +101,8 @@ class Client:
         self.limit = limit
         self.transport = transport
         # A list and a bare future rather than a deque and an asyncio.Event: a
-        # client lives for hours, and those two cost 1.5 KiB per connection.
+        # client lives for hours, and those two cost more than the rest of it
+        # (docs/benchmarks.md).
         self.buffer: list[Frame] = []
         self._waiter: asyncio.Future[None] | None = None
         self.closed: str | None = None

@@ -69,7 +69,7 @@ class EventStream(Response):
         try:
             parked = await self._serve(scope, receive, send, holder, count)
         finally:
-            if not parked:  # else when its connection ends (ticker.parking)
+            if not parked:  # else when its connection ends (ticker.serve.parking)
                 close_session(self.hub, holder[0] if holder else None, count)
 
     async def _serve(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -19,6 +18,7 @@ from redis.exceptions import RedisError
 from ticker.constants import Keys
 from ticker.events import Event
 from ticker.redis_conn import ShardedPubSub, open_pubsub
+from ticker.retries import backoff
 from ticker.stream.hub import Hub
 from ticker.stream.reads import Store
 
@@ -49,18 +49,19 @@ class Subscriber:
 
     async def run(self) -> None:
         """Subscribe, catch up, dispatch; on any Redis error back off and do it again."""
-        delay = 0.05
+        failures = 0
         while True:
             try:
                 await self._session()
             except (RedisError, OSError) as exc:
                 self.live = False
                 self.reconnects += 1
+                failures += 1
+                delay = backoff(failures, 0.05, 5.0)
                 log.warning("subscription lost (%s); retrying in %.2fs", exc, delay)
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 5.0)
+                await asyncio.sleep(delay)
             else:
-                delay = 0.05
+                failures = 0
 
     async def _session(self) -> None:
         pubsub = open_pubsub(self.redis, sharded=self.sharded)

@@ -53,7 +53,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
     try:
         parked = await _serve(websocket, f, last_id, holder, count)
     finally:
-        if not parked:  # else when its connection ends (ticker.parking)
+        if not parked:  # else when its connection ends (ticker.serve.parking)
             close_session(state.hub, holder[0] if holder else None, count)
 
 
@@ -155,7 +155,7 @@ def _reader(websocket: WebSocket, client: Client) -> asyncio.Task[None]:
 
 async def _read(websocket: WebSocket, client: Client) -> None:
     """Drain what the client sends (nothing is expected) and notice when it leaves; a
-    client flooding the server is cut (ticker.wsguard)."""
+    client flooding the server is cut (ticker.stream.wsguard)."""
     budget = MessageBudget()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(Exception):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, field
 
+from ticker.constants import CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR
+
 __all__ = [
     "BURST",
     "CLOSE_INVALID_DATA",
@@ -24,7 +26,6 @@ __all__ = [
     "MessageCheck",
 ]
 
-CLOSE_PROTOCOL_ERROR, CLOSE_INVALID_DATA = 1002, 1007  # RFC 6455 7.4.1
 OP_CONT, OP_TEXT = 0x0, 0x1
 _utf8 = codecs.getincrementaldecoder("utf-8")
 
