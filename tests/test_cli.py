@@ -80,6 +80,7 @@ def test_serve_on_a_taken_port_says_so_in_one_line() -> None:
     """`ticker serve --port P` with P taken: one line naming the port and --port, exit 1."""
     port = free_port()
     with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # free_port keeps it bound
         holder.bind(("127.0.0.1", port))
         holder.listen()
         done = ticker("serve", "--port", str(port))
@@ -188,7 +189,9 @@ def test_arq_cron_lines_are_debug_lines(tmp_path: Path) -> None:
                         # sweep_expired runs at startup; once it is marked in progress,
                         # SIGTERM lets it finish (and log) before the worker exits.
                         wait_until(
-                            lambda: r.keys("arq:in-progress:cron:sweep_expired*"), 30, "the sweep"
+                            lambda: r.keys("arq:in-progress:cron:sweep_expired*"),
+                            30,
+                            what="the sweep",
                         )
                     finally:
                         proc.send_signal(signal.SIGTERM)

@@ -117,6 +117,7 @@ def test_a_taken_api_port_fails_in_one_line_before_anything_starts(tmp_path: Pat
     exits non-zero and starts nothing (no Redis on its port, no banner)."""
     api_port, redis_port = free_port(), free_port()
     with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # free_port keeps it bound
         holder.bind(("127.0.0.1", api_port))
         holder.listen()
         proc, out, err = _ticker_run(
@@ -188,7 +189,7 @@ def test_when_a_child_dies_the_others_stop_and_its_status_is_the_exit_status(
         tmp_path / "data", "--port", str(api_port), "--redis-port", str(redis_port), tmp=tmp_path
     )
     with _stopped(proc):
-        wait_until(lambda: _ready(api_port, proc), 60, "ticker run to be ready")
+        wait_until(lambda: _ready(api_port, proc), 60, what="ticker run to be ready")
         below = _descendants(proc.pid)
         worker = [p for p in below if "ticker worker" in _cmdline(p)]
         assert len(worker) == 1, [_cmdline(p) for p in below]
@@ -210,7 +211,7 @@ def test_the_dev_key_is_kept_private_and_stable_and_the_data_dir_is_locked(
     api_port = free_port()
     proc, out, err = _ticker_run(data, "--port", str(api_port), tmp=tmp_path)
     with _stopped(proc):
-        wait_until(lambda: _ready(api_port, proc), 60, "ticker run to be ready")
+        wait_until(lambda: _ready(api_port, proc), 60, what="ticker run to be ready")
         key_file = data / "dev-key"
         key = key_file.read_text().strip()
         assert key in out.read_text()
@@ -236,7 +237,7 @@ def test_the_dev_key_is_kept_private_and_stable_and_the_data_dir_is_locked(
         data, "--port", str(api_port), "--log-format", "human", tmp=tmp_path
     )
     with _stopped(proc):
-        wait_until(lambda: _ready(api_port, proc), 60, "ticker run to start again")
+        wait_until(lambda: _ready(api_port, proc), 60, what="ticker run to start again")
         assert key_file.read_text().strip() == key
         assert key not in out.read_text() and str(key_file) in out.read_text()
         assert _post(api_port, key) == 202
@@ -252,9 +253,9 @@ def test_when_ticker_run_is_killed_its_children_end_too(tmp_path: Path) -> None:
         tmp_path / "data", "--port", str(api_port), "--redis-port", str(redis_port), tmp=tmp_path
     )
     with _stopped(proc):
-        wait_until(lambda: _ready(api_port, proc), 60, "ticker run to be ready")
+        wait_until(lambda: _ready(api_port, proc), 60, what="ticker run to be ready")
         below = _descendants(proc.pid)
         proc.kill()
         proc.wait(10)
-    wait_until(lambda: not any(_alive(p) for p in below), 30, "the children to end")
+    wait_until(lambda: not any(_alive(p) for p in below), 30, what="the children to end")
     assert not _listening(api_port) and not _listening(redis_port)
