@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from ticker import intake, pages, webhook_api
 from ticker.auth import KeyRing
+from ticker.authlimit import AuthFailureLimit, AuthFailures, auth_failure_middleware
 from ticker.config import Settings
 from ticker.conncap import connection_cap_middleware
 from ticker.constants import Keys
@@ -106,6 +107,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             asyncio.create_task(_heartbeat(hub, settings), name="ticker-heartbeat"),
         ]
         app.state.hub = hub  # for the server's shutdown hook
+        ratelimits = RateLimits(
+            redis, keys, settings.rate_limit_per_key, settings.rate_limit_per_ip
+        )
         try:
             yield {
                 "metrics": metrics,
@@ -117,9 +121,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "hub": hub,
                 "store": store,
                 "subscriber": subscriber,
-                "ratelimits": RateLimits(
-                    redis, keys, settings.rate_limit_per_key, settings.rate_limit_per_ip
-                ),
+                "ratelimits": ratelimits,
+                "authfailures": AuthFailures(ratelimits.limiter, settings.rate_limit_auth_failures),
             }
         finally:
             hub.close_all("shutdown")
@@ -145,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         security_headers_middleware(),
         cors_middleware(settings.allowed_origins),
         connection_cap_middleware(settings.max_connections_per_ip),
+        auth_failure_middleware(),
         rate_limit_middleware(),
     ]
     app = Starlette(
@@ -156,6 +160,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The same middleware before the streaming endpoints, without the router's
     # layers (ticker.streamgate); ticker.server.TransportTap sends streams there.
     # Rate limits cover the intake only: streams skip that layer too.
-    stream_middleware = [m for m in middleware if m.cls is not IntakeRateLimit]
+    stream_middleware = [m for m in middleware if m.cls not in (IntakeRateLimit, AuthFailureLimit)]
     app.state.streams = stream_gate(stream_middleware, exception_handlers)  # type: ignore[arg-type]
     return app

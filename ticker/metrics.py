@@ -113,7 +113,10 @@ class Metrics:
             **kw,
         )
         self.rate_limited = Counter(
-            "ticker_rate_limited", "Intake writes refused by a rate limit.", ["scope"], **kw
+            "ticker_rate_limited",
+            "Requests refused by a rate limit (ip, key, auth).",
+            ["scope"],
+            **kw,
         )
         self.redis_stats = _RedisStats()
         if self.multiprocess:
