@@ -29,12 +29,16 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers is not None:
         env["TICKER_WORKERS"] = str(args.workers)
     settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    if not args.child:  # once per service, not once per process
+        from ticker.proxytrust import warn_if_trusting_everyone
+
+        warn_if_trusting_everyone(settings, env)
     if settings.workers > 1 and not args.child:
         return _supervise_api(settings)
     from ticker.app import create_app
     from ticker.server import TickerServer, bind, server_config, tune_gc
 
-    configure_logging(settings.log_level)
     app = create_app(settings)
     sock = bind(settings.host, settings.port, reuse_port=args.child or settings.workers > 1)
     server = TickerServer(server_config(app, settings, log_config=None), app)
