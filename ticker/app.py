@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub = Hub(
             settings.client_queue_max,
             observe=observe,
-            on_reset=metrics.resets.labels("node").inc,
+            on_reset=lambda scope: metrics.resets.labels(scope).inc(),
             recent=settings.replay_cache_events,
         )
         store = Store(redis, keys)

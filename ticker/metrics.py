@@ -102,7 +102,8 @@ class Metrics:
         )
         self.resets = Counter(
             "ticker_resets",
-            "Resets sent (a resume past retention, or a node that lost its place).",
+            "Resets sent: client (a resume past retention or from another epoch), node (a "
+            "node that lost its place), epoch (Redis lost or replaced its data).",
             ["scope"],
             **kw,
         )
