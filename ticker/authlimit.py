@@ -82,8 +82,12 @@ class AuthFailureLimit:
         try:
             wait = await budget.over(ip, _name(state, authorization))
         except (RedisError, OSError, TimeoutError) as exc:
+            # Every authenticated route needs Redis anyway: answer now, not after a
+            # second timeout in the endpoint.
             log.warning("rate limit store unavailable: %r", exc)
-            wait = None  # the endpoint answers 503 itself if Redis is really gone
+            body = error_body("unavailable", "the service is briefly unavailable; retry")
+            await send_json(send, 503, body, [(b"retry-after", b"2")])
+            return
         if wait is not None:
             if (metrics := state.get("metrics")) is not None:
                 metrics.rate_limited.labels("auth").inc()
