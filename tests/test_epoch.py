@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 
 import httpx
@@ -92,7 +94,8 @@ async def _clients(apis: list[ApiProcess]) -> AsyncIterator[list[SSEStream | WSS
 async def test_redis_wiped_under_two_api_processes() -> None:
     """Post 10 items, kill -9 Redis (no persistence) and restart it empty on the same
     port, post 10 more: both API processes end with identical snapshots of only the 10
-    new items, every connected SSE and WebSocket client got a reset and that view, the
+    new items (the second one slept through the wipe and the posts), every connected
+    SSE and WebSocket client got a reset and that view, the
     old items answer 404, each process counted an epoch reset, and a client resuming
     with an id from before the wipe is reset, on either transport."""
     server = RedisProcess(appendonly=False)
@@ -115,10 +118,17 @@ async def test_redis_wiped_under_two_api_processes() -> None:
                 old_id = seen[-1].id
                 assert old_id is not None and parse_event_id(old_id)[1]  # it carries an epoch
 
-                server.stop(kill=True)
-                server.start()  # same port, nothing on disk: an empty Redis
-
-                new = {await _post(http, f"After the wipe {n}") for n in range(10)}
+                # The second process sleeps through the wipe and the new posts, so it
+                # finds a stream that exists again, with later ids: only the epoch
+                # tells it the data is another history.
+                assert apis[1].proc is not None
+                os.kill(apis[1].proc.pid, signal.SIGSTOP)
+                try:
+                    server.stop(kill=True)
+                    server.start()  # same port, nothing on disk: an empty Redis
+                    new = {await _post(http, f"After the wipe {n}") for n in range(10)}
+                finally:
+                    os.kill(apis[1].proc.pid, signal.SIGCONT)
                 for client in clients:
                     seen = await _view(client, new)
                     assert "reset" in [e.type for e in seen], seen
