@@ -31,7 +31,10 @@ from ticker.frames import ws_frame_size
 
 MARK = re.compile(rb"bseq=(\d{6}) bt=(\d{16})")
 # Ticker: the envelope's stream id comes first, then the item with the marker.
-TICKER_MARK = re.compile(rb'"id":"(\d{13})-(\d+)",[^\n]*?bseq=(\d{6}) bt=(\d{16})')
+# (After it, since epochs, a dot and the data's epoch: ticker.epoch.)
+TICKER_MARK = re.compile(
+    rb'"id":"(\d{13})-(\d+)(?:\.[0-9A-Za-z_]+)?",[^\n]*?bseq=(\d{6}) bt=(\d{16})'
+)
 TAIL = 8192  # bytes kept between reads so a marker split across reads is found
 WS_KEY = base64.b64encode(os.urandom(16)).decode()
 

@@ -213,7 +213,7 @@ class TickerStack:
         if via == "intake":
             return IntakePublish(f"http://127.0.0.1:{self.port}", force)
         assert self.redis is not None
-        return DirectPublish(self.redis.url)
+        return DirectPublish(self.redis.url, self.source)
 
 
 async def prefill_window(url: str, count: int) -> None:
@@ -252,11 +252,16 @@ class DirectPublish:
     """The worker's own atomic publish step (Lua), called without the queue:
     measures the fan-out from the moment Redis publishes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, source: str | None = None) -> None:
         self.redis = Redis.from_url(url)
         self.publisher = Publisher(
             self.redis, Keys(SETTINGS.redis_prefix), maxlen=10_000, retention_seconds=3600
         )
+        if source:
+            # A baseline's own step, as its worker would run it (its servers may not
+            # read what a later step publishes); it ignores any later KEYS and ARGV.
+            script = Path(source, "ticker", "lua", "publish.lua").read_text()
+            self.publisher._script = self.redis.register_script(script)
 
     async def __call__(self, seq: int, sent_us: int) -> str | None:
         outcome = await self.publisher.publish_new(item(seq, sent_us))

@@ -38,6 +38,7 @@ def settings(redis_server: RedisProcess) -> Settings:
         worker_poll_delay=0.01,
         rate_limit_per_key="",
         rate_limit_per_ip="",
+        rate_limit_auth_failures="",
         max_connections_per_ip=0,
     )
 

@@ -21,6 +21,7 @@ from tests.support.topologies import ClusterNodes, migrate_slot, move_slot
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.embedded_redis import find_redis_server
+from ticker.events import event_id
 from ticker.exceptions import ConfigError
 from ticker.redis_conn import ShardedPubSub, SlotMovedError, connect, open_pubsub, parse_nodes
 
@@ -265,7 +266,10 @@ async def test_service_follows_its_slot_through_a_reshard(
                     await f.stop()
         with redis_sync.Redis(port=new) as r:
             entries = r.xrange(keys.events)
-        stream = [(eid.decode(), fields[b"item"].decode()) for eid, fields in entries]
+            epoch = (r.get(keys.epoch) or b"").decode()
+        stream = [
+            (event_id(eid.decode(), epoch), fields[b"item"].decode()) for eid, fields in entries
+        ]
         assert len(stream) == 6
         for f in followers:
             assert [(e.id, e.data["item"]["id"]) for e in f.items] == stream, f

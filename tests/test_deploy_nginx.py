@@ -4,8 +4,11 @@ API processes (SSE and WebSocket through it, request ids, its own JSON refusals)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import random
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +64,8 @@ def test_nginx_config_streams_unbuffered_and_upgrades_websockets() -> None:
         assert headers["Upgrade"] == "$http_upgrade", loc
         assert headers["Connection"] == "$connection_upgrade", loc
         assert headers["X-Request-Id"] == "$request_id_out", loc
-        assert headers["X-Forwarded-For"] == "$proxy_add_x_forwarded_for", loc
+        # Replaced, never appended to: the client cannot choose its address.
+        assert headers["X-Forwarded-For"] == "$remote_addr", loc
         assert location(tree, *loc)["proxy_pass"] == "http://ticker_api"
     assert directives(tree, "proxy_http_version")[0]["args"] == ["1.1"]
     (size,) = directives(tree, "client_max_body_size")
@@ -171,3 +175,61 @@ async def test_nginx_answers_json_when_no_replica_does() -> None:
             r = await http.get("/v1/items/x")
     assert r.status_code == 503 and r.headers["retry-after"] == "2"
     assert r.json()["error"]["code"] == "unavailable"
+
+
+def _spoofed() -> dict[str, str]:
+    """A made-up client address chain, different on every request."""
+    hops = [f"{random.randint(1, 223)}.{random.randint(0, 255)}.0.{random.randint(1, 254)}"]
+    return {"X-Forwarded-For": ", ".join(hops * random.randint(1, 3))}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_spoofed_forwarded_for_changes_nothing_through_nginx(settings: Settings) -> None:
+    """Through the shipped nginx config, a client sending a random X-Forwarded-For on every
+    request is still one address: the write limit and the failed-authentication limit
+    answer 429 after their budgets, and the per-address stream cap refuses streams past
+    it on each replica."""
+    cap, writes, failures = 3, 5, 8
+    cfg = replace(
+        settings,
+        forwarded_allow_ips="127.0.0.1",  # nginx's address, as compose trusts nginx's
+        rate_limit_per_ip=f"{writes}/minute",
+        rate_limit_auth_failures=f"{failures}/minute",
+        max_connections_per_ip=cap,
+    )
+    api1, api2 = Api(cfg), Api(cfg)
+    for part in (api1, api2):
+        await part.start()
+    upstreams = {"api1:8000": f"127.0.0.1:{api1.port}", "api2:8000": f"127.0.0.1:{api2.port}"}
+    wrong = {"Authorization": "Bearer not-a-key"}
+    try:
+        with Nginx.running(upstreams, free_port()) as nginx:
+            async with httpx.AsyncClient(base_url=nginx.base, timeout=10) as http:
+                await wait_for(lambda: _answers(http), 15, what="nginx to answer")
+                body = {"headline": "Spoofed", "edition": "en"}
+                posts = [
+                    (await http.post("/v1/items", json=body, headers={**wrong, **_spoofed()}))
+                    for _ in range(2 * writes)
+                ]
+                assert [r.status_code for r in posts] == [401] * writes + [429] * writes
+                # Each 401 above spent the failure budget too; reads are refused past it.
+                reads = [
+                    (await http.get("/v1/items/x", headers={**wrong, **_spoofed()})).status_code
+                    for _ in range(failures)
+                ]
+                assert reads == [401] * (failures - writes) + [429] * writes
+                # Streams: at most ``cap`` per replica, however the header varies.
+                async with contextlib.AsyncExitStack() as held:
+                    statuses = []
+                    for _ in range(4 * cap):
+                        r = await held.enter_async_context(
+                            http.stream("GET", "/v1/stream", headers=_spoofed())
+                        )
+                        statuses.append(r.status_code)
+                    admitted = statuses.count(200)
+                    assert cap <= admitted <= 2 * cap, statuses
+                    assert statuses.count(429) == len(statuses) - admitted
+    finally:
+        await api1.stop()
+        await api2.stop()

@@ -43,6 +43,7 @@ def served(redis_server: RedisProcess) -> Iterator[str]:
         worker_poll_delay=0.01,
         rate_limit_per_key="",
         rate_limit_per_ip="",
+        rate_limit_auth_failures="",
     )
     with BackgroundStack(cfg) as stack:
         yield stack.base

@@ -10,6 +10,7 @@ import pytest
 from tests.support.helpers import is_item, sse, ws
 from tests.support.stack import Stack, running_stack
 from ticker.config import Settings
+from ticker.events import event_id
 
 
 async def test_post_reaches_sse_and_ws(stack: Stack) -> None:
@@ -26,7 +27,8 @@ async def test_post_reaches_sse_and_ws(stack: Stack) -> None:
     assert got_sse.data["item"]["headline"] == "Quake hits Lima"
     assert got_sse.id == got_ws.id
     ((stream_id, _),) = await stack.events()
-    assert got_sse.id == stream_id.decode()
+    epoch = (await stack.redis.get(stack.keys.epoch)).decode()
+    assert got_sse.id == event_id(stream_id.decode(), epoch)
 
 
 async def test_snapshot_on_connect_then_live(stack: Stack) -> None:
@@ -149,13 +151,14 @@ class _Reads:
         store = stack.api.server.lifespan.state["store"]
         resume, check = store.resume, store.check
 
-        async def counted_resume(last_id: str) -> Any:
-            self.full.append(last_id)
-            return await resume(last_id)
+        # Recorded as clients see them: the stream id and the epoch (ticker.epoch).
+        async def counted_resume(last_id: str, epoch: str = "") -> Any:
+            self.full.append(event_id(last_id, epoch))
+            return await resume(last_id, epoch)
 
-        async def counted_check(last_id: str) -> Any:
-            self.checks.append(last_id)
-            return await check(last_id)
+        async def counted_check(last_id: str, epoch: str = "") -> Any:
+            self.checks.append(event_id(last_id, epoch))
+            return await check(last_id, epoch)
 
         store.resume, store.check = counted_resume, counted_check
 

@@ -58,7 +58,7 @@ async def test_redis_restart_under_connected_clients() -> None:
                     assert ev.type == "item.published", ev
                     got.append(ev.data["item"]["id"])
                 assert got == expected
-            await wait_for(lambda: stack.api.app.state.hub.last_id == after[-1]["event_id"])
+            await wait_for(lambda: stack.api.app.state.hub.token == after[-1]["event_id"])
     finally:
         server.close()
 

@@ -14,15 +14,18 @@ from tests.support.helpers import wait_for
 from tests.support.procs import ApiProcess, WorkerProcess, running, service_env
 from ticker.config import Settings
 from ticker.constants import Keys
+from ticker.events import event_id, parse_stream_id
 
 pytestmark = pytest.mark.slow
 
 
 async def stream_ids(redis_url: str, after: str) -> list[tuple[str, str]]:
-    """(event id, item id) of every stream entry after ``after``."""
+    """(event id, item id) of every stream entry after the event id ``after``."""
+    ms, seq = parse_stream_id(after)
     async with Redis.from_url(redis_url) as r:
-        entries = await r.xrange(Keys().events, f"({after}" if after != "0-0" else "-")
-    return [(eid.decode(), fields[b"item"].decode()) for eid, fields in entries]
+        entries = await r.xrange(Keys().events, f"({ms}-{seq}" if (ms, seq) != (0, 0) else "-")
+        epoch = (await r.get(Keys().epoch) or b"").decode()
+    return [(event_id(eid.decode(), epoch), fields[b"item"].decode()) for eid, fields in entries]
 
 
 def seen(f: Follower) -> list[tuple[str, str]]:
@@ -31,7 +34,7 @@ def seen(f: Follower) -> list[tuple[str, str]]:
 
 def assert_in_stream_order(f: Follower) -> None:
     ids = [e.id for e in f.items]
-    keys = [tuple(int(p) for p in (i or "").split("-")) for i in ids]
+    keys = [parse_stream_id(i or "") for i in ids]
     assert keys == sorted(keys) and len(set(keys)) == len(keys), f"{f}: out of order {ids}"
 
 

@@ -18,6 +18,7 @@ from tests.support.stack import auth, running_stack
 from tests.support.topologies import SentinelGroup
 from ticker.config import Settings
 from ticker.constants import Keys
+from ticker.events import event_id
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +95,8 @@ async def test_failover_keeps_the_service_going_without_losing_acknowledged_item
                 await f.stop()
     with redis_sync.Redis(port=group.replica.port) as r:
         entries = r.xrange(Keys().events)
-    stream = [(eid.decode(), fields[b"item"].decode()) for eid, fields in entries]
+        epoch = (r.get(Keys().epoch) or b"").decode()
+    stream = [(event_id(eid.decode(), epoch), fields[b"item"].decode()) for eid, fields in entries]
     assert sorted(i for _, i in stream) == sorted(before + after), "an acknowledged item was lost"
     for f in followers:
         assert [(e.id, e.data["item"]["id"]) for e in f.items] == stream, f

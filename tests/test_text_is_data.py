@@ -113,6 +113,7 @@ def live(redis_server: RedisProcess) -> Iterator[Live]:
         sse_ping_seconds=3600,
         rate_limit_per_key="",
         rate_limit_per_ip="",
+        rate_limit_auth_failures="",
     )
     runner = BackgroundStack(cfg)
     with runner as stack:

@@ -23,6 +23,7 @@ from ticker.intake import held
 from ticker.intake.auth import KeyRing
 from ticker.logs import RequestContext
 from ticker.metrics import CONTENT_TYPE_LATEST, Metrics
+from ticker.middleware.authlimit import AuthFailureLimit, AuthFailures, auth_failure_middleware
 from ticker.middleware.conncap import connection_cap_middleware
 from ticker.middleware.cors import cors_middleware
 from ticker.middleware.errors import exception_handlers
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub = Hub(
             settings.client_queue_max,
             observe=observe,
-            on_reset=metrics.resets.labels("node").inc,
+            on_reset=lambda scope: metrics.resets.labels(scope).inc(),
             recent=settings.replay_cache_events,
         )
         store = Store(redis, keys)
@@ -111,6 +112,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             asyncio.create_task(_heartbeat(hub, settings), name="ticker-heartbeat"),
         ]
         app.state.hub = hub  # for the server's shutdown hook
+        ratelimits = RateLimits(
+            redis, keys, settings.rate_limit_per_key, settings.rate_limit_per_ip
+        )
         try:
             yield {
                 "metrics": metrics,
@@ -122,9 +126,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "hub": hub,
                 "store": store,
                 "subscriber": subscriber,
-                "ratelimits": RateLimits(
-                    redis, keys, settings.rate_limit_per_key, settings.rate_limit_per_ip
-                ),
+                "ratelimits": ratelimits,
+                "authfailures": AuthFailures(ratelimits.limiter, settings.rate_limit_auth_failures),
             }
         finally:
             hub.close_all("shutdown")
@@ -153,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         security_headers_middleware(),
         cors_middleware(settings.allowed_origins),
         connection_cap_middleware(settings.max_connections_per_ip),
+        auth_failure_middleware(),
         rate_limit_middleware(),
     ]
     app = Starlette(
@@ -164,6 +168,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The same middleware before the streaming endpoints, without the router's
     # layers (ticker.stream.gate); ticker.serve.server.TransportTap sends streams there.
     # Rate limits cover the intake only: streams skip that layer too.
-    stream_middleware = [m for m in middleware if m.cls is not IntakeRateLimit]
+    stream_middleware = [m for m in middleware if m.cls not in (IntakeRateLimit, AuthFailureLimit)]
     app.state.streams = stream_gate(stream_middleware, exception_handlers)  # type: ignore[arg-type]
     return app

@@ -108,12 +108,16 @@ def _serve(args: argparse.Namespace) -> int:
     env["TICKER_WORKERS"] = str(args.workers)
     _apply_log_options(args)
     settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    if not args.child:  # once per service, not once per process
+        from ticker.serve.proxytrust import warn_if_trusting_everyone
+
+        warn_if_trusting_everyone(settings, env)
     if settings.workers > 1 and not args.child:
         return _supervise_api(settings)
     from ticker.app import create_app
     from ticker.serve.server import TickerServer, bind, server_config, tune_gc
 
-    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     try:
         sock = bind(settings.host, settings.port, reuse_port=args.child or settings.workers > 1)

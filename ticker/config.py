@@ -93,6 +93,9 @@ class Settings:
     # separated by ";", e.g. "10/second;120/minute"); empty or "0" turns a limit off.
     rate_limit_per_key: str = "120/minute"
     rate_limit_per_ip: str = "600/minute"
+    # Failed authentications (401, and 403 for a known key outside its rights) allowed per
+    # client address and per key name on every route; over it, 429 before any key check.
+    rate_limit_auth_failures: str = "30/minute"
     # Open streams (SSE and WebSocket together) per client address, per API process;
     # 0 means unlimited. Generous because many readers can share one carrier NAT address.
     # The same number caps the connections of any kind (idle keep-alive, a request head
@@ -209,6 +212,7 @@ class Settings:
 
         parse_limits(self.rate_limit_per_key, "TICKER_RATE_LIMIT_PER_KEY")
         parse_limits(self.rate_limit_per_ip, "TICKER_RATE_LIMIT_PER_IP")
+        parse_limits(self.rate_limit_auth_failures, "TICKER_RATE_LIMIT_AUTH_FAILURES")
 
     def api_key_entries(self) -> list[dict[str, Any]]:
         """The configured API keys, from TICKER_API_KEYS and TICKER_API_KEYS_FILE."""

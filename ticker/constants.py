@@ -62,6 +62,12 @@ class Keys:
         return f"{self.tag}:live"
 
     @property
+    def epoch(self) -> str:
+        """The data's epoch: a random token written with the first event (or the first
+        snapshot) of an empty Redis; a Redis that lost its data has none, or another."""
+        return f"{self.tag}:epoch"
+
+    @property
     def channel(self) -> str:
         return f"{self.tag}:channel"
 

@@ -20,6 +20,8 @@ __all__ = [
     "ZERO_ID",
     "Event",
     "envelope",
+    "event_id",
+    "parse_event_id",
     "parse_stream_id",
     "ping_frame",
     "reset_event",
@@ -27,17 +29,29 @@ __all__ = [
 ]
 
 ZERO_ID = "0-0"
-_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+# An event id: the Redis stream id, then the data's epoch (ticker.epoch) after a dot.
+_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?(?:\.([0-9A-Za-z_]{1,32}))?$")
 
 StreamKey = tuple[int, int]
 
 
 def parse_stream_id(value: str) -> StreamKey:
-    """Parse a Redis stream id "ms-seq" (or "ms"); raise ValueError if malformed."""
+    """Parse an event id "ms-seq.epoch", or a plain stream id "ms-seq" (or "ms"), into
+    its place in the stream; raise ValueError if malformed."""
+    return parse_event_id(value)[0]
+
+
+def parse_event_id(value: str) -> tuple[StreamKey, str]:
+    """An event id's place in the stream and its epoch ("" for a plain stream id)."""
     m = _ID.match(value.strip())
     if not m:
         raise ValueError(f"not a stream id: {value!r}")
-    return int(m.group(1)), int(m.group(2) or 0)
+    return (int(m.group(1)), int(m.group(2) or 0)), m.group(3) or ""
+
+
+def event_id(stream_id: str, epoch: str) -> str:
+    """The id clients see: the stream id, and the epoch the stream belongs to."""
+    return f"{stream_id}.{epoch}" if epoch else stream_id
 
 
 def envelope(stream_id: str, body: bytes) -> bytes:
@@ -54,6 +68,7 @@ class Event:
         "_sse",
         "_text",
         "data",
+        "epoch",
         "id",
         "key",
         "payload",
@@ -66,7 +81,7 @@ class Event:
         self.data: dict[str, Any] = orjson.loads(payload) if data is None else data
         self.id: str = self.data["id"]
         self.type: str = self.data["type"]
-        self.key = parse_stream_id(self.id)
+        self.key, self.epoch = parse_event_id(self.id)
         item = self.data.get("item")
         # An update matches a filter that matched the item before or after it changed,
         # so a client never keeps a stale version of an item that moved section.
@@ -82,8 +97,9 @@ class Event:
         self._frame: bytes | None = None
 
     @classmethod
-    def from_entry(cls, stream_id: str, fields: Mapping[bytes, bytes]) -> Event:
-        return cls(envelope(stream_id, fields[b"data"]))
+    def from_entry(cls, stream_id: str, fields: Mapping[bytes, bytes], epoch: str = "") -> Event:
+        """An event read from the stream; its id carries ``epoch`` (none for webhooks)."""
+        return cls(envelope(event_id(stream_id, epoch), fields[b"data"]))
 
     @property
     def item_id(self) -> str | None:

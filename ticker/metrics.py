@@ -107,7 +107,8 @@ class Metrics:
         )
         self.resets = Counter(
             "ticker_resets",
-            "Resets sent (a resume past retention, or a node that lost its place).",
+            "Resets sent: client (a resume past retention or from another epoch), node (a "
+            "node that lost its place), epoch (Redis lost or replaced its data).",
             ["scope"],
             **kw,
         )
@@ -118,7 +119,10 @@ class Metrics:
             **kw,
         )
         self.rate_limited = Counter(
-            "ticker_rate_limited", "Intake writes refused by a rate limit.", ["scope"], **kw
+            "ticker_rate_limited",
+            "Requests refused by a rate limit (ip, key, auth).",
+            ["scope"],
+            **kw,
         )
         self.redis_stats = _RedisStats()
         if self.multiprocess:

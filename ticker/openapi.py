@@ -240,6 +240,8 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                             "name": "Last-Event-ID",
                             "in": "header",
                             "required": False,
+                            "description": "The last event id seen, `<stream id>.<epoch>` "
+                            "(a plain stream id is taken as the current epoch)",
                             "schema": {"type": "string"},
                         },
                     ],

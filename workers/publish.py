@@ -10,6 +10,7 @@ import orjson
 from redis.asyncio import Redis
 
 from ticker.constants import Keys
+from ticker.epoch import new_epoch
 from ticker.lua import script as lua
 
 __all__ = ["Outcome", "Publisher"]
@@ -68,6 +69,7 @@ class Publisher:
             self.keys.events,
             self.keys.dedupe(dedupe_key) if dedupe_key else self.keys.none,
             self.keys.recent(edition) if recent_window_ms else self.keys.none,
+            self.keys.epoch,
         ]
         args: list[Any] = [
             item_id,
@@ -85,6 +87,7 @@ class Publisher:
             recent_window_ms,
             self.command,
             rev,
+            new_epoch(),
         ]
         status_b, ref = await self._script(keys=keys, args=args)
         return Outcome(status_b.decode(), ref.decode() if isinstance(ref, bytes) else str(ref))

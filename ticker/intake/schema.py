@@ -13,7 +13,22 @@ from jsonschema.exceptions import best_match
 
 from ticker.exceptions import ValidationError
 
-__all__ = ["item_schema", "parse_time", "raise_first_error", "validate_item"]
+__all__ = ["StrictValidator", "item_schema", "parse_time", "raise_first_error", "validate_item"]
+
+
+def _is_strict_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# JSON Schema counts 1.0 as an integer (a number with no fractional part), and
+# jsonschema follows it; the API does not: an integer field refuses 1.0 (a client
+# sending floats has a bug worth hearing about, and the stored item keeps its type).
+StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", _is_strict_integer
+    ),
+)
 
 # Plain text: no C0/C1 controls except tab, CR and LF (folded to spaces later),
 # and at least one visible character.
@@ -74,7 +89,7 @@ def item_schema(editions: tuple[str, ...], partial: bool = False) -> dict[str, A
 
 @lru_cache(maxsize=8)
 def _validator(editions: tuple[str, ...], partial: bool) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(item_schema(editions, partial))
+    return StrictValidator(item_schema(editions, partial))  # type: ignore[no-any-return]
 
 
 def _field_of(error: jsonschema.ValidationError) -> str | None:

@@ -3,13 +3,15 @@
 -- item id and version: a job that runs twice publishes once.
 --
 -- KEYS: 1 item hash, 2 live zset, 3 events stream, 4 dedupe key, 5 recent zset
---       of the edition (4 and 5 are a placeholder on the same slot when unused)
+--       of the edition (4 and 5 are a placeholder on the same slot when unused),
+--       6 the data's epoch
 -- ARGV: 1 item id, 2 version, 3 event type, 4 item JSON ('' keeps the stored one),
 --       5 event body JSON without id, 6 score (ms), 7 channel, 8 maxlen,
 --       9 minid ('0' for none), 10 dedupe ttl (s; 0: no dedupe key), 11 status,
 --       12 live action (add | remove | keep), 13 recent window (ms; 0: no recent
 --       zset), 14 publish command,
---       15 the draft revision the job read ('' when versions are immutable)
+--       15 the draft revision the job read ('' when versions are immutable),
+--       16 an epoch for an empty Redis (kept only if there is none yet)
 local item, live, events = KEYS[1], KEYS[2], KEYS[3]
 local dedupe = ARGV[10] ~= '0' and KEYS[4] or ''
 local recent = ARGV[13] ~= '0' and KEYS[5] or ''
@@ -62,6 +64,14 @@ if ARGV[3] == 'item.retracted' then
   end
 end
 
+-- The first event of an empty Redis (new, or one that lost its data) starts an epoch:
+-- API nodes that knew another one reset, and ids from before are not resumed.
+local epoch = redis.call('GET', KEYS[6])
+if not epoch then
+  epoch = ARGV[16]
+  redis.call('SET', KEYS[6], epoch)
+end
+
 local body = ARGV[5]
 local eid = redis.call('XADD', events, 'MAXLEN', '~', ARGV[8], '*',
   'type', ARGV[3], 'item', id, 'data', body)
@@ -69,7 +79,10 @@ if ARGV[9] ~= '0' then
   redis.call('XTRIM', events, 'MINID', '~', ARGV[9])
 end
 
-redis.call('HSET', item, 'published_version', version, 'event_id', eid, 'status', ARGV[11])
+-- The id clients see (the envelope's): the stream id and the epoch.
+local token = eid .. '.' .. epoch
+redis.call('HSET', item, 'published_version', version, 'event_id', token, 'status', ARGV[11])
+-- The item's own stream entries (plain ids), for a retraction to purge.
 if ARGV[3] == 'item.retracted' then
   redis.call('HSET', item, 'event_ids', eid)
 else
@@ -92,5 +105,5 @@ elseif action == 'remove' then
   if recent ~= '' then redis.call('ZREM', recent, id) end
 end
 
-redis.call(ARGV[14], ARGV[7], '{"id":"' .. eid .. '",' .. string.sub(body, 2))
-return {'published', eid}
+redis.call(ARGV[14], ARGV[7], '{"id":"' .. token .. '",' .. string.sub(body, 2))
+return {'published', token}

@@ -1,7 +1,9 @@
 -- The events after a client's last id, or 'reset' when some of them are no
 -- longer retained (or the id is unknown), read in one atomic step.
--- KEYS: 1 events stream ; ARGV: 1 last id (validated "ms-seq"), 2 max entries,
--- 3 'check' to give the verdict only (the caller holds the events itself)
+-- The reply: {verdict, the stream's last id, the data's epoch, entries}.
+-- KEYS: 1 events stream, 2 epoch ; ARGV: 1 last id (validated "ms-seq"), 2 max
+-- entries, 3 'check' to give the verdict only (the caller holds the events itself),
+-- 4 the epoch the last id belongs to ('' : the current one)
 local function parse(s)
   local ms, seq = string.match(s, '^(%d+)-(%d+)$')
   return tonumber(ms), tonumber(seq)
@@ -13,9 +15,14 @@ local function less(a, b)
 end
 
 local last_id = ARGV[1]
+-- Another epoch (or none: the data is gone): the id belongs to a history that is no more.
+local epoch = redis.call('GET', KEYS[2])
+if not epoch or (ARGV[4] ~= '' and ARGV[4] ~= epoch) then
+  return {'reset', '0-0', epoch or ''}
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  if last_id == '0-0' then return {'range', '0-0'} end
-  return {'reset', '0-0'}
+  if last_id == '0-0' then return {'range', '0-0', epoch} end
+  return {'reset', '0-0', epoch}
 end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
 local last, maxdel, first, added, length = '0-0', nil, nil, nil, 0
@@ -27,21 +34,21 @@ for i = 1, #info, 2 do
   elseif k == 'length' then length = tonumber(info[i + 1])
   elseif k == 'first-entry' and info[i + 1] then first = info[i + 1][1] end
 end
-if less(last, last_id) then return {'reset', last} end
+if less(last, last_id) then return {'reset', last, epoch} end
 -- Entries after the client's id that were deleted (XDEL) mean a gap (Redis 7).
-if maxdel and less(last_id, maxdel) then return {'reset', last} end
+if maxdel and less(last_id, maxdel) then return {'reset', last, epoch} end
 -- Trimming removes the oldest entries. If any were removed (or, on Redis < 7,
 -- if we cannot tell) and the client's id is older than what is left, some of
 -- what it missed may be gone: a fresh snapshot is the safe answer.
 local trimmed = (added == nil) or (added > length)
 if trimmed then
   if first == nil then
-    if last_id ~= last then return {'reset', last} end
+    if last_id ~= last then return {'reset', last, epoch} end
   elseif less(last_id, first) then
-    return {'reset', last}
+    return {'reset', last, epoch}
   end
 end
-if ARGV[3] == 'check' then return {'range', last} end
+if ARGV[3] == 'check' then return {'range', last, epoch} end
 local entries = redis.call('XRANGE', KEYS[1], '(' .. last_id, '+', 'COUNT', ARGV[2])
-if #entries >= tonumber(ARGV[2]) then return {'reset', last} end
-return {'range', last, entries}
+if #entries >= tonumber(ARGV[2]) then return {'reset', last, epoch} end
+return {'range', last, epoch, entries}

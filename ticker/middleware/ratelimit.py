@@ -32,9 +32,9 @@ from ticker.exceptions import ClientError, ConfigError
 from ticker.middleware.conncap import client_ip
 from ticker.middleware.errors import error_body
 
-__all__ = ["RateLimits", "Verdict", "parse_limits", "rate_limit_middleware"]
+__all__ = ["RateLimits", "Verdict", "parse_limits", "rate_limit_middleware", "send_json"]
 
-log = logging.getLogger("ticker.ratelimit")
+log = logging.getLogger("ticker.middleware.ratelimit")
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 INTAKE_PATH = "/v1/items"
@@ -112,7 +112,7 @@ def _tighter(a: Verdict, b: Verdict) -> bool:
     return (a.remaining, -a.reset) < (b.remaining, -b.reset)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[Any]) -> None:
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: list[Any]) -> None:
     raw = orjson.dumps(body)
     start_headers = [
         (b"content-type", b"application/json"),
@@ -153,7 +153,7 @@ class IntakeRateLimit:
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("rate limit store unavailable: %r", exc)
             body = error_body("unavailable", "the service is briefly unavailable; retry")
-            await _send_json(send, 503, body, [(b"retry-after", b"2")])
+            await send_json(send, 503, body, [(b"retry-after", b"2")])
             return
         if verdict is None:
             await self.app(scope, receive, send)
@@ -163,7 +163,7 @@ class IntakeRateLimit:
                 metrics.rate_limited.labels(verdict.scope).inc()
             message = f"rate limit of {verdict.limit} writes exceeded; retry later"
             body = error_body("rate_limited", message)
-            await _send_json(send, 429, body, verdict.headers())
+            await send_json(send, 429, body, verdict.headers())
             return
 
         async def send_with_headers(message: Message) -> None:

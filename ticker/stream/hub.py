@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ticker.events import (
-    ZERO_ID,
     Event,
     StreamKey,
+    event_id,
     parse_stream_id,
     ping_frame,
     reset_event,
@@ -203,16 +203,17 @@ class Hub:
         self,
         client_limit: int = 1000,
         observe: Callable[[Event, int], None] | None = None,
-        on_reset: Callable[[], None] | None = None,
+        on_reset: Callable[[str], None] | None = None,
         recent: int = 1000,
     ) -> None:
         self.client_limit = client_limit
-        # Called once per dispatched event with its delivery count (metrics).
+        # Called once per dispatched event with its delivery count (metrics), and
+        # once per reset with its scope ("node": lost its place; "epoch": data lost).
         self.observe = observe
         self.on_reset = on_reset
         self.groups: dict[Filter, set[Client]] = {}
-        self.last_id = ZERO_ID
         self.last_key = (0, 0)
+        self.epoch = ""  # the data's epoch (ticker.epoch), from the last load
         self.items: dict[str, dict[str, Any]] = {}  # live mirror, in publish order
         self.subjects: dict[str, Subject] = {}
         self.ready = asyncio.Event()
@@ -230,24 +231,42 @@ class Hub:
 
     # -- state ---------------------------------------------------------------
 
-    def load(self, last_id: str, items: Iterable[dict[str, Any]]) -> None:
+    @property
+    def last_id(self) -> str:
+        """The stream id the hub has applied everything up to (for Redis)."""
+        return f"{self.last_key[0]}-{self.last_key[1]}"
+
+    @property
+    def token(self) -> str:
+        """The hub's position as clients see it: the stream id and the epoch."""
+        return event_id(self.last_id, self.epoch)
+
+    def load(self, last_id: str, items: Iterable[dict[str, Any]], epoch: str = "") -> None:
         """Replace the mirror with a snapshot read from Redis at ``last_id``."""
         self.flush()
         self.items = {item["id"]: item for item in items}
         self.subjects = {i: Subject.of(item) for i, item in self.items.items()}
-        self.last_id, self.last_key = last_id, parse_stream_id(last_id)
+        self.last_key, self.epoch = parse_stream_id(last_id), epoch
         self.recent.clear()
         self.recent_floor = self.last_key
         self._snapshots.clear()
         self.ready.set()
 
-    def reset(self, last_id: str, items: Iterable[dict[str, Any]], reason: str) -> None:
-        """The hub lost its place in the stream: reload and restart every client."""
-        log.warning("hub reset at %s: %s", last_id, reason)
+    def reset(
+        self,
+        last_id: str,
+        items: Iterable[dict[str, Any]],
+        reason: str,
+        epoch: str = "",
+        scope: str = "node",
+    ) -> None:
+        """The hub lost its place in the stream (or the data changed epoch): reload,
+        forget the replay cache, and restart every client with a reset and a snapshot."""
+        log.warning("hub reset at %s: %s", event_id(last_id, epoch), reason)
         if self.on_reset is not None:
-            self.on_reset()
-        self.load(last_id, items)
-        notice = reset_event(last_id, reason)
+            self.on_reset(scope)
+        self.load(last_id, items, epoch)
+        notice = reset_event(self.token, reason)
         for f, clients in self.groups.items():
             snap = self.snapshot(f)
             for c in list(clients):
@@ -260,7 +279,7 @@ class Hub:
         snap = self._snapshots.get(f)
         if snap is None:
             items = [it for i, it in reversed(self.items.items()) if f.matches(self.subjects[i])]
-            snap = self._snapshots[f] = snapshot_event(self.last_id, items)
+            snap = self._snapshots[f] = snapshot_event(self.token, items)
         return snap
 
     # -- fan-out -------------------------------------------------------------
@@ -292,10 +311,11 @@ class Hub:
         overlaps pub/sub); each client gets those matching its filter in one write."""
         fresh = []
         for event in events:
-            if event.key > self.last_key:
+            # (An event of another epoch waits for the subscriber's reset: ticker.epoch.)
+            if event.key > self.last_key and (not event.epoch or event.epoch == self.epoch):
                 self._apply(event)
                 self._remember(event)
-                self.last_id, self.last_key = event.id, event.key
+                self.last_key = event.key
                 fresh.append(event)
         if not fresh:
             return False
@@ -386,7 +406,7 @@ class Hub:
     def heartbeat(self, now: float, send_timeout: float) -> None:
         """Queue a ping for every client; cut those stuck in one write too long."""
         self.flush()
-        ping = Ping(self.last_id)
+        ping = Ping(self.token)
         for c in list(self.clients()):
             if c.direct is not None:
                 # A direct client is stuck if its buffer has not emptied for a while.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ticker.events import Event, parse_stream_id, reset_event
+from ticker.events import Event, event_id, parse_event_id, reset_event
 from ticker.exceptions import UnavailableError, ValidationError
 from ticker.filters import Filter
 from ticker.metrics import Metrics
@@ -52,16 +52,17 @@ def close_session(hub: Hub, client: Client | None, count: Callable[[Client | Non
 
 
 def parse_last_id(value: str | None, field: str) -> str | None:
-    """Validate a client's last event id ("ms-seq"); None or "" means none."""
+    """Validate a client's last event id ("ms-seq.epoch", or a plain "ms-seq" from
+    before epochs); None or "" means none."""
     if value is None or not value.strip():
         return None
     try:
-        ms, seq = parse_stream_id(value)
+        (ms, seq), epoch = parse_event_id(value)
     except ValueError:
         raise ValidationError(
-            f"{field} must be a stream id like 1700000000000-0", field, status=400
+            f"{field} must be an event id like 1700000000000-0.3f9a0c1e", field, status=400
         ) from None
-    return f"{ms}-{seq}"
+    return event_id(f"{ms}-{seq}", epoch)
 
 
 def open_fresh(
@@ -103,27 +104,40 @@ async def open_session(
         client, snap = open_fresh(hub, filter, transport=transport, limit=limit, on_cut=on_cut)
         return client, [snap]
     client = Client(filter, limit, transport, on_cut)
-    key = parse_stream_id(last_id)
+    key, epoch = parse_event_id(last_id)
     # Taken with the attach, before any await: the hub's events up to now, and the
     # later ones go to the client's buffer; Redis only rules on retention.
     hub.attach(client)
     attached_at = hub.last_key
+    if epoch and epoch != hub.epoch:
+        # An id from another history (Redis lost its data): never resumed from this one.
+        return client, _reset(hub, client, filter, metrics, "your last id is from another epoch")
+    plain = f"{key[0]}-{key[1]}"
     remembered = hub.replay(filter, key)
     try:
-        resume = await (store.resume(last_id) if remembered is None else store.check(last_id))
+        resume = await (
+            store.resume(plain, hub.epoch) if remembered is None else store.check(plain, hub.epoch)
+        )
     except Exception:
         hub.detach(client)
         raise
     if resume.reset:
-        if metrics is not None:
-            metrics.resets.labels("client").inc()
-        snap = hub.snapshot(filter)
-        client.after = snap.key
-        return client, [reset_event(snap.id, "events after your last id are gone"), snap]
+        return client, _reset(hub, client, filter, metrics, "events after your last id are gone")
     if remembered is not None:
         # A client ahead of this hub (it came from a node further on) skips what it has.
         client.after = key if key > attached_at else None
         return client, remembered
     missed = [e for e in resume.events if e.matches(filter)]
-    client.after = parse_stream_id(resume.last_id)
+    client.after = parse_event_id(resume.last_id)[0]
     return client, missed
+
+
+def _reset(
+    hub: Hub, client: Client, filter: Filter, metrics: Metrics | None, reason: str
+) -> list[Event]:
+    """A reset and the hub's snapshot for a client that cannot resume."""
+    if metrics is not None:
+        metrics.resets.labels("client").inc()
+    snap = hub.snapshot(filter)
+    client.after = snap.key
+    return [reset_event(snap.id, reason), snap]

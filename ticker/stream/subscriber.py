@@ -24,7 +24,7 @@ from ticker.stream.reads import Store
 
 __all__ = ["Subscriber"]
 
-log = logging.getLogger("ticker.subscriber")
+log = logging.getLogger("ticker.stream.subscriber")
 
 
 class Subscriber:
@@ -76,7 +76,11 @@ class Subscriber:
             while True:
                 message = await pubsub.get_message(timeout=self.watchdog_seconds)
                 if message is not None and message["type"] in ("message", "smessage"):
-                    self.hub.dispatch_soon(Event(message["data"]))
+                    event = Event(message["data"])
+                    if event.epoch and event.epoch != self.hub.epoch:
+                        await self.catch_up()  # Redis has a new epoch: reset now
+                    else:
+                        self.hub.dispatch_soon(event)
                 now = asyncio.get_running_loop().time()
                 if now >= watchdog:
                     await self.catch_up()
@@ -87,15 +91,20 @@ class Subscriber:
                 await pubsub.aclose()
 
     async def catch_up(self) -> None:
-        """Bring the hub level with the stream (or reload it if its place is gone)."""
+        """Bring the hub level with the stream (or reload it if its place is gone, or
+        if Redis's data is not the hub's any more: another epoch, ticker.epoch)."""
         if not self.hub.ready.is_set():
-            last_id, items = await self.store.snapshot()
-            self.hub.load(last_id, items)
+            snap = await self.store.snapshot()
+            self.hub.load(snap.last_id, snap.items, snap.epoch)
             return
-        resume = await self.store.resume(self.hub.last_id)
+        resume = await self.store.resume(self.hub.last_id, self.hub.epoch)
         if resume.reset:
-            last_id, items = await self.store.snapshot()
-            self.hub.reset(last_id, items, "the stream no longer holds this node's position")
+            snap = await self.store.snapshot()
+            if snap.epoch != self.hub.epoch:
+                reason, scope = "Redis lost or replaced its data (a new epoch)", "epoch"
+            else:
+                reason, scope = "the stream no longer holds this node's position", "node"
+            self.hub.reset(snap.last_id, snap.items, reason, snap.epoch, scope)
             return
         for event in resume.events:
             self.hub.dispatch(event)

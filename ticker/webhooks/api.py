@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from ticker.exceptions import NotFoundError, ValidationError
 from ticker.intake.api import authenticate, now_iso, read_json
-from ticker.intake.schema import raise_first_error
+from ticker.intake.schema import StrictValidator, raise_first_error
 from ticker.jobs import enqueue_delivery
 from ticker.webhooks.netguard import AddressRefused, resolve
 from ticker.webhooks.store import Endpoint, WebhookStore, filter_of
@@ -61,10 +61,10 @@ def webhook_schema(editions: tuple[str, ...], partial: bool = False) -> dict[str
 
 @lru_cache(maxsize=8)
 def _validator(editions: tuple[str, ...], partial: bool) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(webhook_schema(editions, partial))
+    return StrictValidator(webhook_schema(editions, partial))  # type: ignore[no-any-return]
 
 
-_REPLAY = jsonschema.Draft202012Validator(
+_REPLAY = StrictValidator(
     {
         "type": "object",
         "properties": {"event_id": {"type": "string", "pattern": r"^\d{1,20}-\d{1,20}$"}},
@@ -73,7 +73,7 @@ _REPLAY = jsonschema.Draft202012Validator(
 )
 
 
-_ROTATE = jsonschema.Draft202012Validator(
+_ROTATE = StrictValidator(
     {
         "type": "object",
         "properties": {"grace_seconds": {"type": "integer", "minimum": 0, "maximum": 604800}},

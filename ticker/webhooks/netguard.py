@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["AddressRefused", "Target", "is_public", "resolve"]
+from ticker.webhooks.special_ranges import special_range
+
+__all__ = ["AddressRefused", "Target", "is_public", "refusal", "resolve"]
 
 RESOLVE_TIMEOUT = 5.0  # seconds; a name that takes longer is treated as unresolvable
 
@@ -29,13 +31,15 @@ class AddressRefused(Exception):
         self.final = final
 
 
+def refusal(address: str) -> str | None:
+    """Why ``address`` may not be a webhook's destination (the IANA special-purpose
+    range it falls in, ticker.webhooks.special_ranges), or None for a public unicast address."""
+    return special_range(ipaddress.ip_address(address.split("%", 1)[0]))
+
+
 def is_public(address: str) -> bool:
-    """True for a globally routable unicast address (not private, loopback,
-    link-local, shared, reserved, multicast or unspecified)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    """True for a globally routable unicast address outside every special range."""
+    return refusal(address) is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +75,8 @@ async def resolve(url: str, *, allow_private: bool) -> Target:
         # Nothing to guard: connect by name (and let the system pick the address).
         return Target(url=parsed, host_header=None, sni_hostname=None)
     for address in addresses:
-        if not is_public(address):
-            raise AddressRefused(f"{host} resolves to a non-public address ({address})")
+        if (why := refusal(address)) is not None:
+            raise AddressRefused(f"{host} resolves to a non-public address ({address}: {why})")
     # Prefer IPv4 where there is one: many hosts publish AAAA records they cannot route.
     pinned = next((a for a in addresses if ":" not in a), addresses[0]).split("%", 1)[0]
     netloc = host if parsed.port is None else f"{host}:{parsed.port}"
