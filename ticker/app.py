@@ -33,6 +33,7 @@ from ticker.sse import stream_endpoint
 from ticker.store import Store
 from ticker.streamgate import stream_gate
 from ticker.subscriber import Subscriber
+from ticker.supervise import supervised_processes
 from ticker.ws import ws_endpoint
 
 __all__ = ["create_app"]
@@ -48,9 +49,12 @@ async def readyz(request: Request) -> Response:
     with contextlib.suppress(Exception):
         checks["redis"] = bool(await asyncio.wait_for(state.redis.ping(), 1.0))
     ok = all(checks.values())
-    return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
-    )
+    body: dict[str, object] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    if (processes := supervised_processes()) is not None:
+        # Under `ticker serve --workers N`: how many of the N are serving now (this
+        # one is, so still 200; a dead sibling is being restarted).
+        body["processes"] = processes
+    return JSONResponse(body, 200 if ok else 503)
 
 
 async def metrics_endpoint(request: Request) -> Response:

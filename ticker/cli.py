@@ -10,7 +10,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -44,14 +43,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _supervise_api(settings: Settings) -> int:
-    """One API process per worker, sharing the port with SO_REUSEPORT."""
-    cmd = [sys.executable, "-m", "ticker", "serve", "--child"]
-    env = dict(os.environ)
-    with tempfile.TemporaryDirectory(prefix="ticker-metrics-") as metrics_dir:
-        # Every process writes its metrics here, so any of them can answer a scrape.
-        env.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
-        procs = [subprocess.Popen(cmd, env=env) for _ in range(settings.workers)]
-        return _wait_all(procs)
+    """One API process per worker, sharing the port with SO_REUSEPORT, restarted if one dies."""
+    from ticker.supervise import supervise_api
+
+    configure_logging(settings.log_level)
+    return supervise_api(settings)
 
 
 def _wait_all(procs: list[subprocess.Popen[bytes]]) -> int:
