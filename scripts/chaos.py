@@ -45,7 +45,7 @@ import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.chaos_clients import Client, Publisher, run_client
+from scripts.chaos_clients import Client, Publisher, run_client, shared_http
 from scripts.chaos_report import analyse, print_report
 from ticker.constants import Keys
 from ticker.embedded_redis import RedisProcess, free_port
@@ -128,7 +128,7 @@ class Services:
     def start_worker(self) -> None:
         self.worker = self._spawn("worker", ["worker"])
 
-    async def wait_ready(self, timeout: float = 60) -> None:
+    async def wait_ready(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2) as http:
             while time.monotonic() < deadline:
@@ -227,7 +227,8 @@ async def chaos(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
         Client(f"{'sse' if i < n_sse else 'ws'}{i}", "sse" if i < n_sse else "ws")
         for i in range(args.clients)
     ]
-    tasks = [asyncio.create_task(run_client(c, svc.base, stop_clients)) for c in clients]
+    http = shared_http()
+    tasks = [asyncio.create_task(run_client(c, svc.base, stop_clients, http)) for c in clients]
     deadline = time.monotonic() + 60
     while any(c.baseline is None for c in clients) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.2)
@@ -266,6 +267,7 @@ async def chaos(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await http.aclose()
     return analyse(args, pub, clients, faults, settled["stream"], rss_start, rss_end, samples)
 
 
