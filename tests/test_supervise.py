@@ -7,6 +7,7 @@ subprocesses on a real port, killed with SIGKILL for real.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -29,6 +30,22 @@ def children(pid: int) -> set[int]:
     for task in Path(f"/proc/{pid}/task").glob("*"):
         out |= {int(c) for c in (task / "children").read_text().split()}
     return out
+
+
+def listening(pid: int, port: int) -> bool:
+    """Whether the process has a socket listening on the port (a child listens once
+    its app has started)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port and cols[9] in inodes:
+            return True
+    return False
 
 
 async def restarts(base: str) -> float | None:
@@ -67,14 +84,14 @@ def test_restart_policy_backs_off_and_calls_a_crash_loop() -> None:
 @pytest.mark.timeout(150)
 async def test_a_killed_api_process_is_replaced_and_counted(settings: Settings) -> None:
     """After kill -9 of one child of `ticker serve --workers 2` the supervisor starts a
-    new one, which serves (it answers alone while the other old child is down), the
-    restart counter on /metrics goes up and /readyz reports the processes alive."""
+    new one, which listens once started and serves (it answers alone while the other old
+    child is down), the restart counter on /metrics goes up and /readyz says so."""
     # A long backoff for the second death, so the new child answers alone for a while.
     env = service_env(settings.redis_url, restart_backoff_seconds=3)
     with procs() as started:
         api = Serve(env, workers=2)
         started.append(api)
-        await api.ready(timeout=60)
+        await api.ready(timeout=180)
         assert await restarts(api.base) == 0
         old = children(api.pid)
         assert len(old) == 2
@@ -93,6 +110,7 @@ async def test_a_killed_api_process_is_replaced_and_counted(settings: Settings) 
 
         await wait_for(replaced, 60, interval=0.2, what="a new child and /readyz saying so")
         new = (children(api.pid) - old).pop()
+        await wait_for(lambda: listening(new, api.port), 180, interval=0.2, what="it to listen")
         await wait_for(_counter_is(api.base, 1), 60, interval=0.2, what="the restart counted")
         # The other old child goes too: whatever answers now is the new one.
         os.kill(second, signal.SIGKILL)

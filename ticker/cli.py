@@ -35,7 +35,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     configure_logging(settings.log_level)
     app = create_app(settings)
-    sock = bind(settings.host, settings.port, reuse_port=args.child or settings.workers > 1)
+    sock = bind(
+        settings.host,
+        settings.port,
+        reuse_port=args.child or settings.workers > 1,
+        listen=not args.child,  # a supervised child listens once it can serve
+    )
     server = TickerServer(server_config(app, settings, log_config=None), app)
     tune_gc()
     server.run(sockets=[sock])
