@@ -310,11 +310,15 @@ def main() -> int:
         finally:
             for proc in (serve, worker):
                 proc.terminate()
-                proc.wait(20)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:  # never leave it running
+                    proc.kill()
+                    proc.wait()
             redis.close()
 
 
-def _wait_ready(base: str, timeout: float = 90) -> None:
+def _wait_ready(base: str, timeout: float = 300) -> None:  # a busy machine starts slowly
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):

@@ -38,6 +38,7 @@ from ticker.stream.reads import Store
 from ticker.stream.sse import stream_endpoint
 from ticker.stream.subscriber import Subscriber
 from ticker.stream.ws import ws_endpoint
+from ticker.supervise import supervised_processes
 from ticker.webhooks import api as webhook_api
 from ticker.webpush import api as webpush_api
 
@@ -54,9 +55,12 @@ async def readyz(request: Request) -> Response:
     with contextlib.suppress(Exception):
         checks["redis"] = bool(await asyncio.wait_for(state.redis.ping(), 1.0))
     ok = all(checks.values())
-    return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
-    )
+    body: dict[str, object] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    if (processes := supervised_processes()) is not None:
+        # Under `ticker serve --workers N`: how many of the N are serving now (this
+        # one is, so still 200; a dead sibling is being restarted).
+        body["processes"] = processes
+    return JSONResponse(body, 200 if ok else 503)
 
 
 async def metrics_endpoint(request: Request) -> Response:

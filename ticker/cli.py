@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -120,7 +119,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     app = create_app(settings)
     try:
-        sock = bind(settings.host, settings.port, reuse_port=args.child or settings.workers > 1)
+        sock = bind(
+            settings.host,
+            settings.port,
+            reuse_port=args.child or settings.workers > 1,
+            listen=not args.child,  # a supervised child listens once it can serve
+        )
     except OSError as exc:
         print(
             f"ticker serve: cannot listen on {settings.host}:{settings.port}: "
@@ -135,14 +139,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _supervise_api(settings: Settings) -> int:
-    """One API process per worker, sharing the port with SO_REUSEPORT."""
-    cmd = [sys.executable, "-m", "ticker", "serve", "--child"]
-    env = dict(os.environ)
-    with tempfile.TemporaryDirectory(prefix="ticker-metrics-") as metrics_dir:
-        # Every process writes its metrics here, so any of them can answer a scrape.
-        env.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
-        procs = [subprocess.Popen(cmd, env=env) for _ in range(settings.workers)]
-        return _wait_all(procs)
+    """One API process per worker, sharing the port with SO_REUSEPORT, restarted if one dies."""
+    from ticker.supervise import supervise_api
+
+    configure_logging(settings.log_level)
+    return supervise_api(settings)
 
 
 def _wait_all(procs: list[subprocess.Popen[bytes]]) -> int:

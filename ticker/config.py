@@ -51,6 +51,13 @@ class Settings:
     port: int = 8000
     # API processes sharing the port (each holds one subscription and one hub).
     workers: int = 1
+    # `ticker serve --workers N` restarts a dead API process after a backoff that
+    # doubles from this many seconds up to the max; this many deaths within the
+    # window is a crash loop: the supervisor stops and exits 1 (systemd takes over).
+    restart_backoff_seconds: float = 0.25
+    restart_backoff_max_seconds: float = 10.0
+    restart_limit: int = 5
+    restart_window_seconds: float = 60.0
     # Log level of every process: debug, info, warning or error.
     log_level: str = "info"
     # Log lines: "json" (one object per line) or "human" (short lines for a person).

@@ -2,6 +2,7 @@
 
 TickerError
 ├── ConfigError            bad configuration at startup
+├── CrashLoop              API processes keep dying: the supervisor gives up
 ├── ClientError            the caller's fault; becomes a 4xx JSON body
 │   ├── AuthError          401: missing or unknown API key
 │   ├── ForbiddenError     403: key lacks the scope or edition
@@ -21,6 +22,7 @@ __all__ = [
     "ClientError",
     "ConfigError",
     "ConflictError",
+    "CrashLoop",
     "ForbiddenError",
     "NotFoundError",
     "NotReplicatedError",
@@ -36,6 +38,10 @@ class TickerError(Exception):
 
 class ConfigError(TickerError):
     """The configuration cannot be used."""
+
+
+class CrashLoop(TickerError):
+    """Too many deaths too close together: give up and let the orchestrator act."""
 
 
 class ClientError(TickerError):

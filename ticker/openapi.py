@@ -264,6 +264,9 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
             "/readyz": {
                 "get": {
                     "summary": "Readiness",
+                    "description": "Redis answers and the subscription is live. Under "
+                    "`ticker serve --workers N` the body also has `processes`: "
+                    "`expected`, `alive` and `restarts` (dead processes replaced).",
                     "security": [],
                     "responses": {
                         "200": _json({"type": "object"}, "ready"),

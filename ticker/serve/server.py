@@ -140,15 +140,23 @@ def limited_http(http: Any, settings: Settings) -> Any:
     return limited(http, limits)
 
 
-def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A listening socket; with SO_REUSEPORT several processes share one port."""
+def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """A listening socket; with SO_REUSEPORT several processes share one port.
+
+    ``listen=False``: bound only; uvicorn listens once the app has started. A
+    restarted process under ``--workers N`` must not take its share of the
+    port's connections (the kernel spreads them over every listening socket)
+    while it is still importing and starting: they would wait in its backlog
+    instead of going to the processes that serve.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    if listen:
+        sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
