@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from ticker.config import Settings
 from ticker.constants import Keys
+from ticker.deskfeed import note_status
 from ticker.items import build_item, iso
 from ticker.jobs import enqueue_expiry
 from ticker.metrics import incr_stat
@@ -66,6 +67,7 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
             keys.item(item_id), mapping={"status": "duplicate", "duplicate_of": original}
         )
         await record(ctx, item_id, Outcome("duplicate", original), 1, now, near=not same)
+        await note_status(redis, keys, item_id, by="worker")
         await incr_stat(redis, keys, "duplicates", "exact" if same else "near")
         return "duplicate"
     outcome = await ctx["publisher"].publish_new(
@@ -78,6 +80,8 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
     if outcome.status == "stale":
         raise Retry(defer=0.05)  # the draft was edited while we read it
     await record(ctx, item_id, outcome, 1, now)
+    if outcome.status in ("published", "duplicate"):
+        await note_status(redis, keys, item_id, by="worker")
     if outcome.status == "duplicate":
         await incr_stat(redis, keys, "duplicates", "exact")
     if outcome.status == "published":
