@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from ticker import intake, listing, pages, webhook_api
+from ticker import desk_auth, desk_stream, intake, listing, pages, webhook_api
 from ticker.auth import KeyRing
 from ticker.config import Settings
 from ticker.conncap import connection_cap_middleware
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "hub": hub,
                 "store": store,
                 "subscriber": subscriber,
+                "desk": desk_auth.DeskSessions(redis, keys, settings),
                 "ratelimits": RateLimits(
                     redis, keys, settings.rate_limit_per_key, settings.rate_limit_per_ip
                 ),
@@ -131,6 +132,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         *intake.routes,
         *listing.routes,
+        *desk_auth.routes,
+        *desk_stream.routes,
         *webhook_api.routes,
         Route("/v1/stream", stream_endpoint, methods=["GET"]),
         WebSocketRoute("/v1/ws", ws_endpoint),
@@ -147,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         cors_middleware(settings.allowed_origins),
         connection_cap_middleware(settings.max_connections_per_ip),
         rate_limit_middleware(),
+        desk_auth.desk_session_middleware(),
     ]
     app = Starlette(
         routes=routes,

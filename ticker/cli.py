@@ -173,7 +173,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # Listed here; its own parser (ticker/bridge.py) reads the rest of the line.
     sub.add_parser("bridge", help="push bridge: the stream to FCM/APNs (ticker bridge -h)")
+    sub.add_parser("users", help="editor accounts for the console (ticker users -h)")
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["users"]:
+        from ticker.users_cli import main as users_main
+
+        return users_main(argv[1:])
     if argv[:1] == ["bridge"]:
         from ticker.bridge import main as bridge_main
 

@@ -116,6 +116,16 @@ class Settings:
     # Seconds the API waits on one Redis command (or connection) before it
     # answers 503 with Retry-After; keeps the intake quick when Redis hangs.
     redis_timeout: float = 2.0
+    # Editors' console sign-in (accounts: `ticker users`). A session lasts this many
+    # seconds from sign-in; the cookie is signed with TICKER_DESK_SECRET, or when that is
+    # empty (the default) with a random secret kept in Redis and shared by every process.
+    desk_session_seconds: int = 8 * 3600
+    desk_secret: str = ""
+    # After this many failed sign-ins for one account, or from one address, within
+    # desk_lockout_seconds, sign-in is refused (429) until that window has passed.
+    desk_login_failures_per_account: int = 5
+    desk_login_failures_per_address: int = 20
+    desk_lockout_seconds: int = 900
     # Items leave the ticker after this long unless they say otherwise (urgency 1..9).
     expiry_seconds_by_urgency: tuple[int, ...] = (
         6 * 3600,

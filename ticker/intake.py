@@ -19,7 +19,7 @@ from ticker.auth import ApiKey
 from ticker.changes import accept_change
 from ticker.constants import IDEMPOTENCY_TTL, ITEMS_INDEX_MAX
 from ticker.deskfeed import note_status
-from ticker.exceptions import ClientError, ConflictError, NotFoundError, ValidationError
+from ticker.exceptions import AuthError, ClientError, ConflictError, NotFoundError, ValidationError
 from ticker.itemview import extra_view
 from ticker.jobs import enqueue_change, enqueue_ingest
 from ticker.prefer import parse_wait, wait_for_decision
@@ -79,6 +79,8 @@ def authenticate(request: Request) -> ApiKey:
     if desk is not None and "authorization" not in request.headers:
         request.scope.setdefault("ticker.principal", desk.name)
         return desk
+    if (ended := request.scope.get("ticker.desk_error")) and "authorization" not in request.headers:
+        raise AuthError(ended, "session")
     key: ApiKey = request.state.keyring.authenticate(request.headers.get("authorization"))
     request.scope.setdefault("ticker.principal", key.name)  # for logs: the name, never the key
     return key
