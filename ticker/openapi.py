@@ -6,6 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from ticker import __version__
+from ticker.openapi_desk import (
+    EITHER,
+    PREFER,
+    VIEW_EXTRAS,
+    desk_paths,
+    desk_security,
+    list_operation,
+)
 from ticker.schema import item_schema
 from ticker.webhook_api import openapi_paths as webhook_paths
 
@@ -36,6 +44,7 @@ _VIEW = {
             "enum": [
                 "queued",
                 "embargoed",
+                "held",
                 "published",
                 "duplicate",
                 "rejected",
@@ -51,6 +60,7 @@ _VIEW = {
         "duplicate_of": {"type": ["string", "null"]},
         "reason": {"type": ["string", "null"]},
         "status_url": {"type": "string"},
+        **VIEW_EXTRAS,
     },
 }
 
@@ -94,7 +104,10 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
             ),
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "deskSession": desk_security(),
+            },
             "schemas": {
                 "ItemInput": _strip(item_schema(editions)),
                 "ItemPatch": _strip(item_schema(editions, partial=True)),
@@ -105,15 +118,18 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {
             "/v1/items": {
+                "get": list_operation(editions),
                 "post": {
                     "summary": "Post a breaking item",
+                    "security": EITHER,
                     "parameters": [
                         {
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
                             "schema": {"type": "string", "maxLength": 200},
-                        }
+                        },
+                        PREFER,
                     ],
                     "requestBody": {
                         "required": True,
@@ -124,6 +140,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                         },
                     },
                     "responses": {
+                        "200": _json(view, "decided within the Prefer: wait time"),
                         "202": _json(
                             {
                                 "type": "object",
@@ -138,7 +155,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                         ),
                         **_errors(400, 401, 403, 408, 413, 415, 422, 429, 503),
                     },
-                }
+                },
             },
             "/v1/items/{item_id}": {
                 "parameters": [item_id],
@@ -148,6 +165,8 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 },
                 "patch": {
                     "summary": "Correct an item (a new version)",
+                    "security": EITHER,
+                    "parameters": [PREFER],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -157,21 +176,25 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                         },
                     },
                     "responses": {
+                        "200": _json(view, "applied within the Prefer: wait time"),
                         "202": _json(view, "accepted"),
                         **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
                     },
                 },
                 "delete": {
                     "summary": "Retract an item",
+                    "security": EITHER,
                     "parameters": [
+                        PREFER,
                         {
                             "name": "reason",
                             "in": "query",
                             "required": False,
                             "schema": {"type": "string"},
-                        }
+                        },
                     ],
                     "responses": {
+                        "200": _json(view, "applied within the Prefer: wait time"),
                         "202": _json(view, "accepted"),
                         **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
                     },
@@ -188,6 +211,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 },
             },
             **webhook_paths(editions),
+            **desk_paths(),
             "/v1/stream": {
                 "get": {
                     "summary": "The ticker as Server-Sent Events",

@@ -133,6 +133,7 @@
       for (const code of editions) addOption(select, code, editionName(code) + " (" + code + ")", code);
     }
     state.filters.edition = $("#b-edition").value;
+    syncPreview();
     $("#item-form").hidden = !can("publish");
     follow();
     $("#f-headline").focus();
@@ -536,6 +537,12 @@
     form.elements.urgency.value = "5";
     form.elements.headline.focus();
   }
+
+  // The readers' ticker beside the form follows the edition being written for.
+  function syncPreview() {
+    $("#preview").setAttribute("edition", $("#f-edition").value);
+  }
+  $("#f-edition").addEventListener("change", syncPreview);
 
   form.addEventListener("submit", post);
   form.addEventListener("keydown", (event) => {
