@@ -79,7 +79,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
-EITHER = [{"bearer": []}, {"deskSession": []}]
+EITHER: list[dict[str, list[str]]] = [{"bearer": []}, {"deskSession": []}]
 
 
 def list_operation(editions: tuple[str, ...]) -> dict[str, Any]:
