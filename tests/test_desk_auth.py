@@ -171,6 +171,7 @@ async def test_repeated_failures_lock_the_account(stack: Stack) -> None:
             assert r.status_code == 401
         r = await client.post("/desk/login", json={"name": "alice", "password": PASSWORD})
         assert r.status_code == 429 and r.json()["error"]["code"] == "locked"
+        assert 0 < int(r.headers["retry-after"]) <= stack.settings.desk_lockout_seconds
         assert "set-cookie" not in r.headers
 
 

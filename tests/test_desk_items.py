@@ -156,3 +156,22 @@ async def test_history_shows_old_and_new_values(stack: Stack) -> None:
         "urgency": {"old": 4, "new": 5},
     }
     assert entry["by"] == "editor"
+
+
+async def test_end_now_expires_with_its_reason(stack: Stack) -> None:
+    """Moving the expiry to now takes the item off at once; its view says it expired, and how."""
+    item = await stack.publish("Roads closed by snow in the north")
+    r = await stack.http.patch(
+        f"/v1/items/{item['id']}",
+        json={"expires_at": "2000-01-01T00:00:00Z"},
+        headers={**auth(), "Prefer": "wait=5"},
+    )
+    assert r.status_code == 200
+    view = await stack.wait_status(item["id"], "expired")
+    assert view["retraction"] == {
+        "kind": "expiry",
+        "reason": "expired",
+        "by": "system",
+        "at": view["retraction"]["at"],
+    }
+    assert await stack.redis.zscore(stack.keys.live, item["id"]) is None

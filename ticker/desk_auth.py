@@ -31,7 +31,8 @@ from ticker.accounts import Account, check_password, get_account, principal_of
 from ticker.conncap import client_ip
 from ticker.constants import Keys
 from ticker.errors import error_body
-from ticker.exceptions import AuthError, ClientError, ValidationError
+from ticker.exceptions import AuthError, ValidationError
+from ticker.intake import read_json
 
 __all__ = ["COOKIE", "DeskSessions", "desk_session_middleware", "routes"]
 
@@ -167,8 +168,6 @@ def _set_cookie(request: Request, response: Response, value: str, max_age: int) 
 
 async def login(request: Request) -> Response:
     """Sign in with a name and password; sets the session cookie."""
-    from ticker.intake import read_json
-
     body = await read_json(request, 4096)
     if not isinstance(body, dict):
         raise ValidationError("the body must be an object with name and password", "body")
@@ -182,7 +181,10 @@ async def login(request: Request) -> Response:
     name = name.strip().lower()
     wait = await sessions.locked_for(name, address)
     if wait:
-        raise _Locked(wait)
+        message = f"too many failed sign-ins; try again in {wait} s"
+        return JSONResponse(
+            error_body("locked", message, "password"), 429, {"Retry-After": str(wait)}
+        )
     account = await check_password(sessions.redis, sessions.keys, name, password)
     if account is None:
         await sessions.failed(name, address)
@@ -193,15 +195,6 @@ async def login(request: Request) -> Response:
     _set_cookie(request, response, cookie, sessions.settings.desk_session_seconds)
     request.scope["ticker.principal"] = f"user:{account.name}"
     return response
-
-
-class _Locked(ClientError):
-    status = 429
-    code = "locked"
-
-    def __init__(self, wait: int) -> None:
-        super().__init__(f"too many failed sign-ins; try again in {wait} s", "password")
-        self.retry_after = wait
 
 
 async def me(request: Request) -> Response:

@@ -23,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ticker.deskfeed import last_feed_id
+from ticker.intake import authenticate
 from ticker.itemview import BOARD_STATUSES
 from ticker.listing import ListQuery, find_items, readable_editions
 
@@ -40,8 +41,6 @@ def _frame(event: str, data: Any, event_id: str | None = None) -> bytes:
 
 async def desk_feed(request: Request) -> Response:
     """The live board feed for a signed-in editor (or an API key)."""
-    from ticker.intake import authenticate
-
     key = authenticate(request)
     editions = readable_editions(key, None)
     state = request.state

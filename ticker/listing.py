@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from ticker.auth import ApiKey
 from ticker.exceptions import ForbiddenError, ValidationError
+from ticker.intake import authenticate
 from ticker.itemview import STATUSES, desk_view
 from ticker.schema import parse_time
 
@@ -177,8 +178,6 @@ async def find_items(
 
 async def list_items(request: Request) -> Response:
     """The desk's listing: filters, newest first, ``next_cursor`` for the following page."""
-    from ticker.intake import authenticate  # the intake owns authentication
-
     state = request.state
     key = authenticate(request)
     query = parse_query(request.query_params, tuple(state.settings.editions))

@@ -7,7 +7,6 @@ Set TICKER_UPDATE_SCREENSHOTS=1 to write the screenshots of docs/desk.md afresh
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -89,11 +88,10 @@ async def test_one_posts_the_other_sees_corrects_and_retracts(
     await alice.select_option("#f-urgency", "2")
     await alice.fill("#f-categories", "world")
     await alice.fill("#f-regions", "mena")
-    started = time.monotonic()
     await alice.click("#post-button")
     on_bea = bea.locator("#board .card", has_text=headline)
+    # The product promise: on the other editor's board within a second of the click.
     await on_bea.locator(".badge", has_text="published").wait_for(timeout=1000)
-    assert time.monotonic() - started < 1.0
     assert await on_bea.locator("[data-role=urgency]").text_content() == "flash 2"
     await alice.locator("#post-status", has_text="Published").wait_for(timeout=5000)
     await shot(alice, "02-posted")
