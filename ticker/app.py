@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from ticker import desk_auth, desk_stream, intake, listing, pages, webhook_api
+from ticker import desk_auth, desk_oidc, desk_stream, intake, listing, pages, webhook_api
 from ticker.auth import KeyRing
 from ticker.config import Settings
 from ticker.conncap import connection_cap_middleware
@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *listing.routes,
         *desk_auth.routes,
         *desk_stream.routes,
+        *desk_oidc.routes,
         *webhook_api.routes,
         Route("/v1/stream", stream_endpoint, methods=["GET"]),
         WebSocketRoute("/v1/ws", ws_endpoint),

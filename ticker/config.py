@@ -126,6 +126,13 @@ class Settings:
     desk_login_failures_per_account: int = 5
     desk_login_failures_per_address: int = 20
     desk_lockout_seconds: int = 900
+    # Optional single sign-on for the console through an OpenID Connect provider (code
+    # flow with PKCE). The issuer URL turns it on (empty, the default: off); the claim names
+    # the account (`ticker users add`), which must exist and be enabled: roles stay here.
+    desk_oidc_issuer: str = ""
+    desk_oidc_client_id: str = ""
+    desk_oidc_client_secret: str = ""
+    desk_oidc_claim: str = "preferred_username"
     # Items leave the ticker after this long unless they say otherwise (urgency 1..9).
     expiry_seconds_by_urgency: tuple[int, ...] = (
         6 * 3600,

@@ -178,3 +178,7 @@ class Keys:
     def login_failures(self, kind: str, who: str) -> str:
         """Counter of failed sign-ins per account or address, expiring with the window."""
         return f"{self.tag}:desk:fail:{kind}:{who}"
+
+    def oidc_state(self, state: str) -> str:
+        """A pending single sign-on (nonce, PKCE verifier), for ten minutes."""
+        return f"{self.tag}:desk:oidc:{state}"

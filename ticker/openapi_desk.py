@@ -148,6 +148,39 @@ def desk_paths() -> dict[str, Any]:
                 "responses": {"200": _json(_ME, "the session"), **_errors(401, 503)},
             }
         },
+        "/desk/sign-in-options": {
+            "get": {
+                "summary": "Whether single sign-on (OpenID Connect) is offered",
+                "security": [],
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "properties": {"oidc": {"type": "boolean"}}},
+                        "the options",
+                    )
+                },
+            }
+        },
+        "/desk/oidc/start": {
+            "get": {
+                "summary": "Single sign-on: redirect to the OpenID Connect provider",
+                "security": [],
+                "responses": {"302": {"description": "to the provider"}, **_errors(404, 503)},
+            }
+        },
+        "/desk/oidc/callback": {
+            "get": {
+                "summary": "Single sign-on: back from the provider; sets the session cookie",
+                "security": [],
+                "parameters": [
+                    _query("code", {"type": "string"}, "the authorization code"),
+                    _query("state", {"type": "string"}, "the state sent at the start"),
+                ],
+                "responses": {
+                    "303": {"description": "signed in: to /console"},
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            }
+        },
         "/desk/feed": {
             "get": {
                 "summary": "The desk board as Server-Sent Events (snapshot, then every status)",

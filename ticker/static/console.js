@@ -97,6 +97,7 @@
     $("#sign-out").hidden = true;
     $("#signin").hidden = false;
     $("#signin-status").textContent = message || "";
+    api("GET", "/desk/sign-in-options").then((r) => ($("#sso").hidden = !(r.ok && r.data && r.data.oidc)));
     $("#s-name").focus();
   }
 
