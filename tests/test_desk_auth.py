@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from tests.conftest import Stack
 from tests.helpers import wait_for
@@ -47,14 +49,17 @@ async def signed_in(stack: Stack, name: str) -> tuple[httpx.AsyncClient, str]:
     return client, r.json()["csrf_token"]
 
 
+@pytest.mark.timeout(180)  # eight CLI processes, each importing the service
 def test_cli_manages_accounts(settings: Settings) -> None:
     """`ticker users` adds, lists, disables and resets accounts, never echoing a password."""
-    env = {**os.environ, "TICKER_REDIS_URL": settings.redis_url}
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TICKER_REDIS_URL": settings.redis_url, "PYTHONPATH": str(root)}
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "ticker", "users", *args],
             input=stdin,
+            cwd=root,
             capture_output=True,
             text=True,
             env=env,

@@ -48,8 +48,9 @@ async def desk(browser: Any, stack: Stack, watch: PageWatch, name: str, **ctx: A
     await page.set_viewport_size(viewport)
     await page.goto(stack.base + "/console")
     await sign_in(page, name, PASSWORD)
-    await page.locator("#desk").wait_for(state="visible", timeout=5000)
-    await page.locator("#feed-status", has_text="Live").wait_for(timeout=5000)
+    # argon2 is slow on purpose, slower still on a busy machine: a generous wait.
+    await page.locator("#desk").wait_for(state="visible", timeout=20000)
+    await page.locator("#feed-status", has_text="Live").wait_for(timeout=10000)
     return page
 
 
