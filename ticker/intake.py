@@ -22,7 +22,7 @@ from ticker.deskfeed import note_status
 from ticker.exceptions import AuthError, ClientError, ConflictError, NotFoundError, ValidationError
 from ticker.itemview import extra_view
 from ticker.jobs import enqueue_change, enqueue_ingest
-from ticker.prefer import parse_wait, wait_for_decision
+from ticker.prefer import decided, parse_wait, waited_answer
 from ticker.redis_conn import confirm_replicated
 from ticker.schema import parse_time, validate_item
 from ticker.store import lua
@@ -145,25 +145,8 @@ async def create_item(request: Request) -> Response:
     await enqueue_ingest(state.arq, keys, item_id, defer_until=embargo)
     await _replicated(state)
     if (wait := parse_wait(request.headers.get("prefer"))) is not None:
-        return await _waited(request, item_id, decided, wait)
+        return await waited_answer(request, item_id, decided, wait)
     return JSONResponse(answer, 202, {"Location": answer["status_url"]})
-
-
-def decided(view: dict[str, Any]) -> bool:
-    """Whether the worker has ruled on a new item (or draft): anything but queued, or an
-    embargo still to come."""
-    if view["status"] == "embargoed":
-        until = view["item"].get("embargoed_until")
-        return bool(until) and parse_time(until, "embargoed_until") > datetime.now(UTC)
-    return view["status"] != "queued"
-
-
-async def _waited(request: Request, item_id: str, done: Any, wait: float) -> Response:
-    """Answer ``Prefer: wait=N``: 200 with the decision, or 202 with the item as it is."""
-    state = request.state
-    view = await wait_for_decision(state.redis, state.keys, item_id, done, wait)
-    headers = {"Location": status_url(item_id), "Preference-Applied": f"wait={wait:g}"}
-    return JSONResponse(view, 200 if done(view) else 202, headers)
 
 
 async def _replicated(state: Any) -> None:
@@ -248,7 +231,7 @@ async def _after_change(request: Request, item_id: str, accepted: Any) -> Respon
                 return accepted.draft is None or decided(view)
             return bool(view["published_version"] >= version)
 
-        return await _waited(request, item_id, applied, wait)
+        return await waited_answer(request, item_id, applied, wait)
     raw = await load_item(request, item_id)
     view = item_view(item_id, raw)
     return JSONResponse(view, 202, {"Location": status_url(item_id)})

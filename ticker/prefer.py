@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from ticker.constants import Keys
 from ticker.deskfeed import last_feed_id
 from ticker.itemview import desk_view
+from ticker.schema import parse_time
 
-__all__ = ["MAX_WAIT", "parse_wait", "wait_for_decision"]
+__all__ = ["MAX_WAIT", "decided", "parse_wait", "wait_for_decision", "waited_answer"]
 
 MAX_WAIT = 10.0
 # Redis commands time out after TICKER_REDIS_TIMEOUT; each blocking read stays well under.
@@ -66,3 +71,22 @@ async def wait_for_decision(
         if mine:
             view = desk_view(item_id, await redis.hgetall(keys.item(item_id)))
     return view
+
+
+def decided(view: dict[str, Any]) -> bool:
+    """Whether the worker has ruled on a new item (or draft): anything but queued, or an
+    embargo still to come."""
+    if view["status"] == "embargoed":
+        until = view["item"].get("embargoed_until")
+        return bool(until) and parse_time(until, "embargoed_until") > datetime.now(UTC)
+    return view["status"] != "queued"
+
+
+async def waited_answer(
+    request: Request, item_id: str, done: Callable[[dict[str, Any]], bool], wait: float
+) -> Response:
+    """Answer ``Prefer: wait=N``: 200 with the decision, or 202 with the item as it is."""
+    state = request.state
+    view = await wait_for_decision(state.redis, state.keys, item_id, done, wait)
+    headers = {"Location": f"/v1/items/{item_id}", "Preference-Applied": f"wait={wait:g}"}
+    return JSONResponse(view, 200 if done(view) else 202, headers)
