@@ -130,8 +130,8 @@ async def test_one_posts_the_other_sees_corrects_and_retracts(
 
 
 async def test_pin_and_embargo_publish_now(two: tuple[Any, Any], stack: Stack) -> None:
-    """Pin marks the item on the other board; an embargoed item is published at once with
-    "Publish now" and turns live on both boards."""
+    """Pin marks the item on the other board; the board filters by urgency and section; an
+    embargoed item is published at once with "Publish now" and turns live on both boards."""
     alice, bea = two
     live = await stack.publish("Central bank holds rates", urgency=5)
     await card(alice, live["id"]).locator("[data-action=pin]").click()
@@ -147,6 +147,14 @@ async def test_pin_and_embargo_publish_now(two: tuple[Any, Any], stack: Stack) -
     held_id = r.json()["id"]
     await card(bea, held_id).locator(".badge", has_text="embargoed").wait_for(timeout=5000)
     await shot(bea, "05-embargoed-and-pinned")
+    await bea.select_option("#b-urgency", "4")  # the board filter: urgent and flash only
+    await card(bea, live["id"]).wait_for(state="detached", timeout=5000)
+    assert await card(bea, held_id).is_visible()
+    await bea.fill("#b-section", "politics")
+    await card(bea, held_id).wait_for(state="detached", timeout=5000)
+    await bea.fill("#b-section", "")
+    await bea.select_option("#b-urgency", "9")
+    await card(bea, live["id"]).wait_for(timeout=5000)
     assert await card(bea, live["id"]).locator("[data-action=publish-now]").is_hidden()
     await card(bea, held_id).locator("[data-action=publish-now]").click()
     await card(alice, held_id).locator(".badge", has_text="published").wait_for(timeout=5000)
