@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from ticker import pages
+from ticker import desk_auth, desk_oidc, desk_stream, listing, pages
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.events import Event
@@ -130,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "hub": hub,
                 "store": store,
                 "subscriber": subscriber,
+                "desk": desk_auth.DeskSessions(redis, keys, settings),
                 "ratelimits": ratelimits,
                 "authfailures": AuthFailures(ratelimits.limiter, settings.rate_limit_auth_failures),
             }
@@ -143,6 +144,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         *intake.routes,
         *held.routes,
+        *listing.routes,
+        *desk_auth.routes,
+        *desk_stream.routes,
+        *desk_oidc.routes,
         *webhook_api.routes,
         *feed_api.routes,
         *webpush_api.routes,
@@ -162,6 +167,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         connection_cap_middleware(settings.max_connections_per_ip),
         auth_failure_middleware(),
         rate_limit_middleware(),
+        desk_auth.desk_session_middleware(),
     ]
     app = Starlette(
         routes=routes,

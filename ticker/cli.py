@@ -197,6 +197,12 @@ def _bridge(argv: list[str]) -> int:
     return bridge_main(argv)
 
 
+def _users(argv: list[str]) -> int:
+    from ticker.users_cli import main as users_main
+
+    return users_main(argv)
+
+
 def _no_options(p: argparse.ArgumentParser) -> None:
     pass
 
@@ -228,6 +234,13 @@ COMMANDS: list[Command] = [
         _no_options,
         lambda args: 0,
         passthrough=_bridge,
+    ),
+    Command(
+        "users",
+        "editor accounts for the console: add, list, disable, reset (ticker users -h)",
+        _no_options,
+        lambda args: 0,
+        passthrough=_users,
     ),
 ]
 

@@ -174,6 +174,23 @@ class Settings:
     # Backoff between attempts: base * 2**(attempt-1), capped at 10 minutes, with jitter;
     # a push service's Retry-After is honoured when longer.
     webpush_retry_base_seconds: float = 5.0
+    # Editors' console sign-in (accounts: `ticker users`). A session lasts this many
+    # seconds from sign-in; the cookie is signed with TICKER_DESK_SECRET, or when that is
+    # empty (the default) with a random secret kept in Redis and shared by every process.
+    desk_session_seconds: int = 8 * 3600
+    desk_secret: str = ""
+    # After this many failed sign-ins for one account, or from one address, within
+    # desk_lockout_seconds, sign-in is refused (429) until that window has passed.
+    desk_login_failures_per_account: int = 5
+    desk_login_failures_per_address: int = 20
+    desk_lockout_seconds: int = 900
+    # Optional single sign-on for the console through an OpenID Connect provider (code
+    # flow with PKCE). The issuer URL turns it on (empty, the default: off); the claim names
+    # the account (`ticker users add`), which must exist and be enabled: roles stay here.
+    desk_oidc_issuer: str = ""
+    desk_oidc_client_id: str = ""
+    desk_oidc_client_secret: str = ""
+    desk_oidc_claim: str = "preferred_username"
     # Items leave the ticker after this long unless they say otherwise (urgency 1..9).
     expiry_seconds_by_urgency: tuple[int, ...] = (
         6 * 3600,

@@ -19,7 +19,9 @@ __all__ = [
     "CLOSE_SLOW_CLIENT",
     "CLOSE_TOO_BIG",
     "CLOSE_TRY_AGAIN",
+    "DESK_FEED_MAXLEN",
     "IDEMPOTENCY_TTL",
+    "ITEMS_INDEX_MAX",
     "WEBHOOK_DEAD_LETTERS_MAX",
     "Keys",
 ]
@@ -40,6 +42,8 @@ CLOSE_TOO_BIG = 1009  # a frame over WS_MAX_SIZE: terminal
 CLOSE_INTERNAL = 1011  # a keepalive ping went unanswered: reconnect
 
 IDEMPOTENCY_TTL = 24 * 3600  # seconds an Idempotency-Key answer is remembered
+ITEMS_INDEX_MAX = 100_000  # newest items kept in the listing index (GET /v1/items)
+DESK_FEED_MAXLEN = 5_000  # status changes kept in the desk feed stream (approximate)
 WEBHOOK_DEAD_LETTERS_MAX = 1000  # dead letters kept per endpoint (oldest dropped)
 
 
@@ -171,3 +175,45 @@ class Keys:
     def webpush_retries(self) -> str:
         """Sorted set: sends to try again (JSON), scored by when."""
         return f"{self.tag}:webpush:retries"
+
+    # The editors' desk: listing index, status feed, accounts, sessions.
+
+    @property
+    def items_index(self) -> str:
+        """Sorted set of every item id by creation time (ms), for GET /v1/items."""
+        return f"{self.tag}:items"
+
+    @property
+    def desk_feed(self) -> str:
+        """Stream of item status changes (ticker.deskfeed), followed by the desk board."""
+        return f"{self.tag}:desk:feed"
+
+    @property
+    def desk_secret(self) -> str:
+        """The session cookie signing secret when TICKER_DESK_SECRET is unset."""
+        return f"{self.tag}:desk:secret"
+
+    @property
+    def users(self) -> str:
+        """Set of editor account names."""
+        return f"{self.tag}:users"
+
+    def user(self, name: str) -> str:
+        """Hash: an editor account (role, editions, password hash, disabled)."""
+        return f"{self.tag}:user:{name}"
+
+    def user_sessions(self, name: str) -> str:
+        """Set of an editor's open session ids (dropped on disable or reset)."""
+        return f"{self.tag}:user:{name}:sessions"
+
+    def desk_session(self, sid: str) -> str:
+        """Hash: a signed-in console session (user, CSRF token), with its expiry."""
+        return f"{self.tag}:desk:session:{sid}"
+
+    def login_failures(self, kind: str, who: str) -> str:
+        """Counter of failed sign-ins per account or address, expiring with the window."""
+        return f"{self.tag}:desk:fail:{kind}:{who}"
+
+    def oidc_state(self, state: str) -> str:
+        """A pending single sign-on (nonce, PKCE verifier), for ten minutes."""
+        return f"{self.tag}:desk:oidc:{state}"

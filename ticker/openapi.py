@@ -7,6 +7,14 @@ from typing import Any
 
 from ticker import __version__
 from ticker.intake.schema import item_schema
+from ticker.openapi_desk import (
+    EITHER,
+    PREFER,
+    VIEW_EXTRAS,
+    desk_paths,
+    desk_security,
+    list_operation,
+)
 from ticker.stream.feed_api import openapi_paths as feed_paths
 from ticker.webhooks.api import openapi_paths as webhook_paths
 from ticker.webpush.api import openapi_paths as webpush_paths
@@ -38,6 +46,7 @@ _VIEW = {
             "enum": [
                 "queued",
                 "embargoed",
+                "held",
                 "published",
                 "duplicate",
                 "held",
@@ -70,6 +79,7 @@ _VIEW = {
         },
         "reason": {"type": ["string", "null"]},
         "status_url": {"type": "string"},
+        **VIEW_EXTRAS,
     },
 }
 
@@ -113,7 +123,10 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
             ),
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "deskSession": desk_security(),
+            },
             "schemas": {
                 "ItemInput": _strip(item_schema(editions)),
                 "ItemPatch": _strip(item_schema(editions, partial=True)),
@@ -124,15 +137,18 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {
             "/v1/items": {
+                "get": list_operation(editions),
                 "post": {
                     "summary": "Post a breaking item",
+                    "security": EITHER,
                     "parameters": [
                         {
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
                             "schema": {"type": "string", "maxLength": 200},
-                        }
+                        },
+                        PREFER,
                     ],
                     "requestBody": {
                         "required": True,
@@ -143,6 +159,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                         },
                     },
                     "responses": {
+                        "200": _json(view, "decided within the Prefer: wait time"),
                         "202": _json(
                             {
                                 "type": "object",
@@ -157,7 +174,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                         ),
                         **_errors(400, 401, 403, 408, 413, 415, 422, 429, 503),
                     },
-                }
+                },
             },
             "/v1/items/{item_id}": {
                 "parameters": [item_id],
@@ -167,6 +184,8 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 },
                 "patch": {
                     "summary": "Correct an item (a new version)",
+                    "security": EITHER,
+                    "parameters": [PREFER],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -176,21 +195,25 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                         },
                     },
                     "responses": {
+                        "200": _json(view, "applied within the Prefer: wait time"),
                         "202": _json(view, "accepted"),
                         **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
                     },
                 },
                 "delete": {
                     "summary": "Retract an item (cancel it if embargoed or held)",
+                    "security": EITHER,
                     "parameters": [
+                        PREFER,
                         {
                             "name": "reason",
                             "in": "query",
                             "required": False,
                             "schema": {"type": "string"},
-                        }
+                        },
                     ],
                     "responses": {
+                        "200": _json(view, "applied within the Prefer: wait time"),
                         "202": _json(view, "accepted"),
                         **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
                     },
@@ -230,6 +253,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
             **webhook_paths(editions),
             **webpush_paths(editions),
             **feed_paths(editions),
+            **desk_paths(),
             "/v1/stream": {
                 "get": {
                     "summary": "The ticker as Server-Sent Events",

@@ -9,6 +9,7 @@ import orjson
 from arq import Retry
 from redis.exceptions import RedisError
 
+from ticker.deskfeed import note_status
 from ticker.intake.accept import accept_change
 from ticker.intake.schema import parse_time
 from workers.ingest import record, schedule_expiry
@@ -78,6 +79,8 @@ async def _apply(ctx: dict[str, Any], item_id: str, version: int) -> str:
     if outcome.status == "wait":
         raise Retry(defer=0.2)
     await record(ctx, item_id, outcome, version, now)
+    if outcome.status == "published":
+        await note_status(ctx["redis"], keys, item_id, by=change.get("by"))
     if (
         outcome.status == "published"
         and item is not None

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from ticker.config import Settings
 from ticker.constants import Keys
+from ticker.deskfeed import note_status
 from ticker.intake.schema import parse_time
 from ticker.jobs import enqueue_expiry
 from ticker.lua import script as lua
@@ -98,6 +99,8 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
     if outcome.status == "stale":
         raise Retry(defer=0.05)  # the draft was edited while we read it
     await record(ctx, item_id, outcome, 1, now)
+    if outcome.status in ("published", "duplicate"):
+        await note_status(redis, keys, item_id, by="worker")
     if outcome.status == "duplicate":
         await incr_stat(redis, keys, "duplicates", "exact")
     if outcome.status == "published" and "stories" in ctx:
@@ -110,6 +113,7 @@ async def _duplicate(ctx: dict[str, Any], item_id: str, original: str, now: date
     redis, keys = ctx["redis"], ctx["keys"]
     await redis.hset(keys.item(item_id), mapping={"status": "duplicate", "duplicate_of": original})
     await record(ctx, item_id, Outcome("duplicate", original), 1, now)
+    await note_status(redis, keys, item_id, by="worker")
     await incr_stat(redis, keys, "duplicates", "exact")
     return "duplicate"
 
@@ -142,6 +146,7 @@ async def _hold(
     if result == b"stale":
         raise Retry(defer=0.05)  # edited while we read it: decide on the new text
     if result == b"held":
+        await note_status(redis, keys, item_id, by="worker")  # the desk shows it at once
         await incr_stat(redis, keys, "duplicates", "near")
     return result.decode() if isinstance(result, bytes) else str(result)
 

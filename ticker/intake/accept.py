@@ -18,7 +18,7 @@ from redis.exceptions import WatchError
 from ticker.constants import Keys
 from ticker.exceptions import ClientError, NotFoundError
 
-__all__ = ["Accepted", "accept_change", "history_entry"]
+__all__ = ["Accepted", "accept_change", "field_changes", "history_entry"]
 
 # Statuses after which an item takes no more changes.
 FINAL = frozenset(("retracted", "expired", "cancelled", "duplicate", "rejected"))
@@ -33,6 +33,12 @@ class Accepted:
     draft: dict[str, Any] | None = None  # set when an unpublished draft was edited
     rev: str = "0"
     cancelled: bool = False
+
+
+def field_changes(raw: dict[bytes, bytes], patch: dict[str, Any]) -> dict[str, Any]:
+    """Each patched field's value before and after, for the audit trail."""
+    before = orjson.loads(raw.get(b"item") or raw.get(b"submitted") or b"{}")
+    return {name: {"old": before.get(name), "new": value} for name, value in sorted(patch.items())}
 
 
 def history_entry(action: str, by: str, at: str, **extra: Any) -> bytes:
@@ -90,6 +96,7 @@ async def accept_change(
                 extra: dict[str, Any] = {"reason": reason} if reason else {}
                 if patch:
                     extra["fields"] = sorted(patch)
+                    extra["changes"] = field_changes(raw, patch)
                 pipe.rpush(
                     keys.history(item_id),
                     history_entry(

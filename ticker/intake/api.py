@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -14,13 +15,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ticker.constants import IDEMPOTENCY_TTL
-from ticker.exceptions import ClientError, ConflictError, NotFoundError, ValidationError
+from ticker.constants import IDEMPOTENCY_TTL, ITEMS_INDEX_MAX
+from ticker.deskfeed import note_status
+from ticker.exceptions import AuthError, ClientError, ConflictError, NotFoundError, ValidationError
 from ticker.intake.accept import accept_change
 from ticker.intake.auth import ApiKey, require_readable
 from ticker.intake.schema import parse_time, validate_item
+from ticker.itemview import extra_view
 from ticker.jobs import enqueue_change, enqueue_ingest
 from ticker.lua import script as lua
+from ticker.prefer import decided, parse_wait, waited_answer
 from ticker.redis_conn import confirm_replicated
 
 __all__ = ["now_iso", "read_json", "routes"]
@@ -70,6 +74,13 @@ async def read_json(request: Request, max_bytes: int) -> Any:
 
 
 def authenticate(request: Request) -> ApiKey:
+    # An editor signed in to the console (ticker.desk_auth): no key, a session cookie.
+    desk: ApiKey | None = request.scope.get("ticker.desk_principal")
+    if desk is not None and "authorization" not in request.headers:
+        request.scope.setdefault("ticker.principal", desk.name)
+        return desk
+    if (ended := request.scope.get("ticker.desk_error")) and "authorization" not in request.headers:
+        raise AuthError(ended, "session")
     key: ApiKey = request.state.keyring.authenticate(request.headers.get("authorization"))
     request.scope.setdefault("ticker.principal", key.name)  # for logs: the name, never the key
     return key
@@ -103,10 +114,11 @@ async def create_item(request: Request) -> Response:
     history = {"at": created, "by": key.name, "action": "submitted", "version": 1}
     prev = await state.redis.eval(
         lua("intake"),
-        3,
+        4,
         keys.idempotency(key.name, idem) if idem else keys.none,
         keys.item(item_id),
         keys.history(item_id),
+        keys.items_index,
         body_hash,
         orjson.dumps(answer),
         IDEMPOTENCY_TTL if idem else 0,
@@ -115,6 +127,9 @@ async def create_item(request: Request) -> Response:
         created,
         orjson.dumps(history),
         status,
+        item_id,
+        int(time.time() * 1000),
+        ITEMS_INDEX_MAX,
     )
     if prev:
         first_hash, _, first_answer = prev.partition(b"\n")
@@ -125,8 +140,12 @@ async def create_item(request: Request) -> Response:
         embargo = embargo_of(data)
     # Enqueue also on a replay: arq ignores a job id it already has, and this
     # heals a first attempt that stored the item but failed before enqueueing.
+    if not prev:
+        await note_status(state.redis, keys, item_id, by=key.name)
     await enqueue_ingest(state.arq, keys, item_id, defer_until=embargo)
     await _replicated(state)
+    if (wait := parse_wait(request.headers.get("prefer"))) is not None:
+        return await waited_answer(request, item_id, decided, wait)
     return JSONResponse(answer, 202, {"Location": answer["status_url"]})
 
 
@@ -166,6 +185,7 @@ def item_view(item_id: str, raw: dict[bytes, bytes]) -> dict[str, Any]:
         "match": orjson.loads(raw[b"match"]) if b"match" in raw else None,
         "reason": get("reason"),
         "status_url": status_url(item_id),
+        **extra_view(raw),
     }
 
 
@@ -218,6 +238,16 @@ async def _after_change(request: Request, item_id: str, accepted: Any) -> Respon
     else:
         await enqueue_change(state.arq, state.keys, item_id, accepted.version)
     await _replicated(state)
+    await note_status(state.redis, state.keys, item_id, by=request.scope.get("ticker.principal"))
+    if (wait := parse_wait(request.headers.get("prefer"))) is not None:
+        version = accepted.version
+
+        def applied(view: dict[str, Any]) -> bool:
+            if accepted.cancelled or view["status"] != "published":
+                return accepted.draft is None or decided(view)
+            return bool(view["published_version"] >= version)
+
+        return await waited_answer(request, item_id, applied, wait)
     raw = await load_item(request, item_id)
     view = item_view(item_id, raw)
     return JSONResponse(view, 202, {"Location": status_url(item_id)})

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ticker.deskfeed import note_status
 from ticker.exceptions import ClientError
 from ticker.intake.accept import history_entry
 from ticker.intake.api import _replicated, authenticate, load_item, now_iso, status_url
@@ -50,6 +51,7 @@ async def publish_anyway(request: Request) -> Response:
             code="conflict",
         )
     await enqueue_ingest(state.arq, state.keys, item_id, rev=detail.decode())
+    await note_status(state.redis, state.keys, item_id, by=key.name)
     await _replicated(state)
     answer = {"id": item_id, "status": "queued", "status_url": status_url(item_id)}
     return JSONResponse(answer, 202, {"Location": answer["status_url"]})
