@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
 
 from tests.browser.fake_stream import serve_app
 from tests.fake_oidc import FakeProvider
-from tests.support.stack import Stack, replace, running_stack
+from tests.support.stack import Stack, running_stack
 from ticker import accounts
 from ticker.config import Settings
 

@@ -23,11 +23,11 @@ from ticker.intake import held
 from ticker.intake.auth import KeyRing
 from ticker.logs import RequestContext
 from ticker.metrics import CONTENT_TYPE_LATEST, Metrics
-from ticker.middleware.authlimit import AuthFailureLimit, AuthFailures, auth_failure_middleware
+from ticker.middleware.authlimit import AuthFailures, auth_failure_middleware
 from ticker.middleware.conncap import connection_cap_middleware
 from ticker.middleware.cors import cors_middleware
 from ticker.middleware.errors import exception_handlers
-from ticker.middleware.ratelimit import IntakeRateLimit, RateLimits, rate_limit_middleware
+from ticker.middleware.ratelimit import RateLimits, rate_limit_middleware
 from ticker.middleware.secheaders import security_headers_middleware
 from ticker.openapi import openapi_document
 from ticker.redis_conn import connect
@@ -160,14 +160,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *pages.routes,
     ]
     # Request context outermost, so origin refusals are logged and counted too.
+    # Streams are public: write limits, failed-auth limits and editor sessions are not
+    # theirs, and the fast lane mirrors exactly the layers streams keep.
+    request_only = [
+        auth_failure_middleware(),
+        rate_limit_middleware(),
+        desk_auth.desk_session_middleware(),
+    ]
     middleware = [
         Middleware(RequestContext, metrics=metrics),
         security_headers_middleware(),
         cors_middleware(settings.allowed_origins),
         connection_cap_middleware(settings.max_connections_per_ip),
-        auth_failure_middleware(),
-        rate_limit_middleware(),
-        desk_auth.desk_session_middleware(),
+        *request_only,
     ]
     app = Starlette(
         routes=routes,
@@ -177,7 +182,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     # The same middleware before the streaming endpoints, without the router's
     # layers (ticker.stream.gate); ticker.serve.server.TransportTap sends streams there.
-    # Rate limits cover the intake only: streams skip that layer too.
-    stream_middleware = [m for m in middleware if m.cls not in (IntakeRateLimit, AuthFailureLimit)]
+    stream_middleware = [m for m in middleware if m not in request_only]
     app.state.streams = stream_gate(stream_middleware, exception_handlers)  # type: ignore[arg-type]
     return app

@@ -5,7 +5,7 @@ Job ids make enqueueing idempotent: arq ignores a job id it already holds.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from arq.connections import ArqRedis
 
@@ -45,7 +45,11 @@ async def enqueue_change(arq: ArqRedis, keys: Keys, item_id: str, version: int) 
 async def enqueue_expiry(
     arq: ArqRedis, keys: Keys, item_id: str, expires_at: str, when: datetime
 ) -> None:
-    """Expire the item at ``when``, unless a later correction moved its expiry."""
+    """Expire the item at ``when``, unless a later correction moved its expiry.
+
+    A time already past runs at once: arq sizes a job's lifetime from its due time, so a
+    job due in the past would lapse unrun ("job expired")."""
+    when = max(when, datetime.now(UTC))
     await arq.enqueue_job(
         EXPIRE,
         item_id,

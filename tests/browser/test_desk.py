@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.stack import Stack, replace, running_stack
+from tests.support.stack import Stack, auth, running_stack
 from ticker import accounts
 from ticker.config import Settings
 
@@ -274,3 +275,31 @@ def _key() -> dict[str, str]:
     from tests.support.stack import auth
 
     return auth()
+
+
+async def test_held_near_duplicate_is_shown_and_published_anyway(
+    two: tuple[Any, Any], stack: Stack
+) -> None:
+    """Another agency's rewrite of a live story is held: the other board shows it at once
+    with both headlines and why they matched, and "Publish anyway" puts it live on both."""
+    alice, bea = two
+    first = await stack.publish("EU imposes sanctions on Iranian drone makers")
+    r = await stack.post({"headline": "EU sanctions Iranian drone makers", "edition": "en"})
+    held_id = r.json()["id"]
+    held = card(bea, held_id)
+    await held.locator(".badge", has_text="held").wait_for(timeout=10000)
+    assert await held.locator("[data-role=held-new]").inner_text() == (
+        "EU sanctions Iranian drone makers"
+    )
+    assert "EU imposes sanctions on Iranian drone makers" in (
+        await held.locator("[data-role=held-old]").inner_text()
+    )
+    assert (await held.locator("[data-role=held-why]").inner_text()).strip()
+    view = await stack.wait_status(held_id, "held")
+    assert view["duplicate_of"] == first["id"]
+    await shot(bea, "08-held-near-duplicate")
+    await held.locator("[data-action=publish-anyway]").click()
+    await card(alice, held_id).locator(".badge", has_text="published").wait_for(timeout=10000)
+    history = (await stack.http.get(f"/v1/items/{held_id}/history", headers=auth())).json()
+    assert [e["action"] for e in history["history"]][-3:-1] == ["held", "published_anyway"]
+    assert history["history"][-2]["by"] == "user:bea"
