@@ -297,7 +297,7 @@ async def test_held_near_duplicate_is_shown_and_published_anyway(
     assert (await held.locator("[data-role=held-why]").inner_text()).strip()
     view = await stack.wait_status(held_id, "held")
     assert view["duplicate_of"] == first["id"]
-    await shot(bea, "08-held-near-duplicate")
+    await shot(bea, "11-held-near-duplicate")
     await held.locator("[data-action=publish-anyway]").click()
     await card(alice, held_id).locator(".badge", has_text="published").wait_for(timeout=10000)
     history = (await stack.http.get(f"/v1/items/{held_id}/history", headers=auth())).json()
