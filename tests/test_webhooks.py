@@ -112,7 +112,7 @@ async def test_receiver_failing_twice_gets_each_event_once_in_order(hooks: Stack
         await wait_for(lambda: len(rx.acked) == 3, 15, what="three acknowledged deliveries")
         # Deliveries go in stream order: once a later event is acknowledged, any stray
         # duplicate of the first three would have been sent before it.
-        last = (await hooks.publish("Ordered event number 3"))["event_id"]
+        last = plain((await hooks.publish("Ordered event number 3"))["event_id"])
         await wait_for(lambda: len(rx.acked) >= 4, 15, what="the fourth acknowledged")
         assert event_ids(rx.acked) == [*expected, last]
         # The first event was tried three times before the second was sent at all.

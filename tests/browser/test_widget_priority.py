@@ -233,7 +233,7 @@ async def test_phone_folds_controls_keeps_time_and_hover_pauses(page: Any, fake:
       const more = r.querySelector('.more');
       const time = r.querySelector('li.item .time');
       return {label, more: vis(more), expanded: more.getAttribute('aria-expanded'),
-              ctl: [...r.querySelectorAll('.ctl')].map(vis),
+              ctl: [...r.querySelectorAll('.ctl:not(.push)')].map(vis),
               time: vis(time) && !!time.textContent}; }"""
     assert await page.evaluate(probe) == {
         "label": "BRK",
