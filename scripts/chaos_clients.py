@@ -26,8 +26,8 @@ __all__ = ["Client", "Publisher", "pack", "run_client", "shared_http"]
 
 
 def pack(stream_id: str) -> int:
-    """A stream id as one sortable integer."""
-    ms, _, seq = stream_id.partition("-")
+    """A stream id (or an event id, ``ms-seq.epoch``) as one sortable integer."""
+    ms, _, seq = stream_id.split(".", 1)[0].partition("-")
     return int(ms) * 10_000 + int(seq or 0)
 
 
