@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-import redis as redis_sync
 
-from tests.support.stack import API_KEYS, Stack, running_stack
+from tests.support.stack import Stack, fresh_settings, running_stack
 from ticker.config import Settings
 from ticker.embedded_redis import RedisProcess
 
@@ -28,19 +27,9 @@ def redis_server() -> Iterator[RedisProcess]:
 
 @pytest.fixture
 def settings(redis_server: RedisProcess) -> Settings:
-    with redis_sync.Redis.from_url(redis_server.url) as r:
-        r.flushall()
     # Rate limits and connection caps off: tests post and connect far faster than editors;
     # tests/test_security.py turns them on.
-    return Settings(
-        redis_url=redis_server.url,
-        api_keys=API_KEYS,
-        worker_poll_delay=0.01,
-        rate_limit_per_key="",
-        rate_limit_per_ip="",
-        rate_limit_auth_failures="",
-        max_connections_per_ip=0,
-    )
+    return fresh_settings(redis_server.url, rate_limit_auth_failures="", max_connections_per_ip=0)
 
 
 @pytest.fixture

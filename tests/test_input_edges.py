@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-import redis as redis_sync
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
@@ -16,8 +15,7 @@ from schemathesis.generation.jsonschema.builder import build
 
 from tests.support.background import BackgroundStack
 from tests.support.helpers import wait_for
-from tests.support.stack import API_KEYS, Stack, auth
-from ticker.config import Settings
+from tests.support.stack import Stack, auth, fresh_settings
 from ticker.embedded_redis import RedisProcess
 from ticker.intake.schema import item_schema
 
@@ -97,16 +95,7 @@ async def test_line_and_paragraph_separators_fold_in_every_text_field(stack: Sta
 
 @pytest.fixture(scope="module")
 def live(redis_server: RedisProcess) -> Iterator[tuple[BackgroundStack, Stack, str]]:
-    with redis_sync.Redis.from_url(redis_server.url) as r:
-        r.flushall()
-    cfg = Settings(
-        redis_url=redis_server.url,
-        api_keys=API_KEYS,
-        worker_poll_delay=0.01,
-        rate_limit_per_key="",
-        rate_limit_per_ip="",
-        editions=EDITIONS,
-    )
+    cfg = fresh_settings(redis_server.url, editions=EDITIONS)
     runner = BackgroundStack(cfg)
     with runner as stack:
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis as redis_sync
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -21,8 +20,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.support.background import BackgroundStack
-from tests.support.stack import API_KEYS, auth
-from ticker.config import Settings
+from tests.support.stack import auth, fresh_settings
 from ticker.embedded_redis import RedisProcess
 
 CHECKS = [
@@ -35,16 +33,7 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def served(redis_server: RedisProcess) -> Iterator[str]:
-    with redis_sync.Redis.from_url(redis_server.url) as r:
-        r.flushall()
-    cfg = Settings(
-        redis_url=redis_server.url,
-        api_keys=API_KEYS,
-        worker_poll_delay=0.01,
-        rate_limit_per_key="",
-        rate_limit_per_ip="",
-        rate_limit_auth_failures="",
-    )
+    cfg = fresh_settings(redis_server.url, rate_limit_auth_failures="")
     with BackgroundStack(cfg) as stack:
         yield stack.base
 

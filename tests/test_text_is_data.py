@@ -16,14 +16,12 @@ from typing import Any
 
 import orjson
 import pytest
-import redis as redis_sync
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.support.background import BackgroundStack
 from tests.support.helpers import Received, SSEStream, WSStream, sse, ws
-from tests.support.stack import API_KEYS, Stack, auth
-from ticker.config import Settings
+from tests.support.stack import Stack, auth, fresh_settings
 from ticker.embedded_redis import RedisProcess
 
 # The contract (docs/api.md, "Text is data"): C0/C1 controls other than tab, CR and LF are refused,
@@ -104,17 +102,7 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(redis_server: RedisProcess) -> Iterator[Live]:
-    with redis_sync.Redis.from_url(redis_server.url) as r:
-        r.flushall()
-    cfg = Settings(
-        redis_url=redis_server.url,
-        api_keys=API_KEYS,
-        worker_poll_delay=0.01,
-        sse_ping_seconds=3600,
-        rate_limit_per_key="",
-        rate_limit_per_ip="",
-        rate_limit_auth_failures="",
-    )
+    cfg = fresh_settings(redis_server.url, sse_ping_seconds=3600, rate_limit_auth_failures="")
     runner = BackgroundStack(cfg)
     with runner as stack:
         clients = contextlib.AsyncExitStack()

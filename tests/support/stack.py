@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import redis as redis_sync
 from redis.asyncio import Redis
 
 from tests.support.helpers import wait_for
@@ -20,7 +21,16 @@ from ticker.constants import Keys
 from ticker.serve.server import TickerServer, bind, server_config
 from workers.worker import run_worker
 
-__all__ = ["API_KEYS", "KEYS", "Api", "Stack", "WorkerRunner", "auth", "running_stack"]
+__all__ = [
+    "API_KEYS",
+    "KEYS",
+    "Api",
+    "Stack",
+    "WorkerRunner",
+    "auth",
+    "fresh_settings",
+    "running_stack",
+]
 
 KEYS = {
     "editor": "k-editor-0123456789",
@@ -36,6 +46,21 @@ API_KEYS = json.dumps(
         {"name": "admin", "key": KEYS["admin"], "scopes": ["admin"]},
     ]
 )
+
+
+def fresh_settings(redis_url: str, **overrides: Any) -> Settings:
+    """Settings for a test service on an emptied private Redis: the test keys, a fast
+    worker poll, and the write limits off (tests post far faster than editors)."""
+    with redis_sync.Redis.from_url(redis_url) as r:
+        r.flushall()
+    base: dict[str, Any] = {
+        "redis_url": redis_url,
+        "api_keys": API_KEYS,
+        "worker_poll_delay": 0.01,
+        "rate_limit_per_key": "",
+        "rate_limit_per_ip": "",
+    }
+    return Settings(**{**base, **overrides})
 
 
 def auth(name: str = "editor") -> dict[str, str]:
