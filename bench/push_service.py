@@ -103,6 +103,14 @@ class FakePushService:
     first_at: float = 0.0  # monotonic time of the first and the latest 2xx
     last_at: float = 0.0
 
+    def settings(self) -> dict[str, Any]:
+        """The Ticker settings that send to this service (loopback, its own certificate)."""
+        return {
+            "webpush_allowed_hosts": ("localhost",),
+            "webpush_allow_private": True,
+            "webpush_ca_file": self.ca_file,
+        }
+
     def browser(self, like: Browser | None = None) -> Browser:
         """A new subscription; ``like`` shares another's keys (cheap in bulk)."""
         token = _b64(os.urandom(12))

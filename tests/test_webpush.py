@@ -46,9 +46,7 @@ async def push(settings: Settings) -> AsyncIterator[PushStack]:
     async with running_push_service() as service:
         s = replace(
             settings,
-            webpush_allowed_hosts=("localhost",),
-            webpush_allow_private=True,
-            webpush_ca_file=service.ca_file,
+            **service.settings(),
             webpush_retry_base_seconds=0.05,
             webpush_subject="mailto:desk@news.example",
         )

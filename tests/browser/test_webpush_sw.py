@@ -47,12 +47,7 @@ NOTIFICATIONS = """
 @pytest.fixture
 async def push_stack(settings: Settings) -> AsyncIterator[tuple[Stack, FakePushService]]:
     async with running_push_service() as service:
-        s = replace(
-            settings,
-            webpush_allowed_hosts=("localhost",),
-            webpush_allow_private=True,
-            webpush_ca_file=service.ca_file,
-        )
+        s = replace(settings, **service.settings())
         async with running_stack(s) as stack:
             yield stack, service
 
