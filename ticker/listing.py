@@ -113,7 +113,7 @@ def readable_editions(key: ApiKey, asked: frozenset[str] | None) -> frozenset[st
     if key.editions is None:
         return asked
     if asked is not None:
-        refused = sorted(asked - key.editions)
+        refused = sorted(e for e in asked if not key.may_read(e))
         if refused:
             raise ForbiddenError(f"this key may not read edition {refused[0]!r}", "edition")
         return asked
