@@ -10,13 +10,20 @@ from typing import Any
 
 import httpx
 import pytest
-from workers.dedupe import is_near_duplicate
 
 from tests.support.helpers import wait_for
 from tests.support.stack import Stack, auth
 from ticker import demo
 from ticker.intake.schema import validate_item
+from workers.matching import compare
 from workers.normalise import dedupe_key, language_of
+from workers.storyfacts import extract
+
+
+def is_near_duplicate(a: str, b: str, lang: str) -> bool:
+    """Whether the worker's matcher takes the two headlines for one story."""
+    return compare(extract(a, lang), extract(b, lang)).same
+
 
 REGIONS = {"mena", "africa", "europe", "asia-pacific", "latam", "us-canada"}
 LATIN = re.compile(r"[A-Za-z]")
