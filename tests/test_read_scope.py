@@ -40,6 +40,32 @@ async def test_a_key_limited_to_en_cannot_read_other_editions(stack: Stack) -> N
         assert (status, history) == (200, 200)
 
 
+async def test_changes_to_other_editions_answer_as_for_a_missing_item(stack: Stack) -> None:
+    """A key limited to en that may correct and retract gets the not-found answer for a
+    correction, a retraction or a publish-anyway of an ar item, and the item is untouched."""
+    ar = await stack.publish("خبر عربي آخر", edition="ar")
+    before = (await stack.http.get(f"/v1/items/{ar['id']}/history", headers=auth())).json()
+    attempts = [
+        ("PATCH", "/v1/items/{id}", {"headline": "changed"}, "en-fixer"),
+        ("DELETE", "/v1/items/{id}", {"reason": "wrong"}, "en-fixer"),
+        ("POST", "/v1/items/{id}/publish", None, "en-desk"),
+    ]
+    for method, path, body, key in attempts:
+        missing = await stack.http.request(
+            method, path.format(id=MISSING), json=body, headers=auth(key)
+        )
+        r = await stack.http.request(method, path.format(id=ar["id"]), json=body, headers=auth(key))
+        assert (missing.status_code, r.status_code) == (404, 404), (method, r.text)
+        assert r.json() == {
+            "error": {**missing.json()["error"], "message": f"no item {ar['id']!r}"}
+        }
+    item = (await stack.http.get(f"/v1/items/{ar['id']}", headers=auth())).json()
+    assert (item["status"], item["version"]) == ("published", 1)
+    assert item["item"]["headline"] == "خبر عربي آخر"
+    after = (await stack.http.get(f"/v1/items/{ar['id']}/history", headers=auth())).json()
+    assert after == before
+
+
 def test_require_readable_is_the_one_check() -> None:
     """``require_readable`` lets unlimited keys and keys of the edition through and raises
     NotFoundError otherwise (the function the items list reuses)."""

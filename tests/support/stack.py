@@ -35,6 +35,7 @@ __all__ = [
 KEYS = {
     "editor": "k-editor-0123456789",
     "en-desk": "k-endesk-0123456789",
+    "en-fixer": "k-enfixer-012345678",
     "corrector": "k-corrector-0123456",
     "admin": "k-admin-012345678901",
 }
@@ -42,6 +43,12 @@ API_KEYS = json.dumps(
     [
         {"name": "editor", "key": KEYS["editor"], "scopes": ["publish", "correct", "retract"]},
         {"name": "en-desk", "key": KEYS["en-desk"], "scopes": ["publish"], "editions": ["en"]},
+        {
+            "name": "en-fixer",
+            "key": KEYS["en-fixer"],
+            "scopes": ["correct", "retract"],
+            "editions": ["en"],
+        },
         {"name": "corrector", "key": KEYS["corrector"], "scopes": ["correct"]},
         {"name": "admin", "key": KEYS["admin"], "scopes": ["admin"]},
     ]

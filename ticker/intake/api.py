@@ -254,11 +254,12 @@ async def _after_change(request: Request, item_id: str, accepted: Any) -> Respon
 
 
 async def _change_request(request: Request, scope: str) -> tuple[ApiKey, str]:
-    """The caller's key (with ``scope``) and the id of an existing item."""
+    """The caller's key (with ``scope``) and the id of an existing item it may read (an item
+    of an edition the key is not for is a 404, as for reads: no answer tells it exists)."""
     key = authenticate(request)
     key.require(scope)
     item_id = request.path_params["item_id"]
-    await load_item(request, item_id)
+    await load_readable(request, key, item_id)
     return key, item_id
 
 

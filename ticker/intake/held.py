@@ -16,7 +16,7 @@ from starlette.routing import Route
 from ticker.deskfeed import note_status
 from ticker.exceptions import ClientError
 from ticker.intake.accept import history_entry
-from ticker.intake.api import _replicated, authenticate, load_item, now_iso, status_url
+from ticker.intake.api import _replicated, authenticate, load_readable, now_iso, status_url
 from ticker.jobs import enqueue_ingest
 from ticker.lua import script as lua
 
@@ -29,7 +29,7 @@ async def publish_anyway(request: Request) -> Response:
     key = authenticate(request)
     key.require("publish")
     item_id = request.path_params["item_id"]
-    raw = await load_item(request, item_id)
+    raw = await load_readable(request, key, item_id)
     doc = orjson.loads(raw.get(b"item") or raw[b"submitted"])
     key.require("publish", doc["edition"])
     entry = history_entry(
