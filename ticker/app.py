@@ -14,12 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from ticker import desk_auth, desk_oidc, desk_stream, listing, pages
+from ticker import pages
 from ticker.config import Settings
 from ticker.constants import Keys
+from ticker.desk import auth as desk_auth
+from ticker.desk import board as desk_board
+from ticker.desk import oidc as desk_oidc
 from ticker.events import Event
 from ticker.intake import api as intake
-from ticker.intake import held
+from ticker.intake import held, listing
 from ticker.intake.auth import KeyRing
 from ticker.logs import RequestContext
 from ticker.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -146,7 +149,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *held.routes,
         *listing.routes,
         *desk_auth.routes,
-        *desk_stream.routes,
+        *desk_board.routes,
         *desk_oidc.routes,
         *webhook_api.routes,
         *feed_api.routes,

@@ -185,7 +185,7 @@ class Keys:
 
     @property
     def desk_feed(self) -> str:
-        """Stream of item status changes (ticker.deskfeed), followed by the desk board."""
+        """Stream of item status changes (ticker.intake.deskfeed), followed by the desk board."""
         return f"{self.tag}:desk:feed"
 
     @property
