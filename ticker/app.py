@@ -35,6 +35,7 @@ from ticker.middleware.secheaders import security_headers_middleware
 from ticker.openapi import openapi_document
 from ticker.redis_conn import connect
 from ticker.stream import feed_api
+from ticker.stream.disconnect import Disconnect
 from ticker.stream.gate import stream_gate
 from ticker.stream.hub import Hub
 from ticker.stream.reads import Store
@@ -138,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "authfailures": AuthFailures(ratelimits.limiter, settings.rate_limit_auth_failures),
             }
         finally:
-            hub.close_all("shutdown")
+            hub.close_all(Disconnect.SHUTDOWN)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

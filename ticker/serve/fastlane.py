@@ -52,6 +52,7 @@ from ticker.middleware.cors import OriginPolicyMiddleware
 from ticker.middleware.secheaders import SecurityHeaders, missing_headers
 from ticker.serve.guard import FastPaths
 from ticker.serve.parking import Parked, ParkedWebSocket, WebSocketProtocol, adopt
+from ticker.stream.disconnect import Disconnect
 from ticker.stream.gate import StreamEndpoints
 from ticker.stream.hub import Hub
 from ticker.stream.session import close_session, open_fresh, track
@@ -279,7 +280,7 @@ class StreamLane:
         p: HttpProtocol,
         req: Admitted,
         kind: str,
-        final: Callable[[str], bytes],
+        final: Callable[[Disconnect], bytes],
         *,
         interval: float | None = None,
     ) -> tuple[Parked, Event] | None:

@@ -20,6 +20,7 @@ from ticker.serve.connlimits import ConnLimits, limited
 from ticker.serve.fastlane import lane_protocol
 from ticker.serve.guard import FastPaths, fast_paths
 from ticker.serve.parking import FAST_PATHS, WebSocketProtocol
+from ticker.stream.disconnect import Disconnect
 from ticker.stream.gate import is_stream
 
 __all__ = ["TickerServer", "TransportTap", "bind", "server_config", "tune_gc"]
@@ -49,7 +50,7 @@ class TickerServer(uvicorn.Server):
         hub = getattr(self.ticker_app.state, "hub", None)
         if hub is not None:
             log.info("shutting down: closing %d streaming clients", hub.client_count)
-            hub.close_all("shutdown")
+            hub.close_all(Disconnect.SHUTDOWN)
             # Parked streams (ticker.serve.parking) are not uvicorn's to wait for: give
             # them the grace to read their last bytes (a WebSocket answers 1012).
             # One grace for this wait and uvicorn's own (deploy/k8s counts on it).

@@ -17,6 +17,7 @@ from ticker.frames import DROP_AFTER, chunk
 from ticker.metrics import Metrics
 from ticker.serve.parking import Parked, park
 from ticker.serve.transport import DirectTransport, chunked_of, transport_of
+from ticker.stream.disconnect import Disconnect, sse_last_words
 from ticker.stream.hub import Client, Hub, Ping
 from ticker.stream.reads import Store
 from ticker.stream.session import close_session, open_session, parse_last_id, track
@@ -141,16 +142,16 @@ class EventStream(Response):
                     }
                 )
                 client.busy_since = 0.0
-            if client.direct is not None and client.closed in ("slow", "send_timeout"):
+            reason = client.closed or Disconnect.GONE
+            if client.direct is not None and reason.rule.behind:
                 # Its buffer is full: close after what is queued, then drop it.
                 await _drop(client.direct, watcher or _watch(receive, client))
-            elif client.closed != "gone":
-                # Shutdown or slow: end the response with a retry hint; EventSource
-                # reconnects (to another node) and resumes by its last id.
-                last = _last_words(str(client.closed), self.retry_ms)
+            elif reason is not Disconnect.GONE:
+                # Shutdown or slow: end the response with a retry hint.
+                last = sse_last_words(reason, self.retry_ms)
                 await send({"type": "http.response.body", "body": last, "more_body": False})
         except asyncio.CancelledError:
-            if client.closed in (None, "gone") or task.cancelling() > 1:
+            if client.closed in (None, Disconnect.GONE) or task.cancelling() > 1:
                 raise
             # We cut this client while its write was stuck; the server drops the socket.
             task.uncancel()
@@ -162,16 +163,12 @@ class EventStream(Response):
         return False
 
 
-def _last_words(reason: str, retry_ms: int) -> bytes:
-    # EventSource reconnects (to another node) and resumes by its last id.
-    return b": %s; reconnect with Last-Event-ID\nretry: %d\n\n" % (reason.encode(), retry_ms)
-
-
-def final_bytes(retry_ms: int, reason: str) -> bytes:
+def final_bytes(retry_ms: int, reason: Disconnect) -> bytes:
     """What a parked stream cut by the server gets before its connection closes."""
-    if reason in ("slow", "send_timeout"):
+    if reason.rule.behind:
         return b""  # its buffer is full: close after what is queued
-    return chunk(_last_words(reason, retry_ms)) + b"0\r\n\r\n"
+    words = sse_last_words(reason, retry_ms)
+    return (chunk(words) if words else b"") + b"0\r\n\r\n"
 
 
 async def _drop(transport: DirectTransport, watcher: asyncio.Task[None]) -> None:
@@ -192,7 +189,7 @@ async def _watch_disconnect(receive: Receive, client: Client) -> None:
     with contextlib.suppress(Exception):
         while (await receive())["type"] != "http.disconnect":
             pass
-    client.cut("gone")
+    client.cut(Disconnect.GONE)
 
 
 async def stream_endpoint(request: Request) -> Response:

@@ -10,30 +10,17 @@ from functools import partial
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ticker.constants import (
-    CLOSE_BAD_REQUEST,
-    CLOSE_POLICY,
-    CLOSE_SHUTDOWN,
-    CLOSE_SLOW_CLIENT,
-    CLOSE_TRY_AGAIN,
-)
 from ticker.exceptions import ClientError, UnavailableError
 from ticker.filters import Filter, stream_query
-from ticker.frames import DROP_AFTER, ws_close_frame
+from ticker.frames import DROP_AFTER
 from ticker.serve.parking import ParkedWebSocket, park
 from ticker.serve.transport import transport_of
+from ticker.stream.disconnect import Disconnect
 from ticker.stream.hub import Client, Ping
 from ticker.stream.session import close_session, open_session, parse_last_id, track
 from ticker.stream.wsguard import MessageBudget
 
 __all__ = ["final_frame", "ws_endpoint"]
-
-CLOSE_CODES = {
-    "slow": CLOSE_SLOW_CLIENT,
-    "send_timeout": CLOSE_SLOW_CLIENT,
-    "shutdown": CLOSE_SHUTDOWN,
-    "flood": CLOSE_POLICY,
-}
 
 
 async def ws_endpoint(websocket: WebSocket) -> None:
@@ -44,7 +31,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         f, query_last_id = stream_query(websocket.scope["query_string"], settings.editions)
         last_id = parse_last_id(query_last_id, "last_event_id")
     except ClientError as exc:
-        await websocket.close(CLOSE_BAD_REQUEST, exc.message[:120])
+        await _refuse(websocket, Disconnect.BAD_REQUEST, exc.message[:120])
         return
 
     count = track(state.metrics, "ws", f)
@@ -90,7 +77,7 @@ async def _serve(
         )
     except (UnavailableError, RedisError, OSError):
         # Redis is needed to resume (or to load the ticker): come back later.
-        await websocket.close(CLOSE_TRY_AGAIN, "try again later")
+        await _refuse(websocket, Disconnect.TRY_AGAIN)
         return False
     holder.append(client)
     # Until the first frames are sent, a vanished client fails the send; from then
@@ -119,21 +106,20 @@ async def _serve(
                 if not isinstance(frame, Ping):  # the protocol's own pings keep WS alive
                     await send({"type": "websocket.send", "text": frame.text})
             client.busy_since = 0.0
-        direct = client.direct
-        if direct is not None and client.closed in ("slow", "send_timeout"):
+        direct, reason = client.direct, client.closed or Disconnect.GONE
+        rule = reason.rule
+        if direct is not None and rule.behind:
             # Behind a full buffer: queue the close frame, and drop it if never read.
-            direct.write(ws_close_frame(CLOSE_SLOW_CLIENT, client.closed))
+            direct.write(reason.ws_close())
             loop.call_later(DROP_AFTER, direct.abort)
             reader = reader or _reader(websocket, client)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(reader), DROP_AFTER + 1)
-        elif client.closed in CLOSE_CODES:
+        elif rule.code is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    websocket.close(CLOSE_CODES[client.closed], client.closed), 1
-                )
+                await asyncio.wait_for(websocket.close(rule.code, rule.text), 1)
     except asyncio.CancelledError:
-        if client.closed in (None, "gone") or writer.cancelling() > 1:
+        if client.closed in (None, Disconnect.GONE) or writer.cancelling() > 1:
             raise
         writer.uncancel()  # cut while stuck: the server drops the connection
     except (WebSocketDisconnect, OSError, RuntimeError):
@@ -144,9 +130,14 @@ async def _serve(
     return False
 
 
-def final_frame(reason: str) -> bytes:
+async def _refuse(websocket: WebSocket, reason: Disconnect, text: str | None = None) -> None:
+    """Close an accepted WebSocket before its stream opens, with the reason's code."""
+    await websocket.close(reason.code, reason.rule.text if text is None else text)
+
+
+def final_frame(reason: Disconnect) -> bytes:
     """What a parked WebSocket cut by the server gets: a close frame with the code."""
-    return ws_close_frame(CLOSE_CODES[reason], reason) if reason in CLOSE_CODES else b""
+    return reason.ws_close()
 
 
 def _reader(websocket: WebSocket, client: Client) -> asyncio.Task[None]:
@@ -164,6 +155,6 @@ async def _read(websocket: WebSocket, client: Client) -> None:
             if message["type"] == "websocket.disconnect":
                 break
             if not budget.take(loop.time()):
-                client.cut("flood")
+                client.cut(Disconnect.FLOOD)
                 return
-    client.cut("gone")
+    client.cut(Disconnect.GONE)
