@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticker.client.sseparse import SSEParser
+from ticker.disconnect import Disconnect, sse_last_words
 from ticker.events import Event, envelope, parse_stream_id
 from ticker.exceptions import ValidationError
 from ticker.filters import Filter, Subject, stream_query
-from ticker.stream.disconnect import Disconnect, sse_last_words
 from ticker.stream.hub import Client, Hub, Ping
 from ticker.stream.sse import final_bytes
 from ticker.stream.ws import final_frame
@@ -211,6 +211,12 @@ def test_the_disconnect_table_keeps_what_clients_and_dashboards_read() -> None:
     assert Disconnect.INVALID_DATA.ws_close() == close(1007, "invalid UTF-8")
     assert Disconnect.BAD_CLOSE.ws_close() == close(1002, "bad close frame")
     assert (Disconnect.BAD_REQUEST.code, Disconnect.TRY_AGAIN.code) == (4400, 1013)
+    assert Disconnect.ORIGIN_REFUSED.ws_close_message() == {
+        "type": "websocket.close",
+        "code": 1008,
+        "reason": "origin not allowed",
+    }
+    assert Disconnect.TOO_MANY.ws_close_message()["reason"] == "too many connections"
 
     words = b": shutdown; reconnect with Last-Event-ID\nretry: 1500\n\n"
     assert sse_last_words(Disconnect.SHUTDOWN, 1500) == words

@@ -20,6 +20,7 @@ from ticker.constants import Keys
 from ticker.desk import auth as desk_auth
 from ticker.desk import board as desk_board
 from ticker.desk import oidc as desk_oidc
+from ticker.disconnect import Disconnect
 from ticker.events import Event
 from ticker.intake import api as intake
 from ticker.intake import held, listing
@@ -35,7 +36,6 @@ from ticker.middleware.secheaders import security_headers_middleware
 from ticker.openapi import openapi_document
 from ticker.redis_conn import connect
 from ticker.stream import feed_api
-from ticker.stream.disconnect import Disconnect
 from ticker.stream.gate import stream_gate
 from ticker.stream.hub import Hub
 from ticker.stream.reads import Store

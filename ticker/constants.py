@@ -29,7 +29,7 @@ __all__ = [
 # WebSocket close codes. 1xxx are RFC 6455 codes; 4xxx are ours. Clients
 # should reconnect (and resume) after CLOSE_SHUTDOWN and CLOSE_SLOW_CLIENT,
 # and give up after CLOSE_ORIGIN_REFUSED and CLOSE_BAD_REQUEST. Which reason
-# closes with which code: ticker.stream.disconnect.
+# closes with which code: ticker.disconnect.
 CLOSE_SHUTDOWN = 1012  # service restart: reconnect, resume by last id
 CLOSE_ORIGIN_REFUSED = 1008  # policy violation: terminal
 CLOSE_POLICY = 1008  # other policy violations (a client flooding the server): terminal

@@ -14,6 +14,7 @@ import orjson
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ticker.disconnect import Disconnect
 from ticker.middleware.errors import error_body
 from ticker.serve.parking import PARKED, on_close
 
@@ -109,7 +110,7 @@ class ConnectionCap:
             await send({"type": "websocket.http.response.body", "body": body})
             return
         await send({"type": "websocket.accept"})
-        await send({"type": "websocket.close", "code": 1008, "reason": "too many connections"})
+        await send(Disconnect.TOO_MANY.ws_close_message())
 
 
 def connection_cap_middleware(limit: int) -> Middleware:

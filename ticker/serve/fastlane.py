@@ -42,6 +42,7 @@ from websockets.headers import parse_connection, parse_upgrade
 from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
 from websockets.utils import accept_key
 
+from ticker.disconnect import Disconnect
 from ticker.events import Event
 from ticker.exceptions import ClientError
 from ticker.filters import Filter, stream_query
@@ -52,7 +53,6 @@ from ticker.middleware.cors import OriginPolicyMiddleware
 from ticker.middleware.secheaders import SecurityHeaders, missing_headers
 from ticker.serve.guard import FastPaths
 from ticker.serve.parking import Parked, ParkedWebSocket, WebSocketProtocol, adopt
-from ticker.stream.disconnect import Disconnect
 from ticker.stream.gate import StreamEndpoints
 from ticker.stream.hub import Hub
 from ticker.stream.session import close_session, open_fresh, track

@@ -32,10 +32,10 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from ticker.constants import CLOSE_INVALID_DATA
+from ticker.disconnect import Disconnect
 from ticker.frames import DROP_AFTER, WS_MAX_SIZE, ws_frame_size
 from ticker.serve.connlimits import hand_over, release_slot
 from ticker.serve.guard import FastPaths
-from ticker.stream.disconnect import Disconnect
 from ticker.stream.hub import Client
 from ticker.stream.wsguard import MessageBudget, MessageCheck
 

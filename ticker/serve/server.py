@@ -15,12 +15,12 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.config import Settings
+from ticker.disconnect import Disconnect
 from ticker.frames import DROP_AFTER, WS_MAX_SIZE
 from ticker.serve.connlimits import ConnLimits, limited
 from ticker.serve.fastlane import lane_protocol
 from ticker.serve.guard import FastPaths, fast_paths
 from ticker.serve.parking import FAST_PATHS, WebSocketProtocol
-from ticker.stream.disconnect import Disconnect
 from ticker.stream.gate import is_stream
 
 __all__ = ["TickerServer", "TransportTap", "bind", "server_config", "tune_gc"]

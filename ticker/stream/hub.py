@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ticker.disconnect import Disconnect
 from ticker.events import (
     Event,
     StreamKey,
@@ -27,7 +28,6 @@ from ticker.events import (
 from ticker.filters import Filter, Subject
 from ticker.frames import chunk
 from ticker.serve.transport import DirectTransport
-from ticker.stream.disconnect import Disconnect
 
 __all__ = ["Client", "Hub", "Ping", "Run"]
 
@@ -166,7 +166,7 @@ class Client:
             self._waiter = None
 
     def cut(self, reason: Disconnect) -> None:
-        """Disconnect this client (ticker.stream.disconnect: why, and what it is told)."""
+        """Disconnect this client (ticker.disconnect: why, and what it is told)."""
         if self.closed:
             return
         self.closed = reason

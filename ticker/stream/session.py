@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from ticker.disconnect import Disconnect
 from ticker.events import Event, event_id, parse_event_id, reset_event
 from ticker.exceptions import UnavailableError, ValidationError
 from ticker.filters import Filter
 from ticker.metrics import Metrics
-from ticker.stream.disconnect import Disconnect
 from ticker.stream.hub import Client, Hub
 from ticker.stream.reads import Store
 

@@ -11,13 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ticker.disconnect import Disconnect, sse_last_words
 from ticker.events import Event
 from ticker.filters import Filter, stream_query
 from ticker.frames import DROP_AFTER, chunk
 from ticker.metrics import Metrics
 from ticker.serve.parking import Parked, park
 from ticker.serve.transport import DirectTransport, chunked_of, transport_of
-from ticker.stream.disconnect import Disconnect, sse_last_words
 from ticker.stream.hub import Client, Hub, Ping
 from ticker.stream.reads import Store
 from ticker.stream.session import close_session, open_session, parse_last_id, track

@@ -10,12 +10,12 @@ from functools import partial
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ticker.disconnect import Disconnect
 from ticker.exceptions import ClientError, UnavailableError
 from ticker.filters import Filter, stream_query
 from ticker.frames import DROP_AFTER
 from ticker.serve.parking import ParkedWebSocket, park
 from ticker.serve.transport import transport_of
-from ticker.stream.disconnect import Disconnect
 from ticker.stream.hub import Client, Ping
 from ticker.stream.session import close_session, open_session, parse_last_id, track
 from ticker.stream.wsguard import MessageBudget

@@ -6,9 +6,9 @@ whether an SSE stream ends with last words (a comment and a retry hint, so Event
 reconnects and resumes by its last id), whether the client should reconnect, whether
 its buffer is full (then nothing more is queued on a direct write), and the label it is
 counted under in ``ticker_clients_dropped`` (none: the client left, or broke the
-protocol). The router, the stream gate, the fast lane and parking all end a stream
-from this table; docs/operations.md lists it for client authors. The codes themselves
-are named in ticker.constants. Pure.
+protocol). The router, the stream gate, the fast lane, parking and the middleware
+that refuses a WebSocket all close from this table; docs/operations.md lists it for
+client authors. The codes themselves are named in ticker.constants. Pure.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ticker.constants import (
     CLOSE_BAD_REQUEST,
     CLOSE_INTERNAL,
     CLOSE_INVALID_DATA,
+    CLOSE_ORIGIN_REFUSED,
     CLOSE_POLICY,
     CLOSE_PROTOCOL_ERROR,
     CLOSE_SHUTDOWN,
@@ -50,10 +51,16 @@ class Disconnect(StrEnum):
     # Refused before the stream opens (WebSocket; SSE answers with an HTTP status).
     BAD_REQUEST = "bad_request"  # bad filter or resume id; the close text is the error's
     TRY_AGAIN = "try_again"  # Redis unreachable and the open needs it
+    ORIGIN_REFUSED = "origin_refused"  # a page's origin the policy does not admit
+    TOO_MANY = "too_many_connections"  # the address is at its cap (a server without 429s)
 
     @property
     def rule(self) -> Rule:
         return RULES[self]
+
+    def ws_close_message(self) -> dict[str, object]:
+        """The ASGI ``websocket.close`` message for this reason."""
+        return {"type": "websocket.close", "code": self.code, "reason": RULES[self].text}
 
     @property
     def code(self) -> int:
@@ -104,6 +111,8 @@ RULES: dict[Disconnect, Rule] = {
     Disconnect.PING_TIMEOUT: Rule(CLOSE_INTERNAL, "keepalive ping timeout", True),
     Disconnect.BAD_REQUEST: Rule(CLOSE_BAD_REQUEST, "bad request", False),
     Disconnect.TRY_AGAIN: Rule(CLOSE_TRY_AGAIN, "try again later", True),
+    Disconnect.ORIGIN_REFUSED: Rule(CLOSE_ORIGIN_REFUSED, "origin not allowed", False),
+    Disconnect.TOO_MANY: Rule(CLOSE_POLICY, "too many connections", False),
 }
 
 
