@@ -16,8 +16,7 @@ from ticker.events import Event, envelope, parse_stream_id
 from ticker.exceptions import ValidationError
 from ticker.filters import Filter, Subject, stream_query
 from ticker.stream.hub import Client, Hub, Ping
-from ticker.stream.sse import final_bytes
-from ticker.stream.ws import final_frame
+from ticker.stream.opening import final_bytes, final_frame
 
 
 def item(item_id: str, **kw: object) -> dict[str, object]:
