@@ -16,7 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from ticker import pages
 from ticker.config import Settings
-from ticker.constants import Keys
+from ticker.constants import SSE_PATH, WS_PATH, Keys
 from ticker.desk import auth as desk_auth
 from ticker.desk import board as desk_board
 from ticker.desk import oidc as desk_oidc
@@ -155,8 +155,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *webhook_api.routes,
         *feed_api.routes,
         *webpush_api.routes,
-        Route("/v1/stream", stream_endpoint, methods=["GET"]),
-        WebSocketRoute("/v1/ws", ws_endpoint),
+        Route(SSE_PATH, stream_endpoint, methods=["GET"]),
+        WebSocketRoute(WS_PATH, ws_endpoint),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),

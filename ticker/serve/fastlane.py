@@ -42,6 +42,7 @@ from websockets.headers import parse_connection, parse_upgrade
 from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
 from websockets.utils import accept_key
 
+from ticker import constants
 from ticker.disconnect import Disconnect
 from ticker.events import Event
 from ticker.exceptions import ClientError
@@ -68,7 +69,7 @@ from ticker.stream.session import open_fresh
 
 __all__ = ["HttpProtocol", "StreamLane", "lane_protocol"]
 
-SSE_PATH, WS_PATH = b"/v1/stream", b"/v1/ws"
+SSE_PATH, WS_PATH = constants.SSE_PATH.encode(), constants.WS_PATH.encode()
 
 # The request headers the lane reads; given twice, the request takes the ASGI path.
 READ = frozenset(
