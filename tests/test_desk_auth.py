@@ -16,9 +16,9 @@ import pytest
 
 from tests.support.helpers import wait_for
 from tests.support.stack import Stack
-from ticker import accounts
 from ticker.client.sseparse import SSEParser
 from ticker.config import Settings
+from ticker.desk import accounts
 
 PASSWORD = "correct horse battery"
 

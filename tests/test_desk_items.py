@@ -6,8 +6,8 @@ import pytest
 
 from tests.support.stack import Stack, auth
 from ticker.exceptions import ValidationError
-from ticker.listing import ListQuery, matches, parse_query
-from ticker.prefer import parse_wait
+from ticker.intake.listing import ListQuery, matches, parse_query
+from ticker.intake.prefer import parse_wait
 
 
 def test_parse_wait_follows_rfc_7240() -> None:

@@ -11,8 +11,8 @@ import pytest
 from tests.browser.fake_stream import serve_app
 from tests.fake_oidc import FakeProvider
 from tests.support.stack import Stack, running_stack
-from ticker import accounts
 from ticker.config import Settings
+from ticker.desk import accounts
 
 
 @pytest.fixture

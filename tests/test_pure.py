@@ -1,4 +1,5 @@
-"""Pure logic without sockets: filters, envelopes, SSE framing and parsing, the hub."""
+"""Pure logic without sockets: filters, envelopes, SSE framing and parsing, the hub,
+the disconnect table."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticker.client.sseparse import SSEParser
+from ticker.disconnect import Disconnect, sse_last_words
 from ticker.events import Event, envelope, parse_stream_id
 from ticker.exceptions import ValidationError
 from ticker.filters import Filter, Subject, stream_query
 from ticker.stream.hub import Client, Hub, Ping
+from ticker.stream.opening import final_bytes, final_frame
 
 
 def item(item_id: str, **kw: object) -> dict[str, object]:
@@ -187,3 +190,47 @@ def test_stream_query_parses_as_query_params_and_shares_filters() -> None:
         with pytest.raises(ValidationError) as bad:
             stream_query(b"edition=fr", eds)
         assert bad.value.field == "edition"
+
+
+def test_the_disconnect_table_keeps_what_clients_and_dashboards_read() -> None:
+    """Each way a stream ends keeps its close code and text, its SSE last words and its
+    metrics label (ticker_clients_dropped), as clients and dashboards read them."""
+
+    def close(code: int, text: str) -> bytes:
+        body = code.to_bytes(2, "big") + text.encode()
+        return bytes((0x88, len(body))) + body
+
+    assert final_frame(Disconnect.SLOW) == close(4000, "slow")
+    assert final_frame(Disconnect.SEND_TIMEOUT) == close(4000, "send_timeout")
+    assert final_frame(Disconnect.SHUTDOWN) == close(1012, "shutdown")
+    assert final_frame(Disconnect.FLOOD) == close(1008, "flood")
+    assert final_frame(Disconnect.GONE) == b""
+    assert Disconnect.PING_TIMEOUT.ws_close() == close(1011, "keepalive ping timeout")
+    assert Disconnect.TOO_BIG.ws_close() == close(1009, "frame too big")
+    assert Disconnect.INVALID_DATA.ws_close() == close(1007, "invalid UTF-8")
+    assert Disconnect.BAD_CLOSE.ws_close() == close(1002, "bad close frame")
+    assert (Disconnect.BAD_REQUEST.code, Disconnect.TRY_AGAIN.code) == (4400, 1013)
+    assert Disconnect.ORIGIN_REFUSED.ws_close_message() == {
+        "type": "websocket.close",
+        "code": 1008,
+        "reason": "origin not allowed",
+    }
+    assert Disconnect.TOO_MANY.ws_close_message()["reason"] == "too many connections"
+
+    words = b": shutdown; reconnect with Last-Event-ID\nretry: 1500\n\n"
+    assert sse_last_words(Disconnect.SHUTDOWN, 1500) == words
+    assert (
+        final_bytes(1500, Disconnect.SHUTDOWN) == b"%x\r\n" % len(words) + words + b"\r\n0\r\n\r\n"
+    )
+    assert final_bytes(1500, Disconnect.SLOW) == final_bytes(1500, Disconnect.SEND_TIMEOUT) == b""
+
+    labels = {r.value: r.rule.label for r in Disconnect if r.rule.label is not None}
+    assert labels == {r: r for r in ("slow", "send_timeout", "shutdown", "flood")}
+    assert [r for r in Disconnect if r.rule.reconnect] == [
+        Disconnect.GONE,
+        Disconnect.SLOW,
+        Disconnect.SEND_TIMEOUT,
+        Disconnect.SHUTDOWN,
+        Disconnect.PING_TIMEOUT,
+        Disconnect.TRY_AGAIN,
+    ]

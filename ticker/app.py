@@ -14,12 +14,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from ticker import desk_auth, desk_oidc, desk_stream, listing, pages
+from ticker import pages
 from ticker.config import Settings
-from ticker.constants import Keys
+from ticker.constants import SSE_PATH, WS_PATH, Keys
+from ticker.desk import auth as desk_auth
+from ticker.desk import board as desk_board
+from ticker.desk import oidc as desk_oidc
+from ticker.disconnect import Disconnect
 from ticker.events import Event
 from ticker.intake import api as intake
-from ticker.intake import held
+from ticker.intake import held, listing
 from ticker.intake.auth import KeyRing
 from ticker.logs import RequestContext
 from ticker.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -135,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "authfailures": AuthFailures(ratelimits.limiter, settings.rate_limit_auth_failures),
             }
         finally:
-            hub.close_all("shutdown")
+            hub.close_all(Disconnect.SHUTDOWN)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -146,13 +150,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *held.routes,
         *listing.routes,
         *desk_auth.routes,
-        *desk_stream.routes,
+        *desk_board.routes,
         *desk_oidc.routes,
         *webhook_api.routes,
         *feed_api.routes,
         *webpush_api.routes,
-        Route("/v1/stream", stream_endpoint, methods=["GET"]),
-        WebSocketRoute("/v1/ws", ws_endpoint),
+        Route(SSE_PATH, stream_endpoint, methods=["GET"]),
+        WebSocketRoute(WS_PATH, ws_endpoint),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),

@@ -198,7 +198,7 @@ def _bridge(argv: list[str]) -> int:
 
 
 def _users(argv: list[str]) -> int:
-    from ticker.users_cli import main as users_main
+    from ticker.desk.users_cli import main as users_main
 
     return users_main(argv)
 

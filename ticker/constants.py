@@ -1,4 +1,4 @@
-"""Every Redis key, channel, TTL and close code in one place.
+"""Every Redis key, channel, TTL, close code and stream path in one place.
 
 All keys share one hash tag (``{prefix}``) so that the atomic publish step can
 touch them together on Redis Cluster too.
@@ -22,13 +22,16 @@ __all__ = [
     "DESK_FEED_MAXLEN",
     "IDEMPOTENCY_TTL",
     "ITEMS_INDEX_MAX",
+    "SSE_PATH",
     "WEBHOOK_DEAD_LETTERS_MAX",
+    "WS_PATH",
     "Keys",
 ]
 
 # WebSocket close codes. 1xxx are RFC 6455 codes; 4xxx are ours. Clients
 # should reconnect (and resume) after CLOSE_SHUTDOWN and CLOSE_SLOW_CLIENT,
-# and give up after CLOSE_ORIGIN_REFUSED and CLOSE_BAD_REQUEST.
+# and give up after CLOSE_ORIGIN_REFUSED and CLOSE_BAD_REQUEST. Which reason
+# closes with which code: ticker.disconnect.
 CLOSE_SHUTDOWN = 1012  # service restart: reconnect, resume by last id
 CLOSE_ORIGIN_REFUSED = 1008  # policy violation: terminal
 CLOSE_POLICY = 1008  # other policy violations (a client flooding the server): terminal
@@ -40,6 +43,11 @@ CLOSE_PROTOCOL_ERROR = 1002  # a frame RFC 6455 forbids: terminal
 CLOSE_INVALID_DATA = 1007  # text that is not UTF-8: terminal
 CLOSE_TOO_BIG = 1009  # a frame over WS_MAX_SIZE: terminal
 CLOSE_INTERNAL = 1011  # a keepalive ping went unanswered: reconnect
+
+# The two stream endpoints: the router, the stream gate, the fast lane and the
+# connection cap all know them by these.
+SSE_PATH = "/v1/stream"
+WS_PATH = "/v1/ws"
 
 IDEMPOTENCY_TTL = 24 * 3600  # seconds an Idempotency-Key answer is remembered
 ITEMS_INDEX_MAX = 100_000  # newest items kept in the listing index (GET /v1/items)
@@ -185,7 +193,7 @@ class Keys:
 
     @property
     def desk_feed(self) -> str:
-        """Stream of item status changes (ticker.deskfeed), followed by the desk board."""
+        """Stream of item status changes (ticker.intake.deskfeed), followed by the desk board."""
         return f"{self.tag}:desk:feed"
 
     @property

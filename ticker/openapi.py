@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ticker import __version__
-from ticker.intake.schema import item_schema
-from ticker.openapi_desk import (
+from ticker.desk.openapi import (
     EITHER,
     PREFER,
     VIEW_EXTRAS,
@@ -15,6 +14,7 @@ from ticker.openapi_desk import (
     desk_security,
     list_operation,
 )
+from ticker.intake.schema import item_schema
 from ticker.stream.feed_api import openapi_paths as feed_paths
 from ticker.webhooks.api import openapi_paths as webhook_paths
 from ticker.webpush.api import openapi_paths as webpush_paths

@@ -1,6 +1,6 @@
 """Retry policy (pure): the one backoff every retry loop uses (webhook deliveries,
-the push bridge, the client, and reconnecting to Redis), and what a webhook
-attempt's result means."""
+the push bridge, the client, reconnecting to Redis, restarting a process), and what a
+webhook attempt's result means."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-__all__ = ["Verdict", "backoff", "judge", "retry_after"]
+__all__ = ["Verdict", "backoff", "backoff_step", "judge", "retry_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +30,15 @@ def backoff(attempt: int, base: float, cap: float, rand: random.Random | None = 
     with "equal jitter" (half fixed, half random) so endpoints that failed together
     do not all come back at the same instant."""
     r = rand or random
-    step = min(cap, base * 2 ** max(0, attempt - 1))
+    step = backoff_step(attempt, base, cap)
     return step / 2 + r.uniform(0, step / 2)
+
+
+def backoff_step(attempt: int, base: float, cap: float) -> float:
+    """The delay after failed attempt ``attempt`` (1-based) before any jitter: ``base``
+    doubling per attempt, capped at ``cap``. Alone where the delay must be exact (the
+    supervisor's restarts)."""
+    return min(cap, base * 2 ** max(0, attempt - 1))
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from ticker.config import Settings
 from ticker.exceptions import CrashLoop
+from ticker.retries import backoff_step
 
 __all__ = ["STATE_ENV", "RestartPolicy", "supervise_api", "supervised_processes"]
 
@@ -76,7 +77,7 @@ class RestartPolicy:
         recent = len(self.deaths)
         if recent >= self.limit:
             raise CrashLoop(f"{recent} deaths within {self.window:g}s")
-        return float(min(self.backoff * 2 ** (recent - 1), self.backoff_max))
+        return float(backoff_step(recent, self.backoff, self.backoff_max))
 
 
 class _Slot:

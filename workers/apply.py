@@ -9,8 +9,8 @@ import orjson
 from arq import Retry
 from redis.exceptions import RedisError
 
-from ticker.deskfeed import note_status
 from ticker.intake.accept import accept_change
+from ticker.intake.deskfeed import note_status
 from ticker.intake.schema import parse_time
 from workers.ingest import record, schedule_expiry
 from workers.items import PUBLIC_FIELDS, build_item, iso, subject_of

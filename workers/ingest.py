@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from ticker.config import Settings
 from ticker.constants import Keys
-from ticker.deskfeed import note_status
+from ticker.intake.deskfeed import note_status
 from ticker.intake.schema import parse_time
 from ticker.jobs import enqueue_expiry
 from ticker.lua import script as lua

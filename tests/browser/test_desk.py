@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tests.support.stack import Stack, auth, running_stack
-from ticker import accounts
 from ticker.config import Settings
+from ticker.desk import accounts
 
 from .conftest import ARTIFACTS, PageWatch, open_page
 

@@ -16,15 +16,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ticker.constants import IDEMPOTENCY_TTL, ITEMS_INDEX_MAX
-from ticker.deskfeed import note_status
 from ticker.exceptions import AuthError, ClientError, ConflictError, NotFoundError, ValidationError
 from ticker.intake.accept import accept_change
 from ticker.intake.auth import ApiKey, require_readable
+from ticker.intake.deskfeed import note_status
+from ticker.intake.itemview import extra_view
+from ticker.intake.prefer import decided, parse_wait, waited_answer
 from ticker.intake.schema import parse_time, validate_item
-from ticker.itemview import extra_view
 from ticker.jobs import enqueue_change, enqueue_ingest
 from ticker.lua import script as lua
-from ticker.prefer import decided, parse_wait, waited_answer
 from ticker.redis_conn import confirm_replicated
 
 __all__ = ["now_iso", "read_json", "routes"]
@@ -74,7 +74,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
 
 
 def authenticate(request: Request) -> ApiKey:
-    # An editor signed in to the console (ticker.desk_auth): no key, a session cookie.
+    # An editor signed in to the console (ticker.desk.auth): no key, a session cookie.
     desk: ApiKey | None = request.scope.get("ticker.desk_principal")
     if desk is not None and "authorization" not in request.headers:
         request.scope.setdefault("ticker.principal", desk.name)

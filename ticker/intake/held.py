@@ -13,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ticker.deskfeed import note_status
 from ticker.exceptions import ClientError
 from ticker.intake.accept import history_entry
 from ticker.intake.api import _replicated, authenticate, load_readable, now_iso, status_url
+from ticker.intake.deskfeed import note_status
 from ticker.jobs import enqueue_ingest
 from ticker.lua import script as lua
 

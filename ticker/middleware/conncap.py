@@ -14,12 +14,14 @@ import orjson
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ticker.constants import SSE_PATH, WS_PATH
+from ticker.disconnect import Disconnect
 from ticker.middleware.errors import error_body
 from ticker.serve.parking import PARKED, on_close
 
 __all__ = ["STREAM_PATHS", "ConnectionCap", "client_ip", "connection_cap_middleware"]
 
-STREAM_PATHS = ("/v1/stream", "/v1/ws")
+STREAM_PATHS = (SSE_PATH, WS_PATH)
 RETRY_AFTER = "10"  # seconds; a client at its cap has streams open already
 
 
@@ -109,7 +111,7 @@ class ConnectionCap:
             await send({"type": "websocket.http.response.body", "body": body})
             return
         await send({"type": "websocket.accept"})
-        await send({"type": "websocket.close", "code": 1008, "reason": "too many connections"})
+        await send(Disconnect.TOO_MANY.ws_close_message())
 
 
 def connection_cap_middleware(limit: int) -> Middleware:

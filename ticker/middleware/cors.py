@@ -16,7 +16,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticker.constants import CLOSE_ORIGIN_REFUSED
+from ticker.disconnect import Disconnect
 from ticker.exceptions import ConfigError
 from ticker.middleware.errors import error_body
 
@@ -236,13 +236,7 @@ class OriginPolicyMiddleware:
         if message["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
-        await send(
-            {
-                "type": "websocket.close",
-                "code": CLOSE_ORIGIN_REFUSED,
-                "reason": "origin not allowed",
-            }
-        )
+        await send(Disconnect.ORIGIN_REFUSED.ws_close_message())
 
 
 def cors_middleware(allowed_origins: str | Iterable[str] = ANY_ORIGIN) -> Middleware:

@@ -28,7 +28,7 @@ import base64
 import binascii
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -42,9 +42,11 @@ from websockets.headers import parse_connection, parse_upgrade
 from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
 from websockets.utils import accept_key
 
+from ticker import constants
+from ticker.disconnect import Disconnect
 from ticker.events import Event
 from ticker.exceptions import ClientError
-from ticker.filters import Filter, stream_query
+from ticker.filters import Filter
 from ticker.frames import chunk
 from ticker.logs import RequestContext, new_request_id, request_id
 from ticker.middleware.conncap import ConnectionCap
@@ -54,13 +56,20 @@ from ticker.serve.guard import FastPaths
 from ticker.serve.parking import Parked, ParkedWebSocket, WebSocketProtocol, adopt
 from ticker.stream.gate import StreamEndpoints
 from ticker.stream.hub import Hub
-from ticker.stream.session import close_session, open_fresh, track
-from ticker.stream.sse import HEADERS, final_bytes
-from ticker.stream.ws import final_frame
+from ticker.stream.opening import (
+    SSE_HEADERS,
+    Opening,
+    final_bytes,
+    final_frame,
+    opens_at_once,
+    sse_first,
+    stream_request,
+)
+from ticker.stream.session import open_fresh
 
 __all__ = ["HttpProtocol", "StreamLane", "lane_protocol"]
 
-SSE_PATH, WS_PATH = b"/v1/stream", b"/v1/ws"
+SSE_PATH, WS_PATH = constants.SSE_PATH.encode(), constants.WS_PATH.encode()
 
 # The request headers the lane reads; given twice, the request takes the ASGI path.
 READ = frozenset(
@@ -154,16 +163,18 @@ class StreamLane:
         if req is None:
             return False
         origin = req.headers.get(b"origin")
-        response = list(HEADERS)
+        # The endpoint's headers, then what the gate's middleware adds, in its order.
+        response = list(SSE_HEADERS)
         if origin is not None and self.covered[SSE_PATH]:
             response += self.policy.cors_headers(origin.decode("latin-1"))
         response += missing_headers({name for name, _ in response}, req.scheme == "https")
         rid = new_request_id(req.headers.get(b"x-request-id", b""))
         response.append((b"x-request-id", rid.encode()))
-        head = [b"HTTP/1.1 200 OK\r\n"]
-        for name, value in [*p.server_state.default_headers, *response]:
-            head += (name, b": ", value, b"\r\n")
-        head.append(b"transfer-encoding: chunked\r\n\r\n")
+        head = _head(
+            b"HTTP/1.1 200 OK\r\n",
+            [*p.server_state.default_headers, *response],
+            b"transfer-encoding: chunked\r\n\r\n",
+        )
 
         retry_ms = req.settings.sse_retry_ms
         opened = self._attach(p, req, "sse", partial(final_bytes, retry_ms))
@@ -171,7 +182,7 @@ class StreamLane:
             return False
         parked, snap = opened
         parked.client.go_direct(p.transport, "sse_chunk")
-        p.transport.write(b"".join(head) + chunk(b"retry: %d\n\n" % retry_ms + snap.sse))
+        p.transport.write(head + chunk(sse_first(retry_ms, (snap,))))
         return True
 
     def open_ws(self, p: HttpProtocol) -> bool:
@@ -187,13 +198,12 @@ class StreamLane:
         if not _upgrades_to_websocket(headers):
             return False
         accept = accept_key(key.decode("latin-1")).encode()
-        head = [
+        head = _head(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n" % accept
-        ]
-        for name, value in p.server_state.default_headers:
-            head += (name, b": ", value, b"\r\n")
-        head.append(b"\r\n")
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n" % accept,
+            p.server_state.default_headers,
+            b"\r\n",
+        )
 
         interval = req.settings.ws_ping_seconds
         opened = self._attach(p, req, "ws", final_frame, interval=interval)
@@ -201,7 +211,7 @@ class StreamLane:
             return False
         parked, snap = opened
         parked.client.go_direct(p.transport, "ws_frame")
-        p.transport.write(b"".join(head) + snap.ws_frame)
+        p.transport.write(head + snap.ws_frame)
         if accept_log.isEnabledFor(logging.INFO):
             _log_accepted(req)
         return True
@@ -212,9 +222,7 @@ class StreamLane:
             self.configure(p.config)
         state = p.app_state
         hub: Hub | None = state.get("hub")
-        if not (self.enabled and self.fast.on) or hub is None or hub.closing:
-            return None
-        if not hub.ready.is_set():
+        if not (self.enabled and self.fast.on) or not opens_at_once(hub):
             return None
         if p.cycle is not None and not p.cycle.response_complete:
             return None  # an earlier request on this connection is still being answered
@@ -242,14 +250,15 @@ class StreamLane:
             elif name in DECLINE or len(name) + len(value) > MAX_LINE:
                 return None
         settings = state["settings"]
+        query = url.query or b""
+        given = headers.get(b"last-event-id") if kind == "http" else None
         try:
-            query = url.query or b""
-            f, last_id = stream_query(query, settings.editions)
+            f, last_id = stream_request(
+                query, settings.editions, None if given is None else given.decode("latin-1")
+            )
         except ClientError:
-            return None
-        if (last_id and last_id.strip()) or (
-            kind == "http" and headers.get(b"last-event-id", b"").strip()
-        ):
+            return None  # the endpoint answers it
+        if last_id is not None:
             return None  # a resume: it may read Redis
 
         client: Any = p.client
@@ -279,7 +288,7 @@ class StreamLane:
         p: HttpProtocol,
         req: Admitted,
         kind: str,
-        final: Callable[[str], bytes],
+        final: Callable[[Disconnect], bytes],
         *,
         interval: float | None = None,
     ) -> tuple[Parked, Event] | None:
@@ -288,29 +297,24 @@ class StreamLane:
         cap, hub, ip = self.cap, req.hub, req.ip
         if not cap.take(ip):
             return None  # the ASGI path refuses it, and counts the refusal
-        count = None
+        opening = None
         try:
-            count = track(p.app_state.get("metrics"), kind, req.filter)
+            opening = Opening(hub, p.app_state.get("metrics"), kind, req.filter)
             client, snap = open_fresh(
                 hub, req.filter, transport=kind, limit=req.settings.client_queue_max
             )
         except BaseException:
             cap.release(ip)
-            if count is not None:
-                count(None)
+            if opening is not None:
+                opening.close()  # counted as closed, with no client
             raise
+        opening.client = client
         parked = (
             Parked(client, p.transport, final)
             if interval is None
             else ParkedWebSocket(client, p.transport, final, interval)
         )
-        adopt(
-            parked,
-            p,
-            p.connections,
-            partial(close_session, hub, client, count),
-            partial(cap.release, ip),
-        )
+        adopt(parked, p, p.connections, opening.release(), partial(cap.release, ip))
         p.lane_took = True
         return parked, snap
 
@@ -375,6 +379,16 @@ def lane_protocol(gate: Any, fast: FastPaths | None = None) -> type[HttpProtocol
     """The protocol class for ``uvicorn.Config(http=...)``, with the lane for ``gate``
     (the app's stream gate, ticker.stream.gate) under the switch ``fast``."""
     return type("HttpProtocol", (HttpProtocol,), {"lane": StreamLane(gate, fast)})
+
+
+def _head(first: bytes, headers: Iterable[tuple[bytes, bytes]], end: bytes) -> bytes:
+    """A response head as uvicorn writes it: the status line (and any fixed lines),
+    the server's default headers and the response's, then ``end``."""
+    head = [first]
+    for name, value in headers:
+        head += (name, b": ", value, b"\r\n")
+    head.append(end)
+    return b"".join(head)
 
 
 def _valid_key(key: bytes) -> bool:

@@ -31,13 +31,9 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
-from ticker.constants import (
-    CLOSE_INTERNAL,
-    CLOSE_INVALID_DATA,
-    CLOSE_PROTOCOL_ERROR,
-    CLOSE_TOO_BIG,
-)
-from ticker.frames import DROP_AFTER, WS_MAX_SIZE, ws_close_frame, ws_frame_size
+from ticker.constants import CLOSE_INVALID_DATA
+from ticker.disconnect import Disconnect
+from ticker.frames import DROP_AFTER, WS_MAX_SIZE, ws_frame_size
 from ticker.serve.connlimits import hand_over, release_slot
 from ticker.serve.guard import FastPaths
 from ticker.stream.hub import Client
@@ -77,7 +73,9 @@ class Parked(asyncio.Protocol):
 
     __slots__ = ("client", "final", "releases", "transport")
 
-    def __init__(self, client: Client, transport: Any, final: Callable[[str], bytes]) -> None:
+    def __init__(
+        self, client: Client, transport: Any, final: Callable[[Disconnect], bytes]
+    ) -> None:
         self.client = client
         self.transport = transport
         self.final = final  # the bytes that end the stream when the server cuts it
@@ -96,9 +94,10 @@ class Parked(asyncio.Protocol):
         """Client.on_cut: end the stream the way the endpoint would have."""
         if self.transport.is_closing():
             return
-        if client.closed != "gone" and (data := self.final(str(client.closed))):
+        reason = client.closed or Disconnect.GONE
+        if reason is not Disconnect.GONE and (data := self.final(reason)):
             self.transport.write(data)
-        if client.closed == "gone":
+        if reason is Disconnect.GONE:
             self.close()
         else:
             self.end()
@@ -116,7 +115,7 @@ class Parked(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.client.cut("gone")
+        self.client.cut(Disconnect.GONE)
         releases, self.releases = self.releases or [], None
         for release in releases:
             release()
@@ -125,7 +124,7 @@ class Parked(asyncio.Protocol):
         pass  # an SSE client has nothing more to say
 
     def eof_received(self) -> bool | None:
-        self.client.cut("gone")
+        self.client.cut(Disconnect.GONE)
         if not self.transport.is_closing():
             self.close()
         return True  # closed by us, with a deadline
@@ -146,7 +145,11 @@ class ParkedWebSocket(Parked):
     __slots__ = ("budget", "closing", "heard", "inbox", "interval", "messages", "timer")
 
     def __init__(
-        self, client: Client, transport: Any, final: Callable[[str], bytes], interval: float
+        self,
+        client: Client,
+        transport: Any,
+        final: Callable[[Disconnect], bytes],
+        interval: float,
     ) -> None:
         super().__init__(client, transport, final)
         self.inbox: bytearray | None = None  # the start of a frame not wholly received
@@ -172,19 +175,20 @@ class ParkedWebSocket(Parked):
         if self.closing or self.transport.is_closing():
             return
         if not self.heard:  # the last ping went unanswered
-            self._fail(CLOSE_INTERNAL, "keepalive ping timeout")
+            self._fail(Disconnect.PING_TIMEOUT)
             return
         self.heard = False
         self.transport.write(b"\x89\x00")
         self.timer = asyncio.get_running_loop().call_later(self.interval, self._keepalive)
 
-    def _fail(self, code: int, reason: str) -> None:
+    def _fail(self, reason: Disconnect) -> None:
+        """Fail the connection with ``reason``'s close frame; the client is gone."""
         self.inbox = None
         if not self.transport.is_closing():
             if not self.closing:
-                self.transport.write(ws_close_frame(code, reason))
+                self.transport.write(reason.ws_close())
             self.close()
-        self.client.cut("gone")
+        self.client.cut(Disconnect.GONE)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
@@ -215,18 +219,18 @@ class ParkedWebSocket(Parked):
             opcode = b0 & 0x0F
             if not b1 & 0x80 or b0 & 0x70 or opcode in BAD_OPCODES:
                 # Unmasked, an extension bit we never agreed to, or no such opcode.
-                self._fail(CLOSE_PROTOCOL_ERROR, "protocol error")
+                self._fail(Disconnect.PROTOCOL_ERROR)
                 return -1
             if opcode >= 0x8 and (b1 & 0x7F > 125 or not b0 & 0x80):
                 # Control frames are short and never fragmented.
-                self._fail(CLOSE_PROTOCOL_ERROR, "protocol error")
+                self._fail(Disconnect.PROTOCOL_ERROR)
                 return -1
             size = ws_frame_size(buf, pos)
             if size is None:
                 break
             length, head = size
             if length > WS_MAX_SIZE:
-                self._fail(CLOSE_TOO_BIG, "frame too big")
+                self._fail(Disconnect.TOO_BIG)
                 return -1
             end = pos + head + 4 + length
             if n < end:
@@ -248,8 +252,11 @@ class ParkedWebSocket(Parked):
                     )
                 code = check.frame(opcode, bool(b0 & 0x80), payload)
                 if code is not None:
-                    reason = "invalid UTF-8" if code == CLOSE_INVALID_DATA else "protocol error"
-                    self._fail(code, reason)
+                    self._fail(
+                        Disconnect.INVALID_DATA
+                        if code == CLOSE_INVALID_DATA
+                        else Disconnect.PROTOCOL_ERROR
+                    )
                     return -1
                 self._within_budget()
             pos = end
@@ -262,13 +269,13 @@ class ParkedWebSocket(Parked):
             self.budget = MessageBudget()
         if self.budget.take(asyncio.get_running_loop().time()):
             return True
-        self.client.cut("flood")
+        self.client.cut(Disconnect.FLOOD)
         return False
 
     def _close_received(self, payload: bytes) -> None:
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
         if len(payload) == 1 or (code is not None and not _valid_close_code(code)):
-            self._fail(CLOSE_PROTOCOL_ERROR, "bad close frame")
+            self._fail(Disconnect.BAD_CLOSE)
             return
         self.inbox = None
         if not self.closing and not self.transport.is_closing():
@@ -277,7 +284,7 @@ class ParkedWebSocket(Parked):
             self.transport.write(bytes((0x88, len(payload[:2]))) + payload[:2])
         if not self.transport.is_closing():
             self.close()
-        self.client.cut("gone")
+        self.client.cut(Disconnect.GONE)
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
@@ -296,7 +303,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         # traceback for the client's mistake: check it here, quietly.
         if self.curr_msg_data_type == "text" and not _is_utf8(b"".join(self.frames)):
             self.frames = []
-            self.conn.send_close(CLOSE_INVALID_DATA, "invalid UTF-8")
+            invalid = Disconnect.INVALID_DATA
+            self.conn.send_close(invalid.code, invalid.rule.text)
             self.handle_parser_exception()
             return
         super().send_receive_event_to_app()

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticker.config import Settings
+from ticker.disconnect import Disconnect
 from ticker.frames import DROP_AFTER, WS_MAX_SIZE
 from ticker.serve.connlimits import ConnLimits, limited
 from ticker.serve.fastlane import lane_protocol
@@ -49,7 +50,7 @@ class TickerServer(uvicorn.Server):
         hub = getattr(self.ticker_app.state, "hub", None)
         if hub is not None:
             log.info("shutting down: closing %d streaming clients", hub.client_count)
-            hub.close_all("shutdown")
+            hub.close_all(Disconnect.SHUTDOWN)
             # Parked streams (ticker.serve.parking) are not uvicorn's to wait for: give
             # them the grace to read their last bytes (a WebSocket answers 1012).
             # One grace for this wait and uvicorn's own (deploy/k8s counts on it).

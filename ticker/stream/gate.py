@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from ticker.constants import SSE_PATH, WS_PATH
 from ticker.stream.sse import stream_endpoint
 from ticker.stream.ws import ws_endpoint
 
@@ -33,11 +34,9 @@ def is_stream(scope: Scope) -> bool:
     """Every request that opens a stream (HEAD too: it holds the response open),
     so the gate's connection cap counts them all."""
     if scope["type"] == "websocket":
-        return bool(scope["path"] == "/v1/ws")
+        return bool(scope["path"] == WS_PATH)
     return (
-        scope["type"] == "http"
-        and scope["path"] == "/v1/stream"
-        and scope["method"] in ("GET", "HEAD")
+        scope["type"] == "http" and scope["path"] == SSE_PATH and scope["method"] in ("GET", "HEAD")
     )
 
 

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ticker.disconnect import Disconnect
 from ticker.events import (
     Event,
     StreamKey,
@@ -105,7 +106,7 @@ class Client:
         # (docs/benchmarks.md).
         self.buffer: list[Frame] = []
         self._waiter: asyncio.Future[None] | None = None
-        self.closed: str | None = None
+        self.closed: Disconnect | None = None
         # While set, events at or before this stream key were already sent (resume).
         self.after: tuple[int, int] | None = None
         self.busy_since = 0.0  # loop time a write started; 0 when idle
@@ -136,17 +137,17 @@ class Client:
         direct = self.direct
         if direct is not None:
             if direct.is_closing():
-                self.cut("gone")
+                self.cut(Disconnect.GONE)
             elif direct.get_write_buffer_size() > self.byte_limit:
-                self.cut("slow")
+                self.cut(Disconnect.SLOW)
             elif data := getattr(frame, self.wire):
                 try:
                     direct.write(data)
                 except (RuntimeError, OSError):  # closed under us: never stop the fan-out
-                    self.cut("gone")
+                    self.cut(Disconnect.GONE)
             return
         if len(self.buffer) >= self.limit:
-            self.cut("slow")
+            self.cut(Disconnect.SLOW)
             return
         self.buffer.append(frame)  # type: ignore[arg-type]  # push_run splits runs here
         self._wake()
@@ -164,8 +165,8 @@ class Client:
         finally:
             self._waiter = None
 
-    def cut(self, reason: str) -> None:
-        """Disconnect this client (slow, send timeout, shutdown, gone)."""
+    def cut(self, reason: Disconnect) -> None:
+        """Disconnect this client (ticker.disconnect: why, and what it is told)."""
         if self.closed:
             return
         self.closed = reason
@@ -219,7 +220,7 @@ class Hub:
         self.ready = asyncio.Event()
         self._snapshots: dict[Filter, Event] = {}
         self.delivered = 0
-        self.closing: str | None = None  # set by close_all: later clients are cut at once
+        self.closing: Disconnect | None = None  # set by close_all: later clients are cut at once
         self.emptied = asyncio.Event()  # set once the last client has gone after close_all
         # The latest events, oldest first, to resume clients from memory: every
         # event after ``recent_floor`` is here (a reconnect wave reads no events
@@ -415,11 +416,11 @@ class Hub:
                 elif not c.busy_since:
                     c.busy_since = now
             if c.busy_since and now - c.busy_since > send_timeout:
-                c.cut("send_timeout")
+                c.cut(Disconnect.SEND_TIMEOUT)
             else:
                 c.push(ping)
 
-    def close_all(self, reason: str) -> None:
+    def close_all(self, reason: Disconnect) -> None:
         self.closing = reason
         for c in list(self.clients()):
             c.cut(reason)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from ticker.disconnect import Disconnect
 from ticker.events import Event, event_id, parse_event_id, reset_event
 from ticker.exceptions import UnavailableError, ValidationError
 from ticker.filters import Filter
@@ -18,9 +19,6 @@ from ticker.stream.hub import Client, Hub
 from ticker.stream.reads import Store
 
 __all__ = ["close_session", "open_fresh", "open_session", "parse_last_id", "track"]
-
-# Reasons the server cuts a client (counted); "gone" is the client leaving.
-DROPPED = ("slow", "send_timeout", "shutdown", "flood")
 
 
 def track(metrics: Metrics | None, transport: str, f: Filter) -> Callable[[Client | None], None]:
@@ -33,8 +31,9 @@ def track(metrics: Metrics | None, transport: str, f: Filter) -> Callable[[Clien
 
     def release(client: Client | None) -> None:
         gauge.dec()
-        if client is not None and client.closed in DROPPED:
-            metrics.dropped.labels(transport, client.closed).inc()
+        reason = client.closed if client is not None else None
+        if reason is not None and (label := reason.rule.label) is not None:  # the server cut it
+            metrics.dropped.labels(transport, label).inc()
 
     return release
 
@@ -46,7 +45,7 @@ def _nothing(client: Client | None) -> None:
 def close_session(hub: Hub, client: Client | None, count: Callable[[Client | None], None]) -> None:
     """A stream's connection has ended: out of the hub, and counted (``track``)."""
     if client is not None:
-        client.cut("gone")
+        client.cut(Disconnect.GONE)
         hub.detach(client)
     count(client)
 

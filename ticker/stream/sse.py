@@ -4,30 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ticker.disconnect import Disconnect, sse_last_words
 from ticker.events import Event
-from ticker.filters import Filter, stream_query
-from ticker.frames import DROP_AFTER, chunk
+from ticker.filters import Filter
 from ticker.metrics import Metrics
-from ticker.serve.parking import Parked, park
-from ticker.serve.transport import DirectTransport, chunked_of, transport_of
+from ticker.serve.parking import Parked
+from ticker.serve.transport import chunked_of, transport_of
 from ticker.stream.hub import Client, Hub, Ping
+from ticker.stream.opening import (
+    SSE_HEADERS,
+    Opening,
+    cancel_when_stuck,
+    cut_while_stuck,
+    drop_unless_read,
+    final_bytes,
+    sse_first,
+    stream_request,
+)
 from ticker.stream.reads import Store
-from ticker.stream.session import close_session, open_session, parse_last_id, track
+from ticker.stream.session import open_session
 
-__all__ = ["HEADERS", "EventStream", "final_bytes", "stream_endpoint"]
-
-HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-store"),
-    (b"x-accel-buffering", b"no"),  # nginx: do not buffer the stream
-]
+__all__ = ["EventStream", "stream_endpoint"]
 
 
 def frames(batch: list[Event | Ping], resuming: bool) -> bytes:
@@ -63,33 +66,18 @@ class EventStream(Response):
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        count = track(self.metrics, "sse", self.filter)
-        holder: list[Client] = []
-        parked = False
+        opening = Opening(self.hub, self.metrics, "sse", self.filter)
         try:
-            parked = await self._serve(scope, receive, send, holder, count)
+            await self._serve(scope, receive, send, opening)
         finally:
-            if not parked:  # else when its connection ends (ticker.serve.parking)
-                close_session(self.hub, holder[0] if holder else None, count)
+            opening.close()
 
-    async def _serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        holder: list[Client],
-        count: Callable[[Client | None], None],
-    ) -> bool:
-        """Serve the stream; True once it is parked (the response still open)."""
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, opening: Opening) -> None:
+        """Serve the stream until it ends, or until it is parked (the response open)."""
         task = asyncio.current_task()
         assert task is not None
         raw_send = scope.get("ticker.raw_send")
         transport = transport_of(raw_send)
-
-        def on_cut(client: Client) -> None:
-            if client.busy_since and client.direct is None:
-                task.cancel()  # the writer is stuck on a full socket: drop it
-
         client, first = await open_session(
             self.hub,
             self.store,
@@ -97,10 +85,10 @@ class EventStream(Response):
             self.last_id,
             transport="sse",
             limit=self.limit,
-            on_cut=on_cut,
+            on_cut=cancel_when_stuck(task),
             metrics=self.metrics,
         )
-        holder.append(client)
+        opening.client = client
         # Until the response has started, a vanished client fails the send; from
         # then on a parked stream hears it from its own protocol, the rest from this.
         watcher: asyncio.Task[None] | None = None
@@ -110,10 +98,10 @@ class EventStream(Response):
                 {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": HEADERS + self.extra_headers,
+                    "headers": SSE_HEADERS + self.extra_headers,
                 }
             )
-            body = b"retry: %d\n\n" % self.retry_ms + b"".join(e.sse for e in first)
+            body = sse_first(self.retry_ms, first)
             # Not kept for the stream's lifetime: a replay or an old snapshot is big.
             del first
             await send({"type": "http.response.body", "more_body": True, "body": body})
@@ -122,9 +110,8 @@ class EventStream(Response):
             while not client.closed:
                 if direct and client.go_direct(transport, "sse_chunk"):  # type: ignore[arg-type]
                     parked = Parked(client, transport, partial(final_bytes, self.retry_ms))
-                    done = partial(close_session, self.hub, client, count)
-                    if park(scope, raw_send, parked, done):
-                        return True
+                    if opening.park(scope, raw_send, parked):
+                        return
                     watcher = watcher or _watch(receive, client)
                     await client.wait_closed()
                     break
@@ -141,47 +128,23 @@ class EventStream(Response):
                     }
                 )
                 client.busy_since = 0.0
-            if client.direct is not None and client.closed in ("slow", "send_timeout"):
+            reason = client.closed or Disconnect.GONE
+            if client.direct is not None and reason.rule.behind:
                 # Its buffer is full: close after what is queued, then drop it.
-                await _drop(client.direct, watcher or _watch(receive, client))
-            elif client.closed != "gone":
-                # Shutdown or slow: end the response with a retry hint; EventSource
-                # reconnects (to another node) and resumes by its last id.
-                last = _last_words(str(client.closed), self.retry_ms)
+                client.direct.close()
+                await drop_unless_read(client.direct, watcher or _watch(receive, client))
+            elif reason is not Disconnect.GONE:
+                # Shutdown or slow: end the response with a retry hint.
+                last = sse_last_words(reason, self.retry_ms)
                 await send({"type": "http.response.body", "body": last, "more_body": False})
         except asyncio.CancelledError:
-            if client.closed in (None, "gone") or task.cancelling() > 1:
+            if not cut_while_stuck(client, task):
                 raise
-            # We cut this client while its write was stuck; the server drops the socket.
-            task.uncancel()
         except OSError:
             pass
         finally:
             if watcher is not None:
                 watcher.cancel()
-        return False
-
-
-def _last_words(reason: str, retry_ms: int) -> bytes:
-    # EventSource reconnects (to another node) and resumes by its last id.
-    return b": %s; reconnect with Last-Event-ID\nretry: %d\n\n" % (reason.encode(), retry_ms)
-
-
-def final_bytes(retry_ms: int, reason: str) -> bytes:
-    """What a parked stream cut by the server gets before its connection closes."""
-    if reason in ("slow", "send_timeout"):
-        return b""  # its buffer is full: close after what is queued
-    return chunk(_last_words(reason, retry_ms)) + b"0\r\n\r\n"
-
-
-async def _drop(transport: DirectTransport, watcher: asyncio.Task[None]) -> None:
-    transport.close()
-    loop = asyncio.get_running_loop()
-    loop.call_later(DROP_AFTER, transport.abort)
-    # Return only once the server has seen the connection go, or it would log
-    # an incomplete response.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(watcher), DROP_AFTER + 1)
 
 
 def _watch(receive: Receive, client: Client) -> asyncio.Task[None]:
@@ -192,16 +155,15 @@ async def _watch_disconnect(receive: Receive, client: Client) -> None:
     with contextlib.suppress(Exception):
         while (await receive())["type"] != "http.disconnect":
             pass
-    client.cut("gone")
+    client.cut(Disconnect.GONE)
 
 
 async def stream_endpoint(request: Request) -> Response:
     state = request.state
     settings = state.settings
-    f, query_last_id = stream_query(request.scope["query_string"], settings.editions)
-    last_id = parse_last_id(request.headers.get("last-event-id"), "Last-Event-ID")
-    if last_id is None:
-        last_id = parse_last_id(query_last_id, "last_event_id")
+    f, last_id = stream_request(
+        request.scope["query_string"], settings.editions, request.headers.get("last-event-id")
+    )
     return EventStream(
         state.hub,
         state.store,

@@ -4,79 +4,53 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from functools import partial
 
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ticker.constants import (
-    CLOSE_BAD_REQUEST,
-    CLOSE_POLICY,
-    CLOSE_SHUTDOWN,
-    CLOSE_SLOW_CLIENT,
-    CLOSE_TRY_AGAIN,
-)
+from ticker.disconnect import Disconnect
 from ticker.exceptions import ClientError, UnavailableError
-from ticker.filters import Filter, stream_query
-from ticker.frames import DROP_AFTER, ws_close_frame
-from ticker.serve.parking import ParkedWebSocket, park
+from ticker.filters import Filter
+from ticker.serve.parking import ParkedWebSocket
 from ticker.serve.transport import transport_of
 from ticker.stream.hub import Client, Ping
-from ticker.stream.session import close_session, open_session, parse_last_id, track
+from ticker.stream.opening import (
+    Opening,
+    cancel_when_stuck,
+    cut_while_stuck,
+    drop_unless_read,
+    final_frame,
+    stream_request,
+)
+from ticker.stream.session import open_session
 from ticker.stream.wsguard import MessageBudget
 
-__all__ = ["final_frame", "ws_endpoint"]
-
-CLOSE_CODES = {
-    "slow": CLOSE_SLOW_CLIENT,
-    "send_timeout": CLOSE_SLOW_CLIENT,
-    "shutdown": CLOSE_SHUTDOWN,
-    "flood": CLOSE_POLICY,
-}
+__all__ = ["ws_endpoint"]
 
 
 async def ws_endpoint(websocket: WebSocket) -> None:
     state = websocket.state
-    settings = state.settings
     await websocket.accept()
     try:
-        f, query_last_id = stream_query(websocket.scope["query_string"], settings.editions)
-        last_id = parse_last_id(query_last_id, "last_event_id")
+        f, last_id = stream_request(websocket.scope["query_string"], state.settings.editions)
     except ClientError as exc:
-        await websocket.close(CLOSE_BAD_REQUEST, exc.message[:120])
+        await _refuse(websocket, Disconnect.BAD_REQUEST, exc.message[:120])
         return
-
-    count = track(state.metrics, "ws", f)
-    holder: list[Client] = []
-    parked = False
+    opening = Opening(state.hub, state.metrics, "ws", f)
     try:
-        parked = await _serve(websocket, f, last_id, holder, count)
+        await _serve(websocket, f, last_id, opening)
     finally:
-        if not parked:  # else when its connection ends (ticker.serve.parking)
-            close_session(state.hub, holder[0] if holder else None, count)
+        opening.close()
 
 
-async def _serve(
-    websocket: WebSocket,
-    f: Filter,
-    last_id: str | None,
-    holder: list[Client],
-    count: Callable[[Client | None], None],
-) -> bool:
-    """Serve the stream; True once it is parked (the connection still open)."""
+async def _serve(websocket: WebSocket, f: Filter, last_id: str | None, opening: Opening) -> None:
+    """Serve the stream until it ends, or until it is parked (the connection open)."""
     state = websocket.state
     settings = state.settings
     writer = asyncio.current_task()
     assert writer is not None
-
     raw_send = websocket.scope.get("ticker.raw_send")
     transport = transport_of(raw_send)
-
-    def on_cut(client: Client) -> None:
-        if client.busy_since and client.direct is None:
-            writer.cancel()  # stuck on a full socket
-
     try:
         client, first = await open_session(
             state.hub,
@@ -85,14 +59,14 @@ async def _serve(
             last_id,
             transport="ws",
             limit=settings.client_queue_max,
-            on_cut=on_cut,
+            on_cut=cancel_when_stuck(writer),
             metrics=state.metrics,
         )
     except (UnavailableError, RedisError, OSError):
         # Redis is needed to resume (or to load the ticker): come back later.
-        await websocket.close(CLOSE_TRY_AGAIN, "try again later")
-        return False
-    holder.append(client)
+        await _refuse(websocket, Disconnect.TRY_AGAIN)
+        return
+    opening.client = client
     # Until the first frames are sent, a vanished client fails the send; from then
     # on a parked stream reads its own frames, the rest have this reader.
     reader: asyncio.Task[None] | None = None
@@ -106,9 +80,8 @@ async def _serve(
         while not client.closed:
             if transport is not None and client.go_direct(transport, "ws_frame"):
                 parked = ParkedWebSocket(client, transport, final_frame, settings.ws_ping_seconds)
-                done = partial(close_session, state.hub, client, count)
-                if park(websocket.scope, raw_send, parked, done):
-                    return True
+                if opening.park(websocket.scope, raw_send, parked):
+                    return
                 reader = reader or _reader(websocket, client)
                 await client.wait_closed()
                 break
@@ -119,34 +92,27 @@ async def _serve(
                 if not isinstance(frame, Ping):  # the protocol's own pings keep WS alive
                     await send({"type": "websocket.send", "text": frame.text})
             client.busy_since = 0.0
-        direct = client.direct
-        if direct is not None and client.closed in ("slow", "send_timeout"):
+        reason = client.closed or Disconnect.GONE
+        if client.direct is not None and reason.rule.behind:
             # Behind a full buffer: queue the close frame, and drop it if never read.
-            direct.write(ws_close_frame(CLOSE_SLOW_CLIENT, client.closed))
-            loop.call_later(DROP_AFTER, direct.abort)
-            reader = reader or _reader(websocket, client)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(reader), DROP_AFTER + 1)
-        elif client.closed in CLOSE_CODES:
+            client.direct.write(reason.ws_close())
+            await drop_unless_read(client.direct, reader or _reader(websocket, client))
+        elif reason.rule.code is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    websocket.close(CLOSE_CODES[client.closed], client.closed), 1
-                )
+                await asyncio.wait_for(websocket.close(reason.code, reason.rule.text), 1)
     except asyncio.CancelledError:
-        if client.closed in (None, "gone") or writer.cancelling() > 1:
+        if not cut_while_stuck(client, writer):
             raise
-        writer.uncancel()  # cut while stuck: the server drops the connection
     except (WebSocketDisconnect, OSError, RuntimeError):
         pass
     finally:
         if reader is not None:
             reader.cancel()
-    return False
 
 
-def final_frame(reason: str) -> bytes:
-    """What a parked WebSocket cut by the server gets: a close frame with the code."""
-    return ws_close_frame(CLOSE_CODES[reason], reason) if reason in CLOSE_CODES else b""
+async def _refuse(websocket: WebSocket, reason: Disconnect, text: str | None = None) -> None:
+    """Close an accepted WebSocket before its stream opens, with the reason's code."""
+    await websocket.close(reason.code, reason.rule.text if text is None else text)
 
 
 def _reader(websocket: WebSocket, client: Client) -> asyncio.Task[None]:
@@ -164,6 +130,6 @@ async def _read(websocket: WebSocket, client: Client) -> None:
             if message["type"] == "websocket.disconnect":
                 break
             if not budget.take(loop.time()):
-                client.cut("flood")
+                client.cut(Disconnect.FLOOD)
                 return
-    client.cut("gone")
+    client.cut(Disconnect.GONE)

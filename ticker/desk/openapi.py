@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ticker.itemview import STATUSES
-from ticker.listing import MAX_LIMIT
+from ticker.intake.itemview import STATUSES
+from ticker.intake.listing import MAX_LIMIT
 
 __all__ = ["EITHER", "PREFER", "VIEW_EXTRAS", "desk_paths", "desk_security", "list_operation"]
 

@@ -13,9 +13,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ticker import accounts
 from ticker.config import Settings
 from ticker.constants import Keys
+from ticker.desk import accounts
 from ticker.exceptions import ClientError, TickerError
 from ticker.helpformat import HelpFormatter
 from ticker.redis_conn import connect

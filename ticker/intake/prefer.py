@@ -1,6 +1,6 @@
 """``Prefer: wait=N`` (RFC 7240): answer with the decision instead of ``queued``.
 
-The parser is pure. The wait follows the desk feed (ticker.deskfeed) from before the item
+The parser is pure. The wait follows the desk feed (ticker.intake.deskfeed) from before the item
 was last read, so a decision taken in between is not missed, and gives up after N seconds
 (at most :data:`MAX_WAIT`), answering with whatever the item is then.
 """
@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ticker.constants import Keys
-from ticker.deskfeed import last_feed_id
+from ticker.intake.deskfeed import last_feed_id
+from ticker.intake.itemview import desk_view
 from ticker.intake.schema import parse_time
-from ticker.itemview import desk_view
 
 __all__ = ["MAX_WAIT", "decided", "parse_wait", "wait_for_decision", "waited_answer"]
 

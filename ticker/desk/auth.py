@@ -27,8 +27,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ticker.accounts import Account, check_password, get_account, principal_of
 from ticker.constants import Keys
+from ticker.desk.accounts import Account, check_password, get_account, principal_of
 from ticker.exceptions import AuthError, ValidationError
 from ticker.intake.api import read_json
 from ticker.middleware.conncap import client_ip

@@ -19,11 +19,11 @@ import orjson
 from redis.exceptions import RedisError
 
 from ticker.constants import DESK_FEED_MAXLEN, Keys
-from ticker.itemview import desk_view
+from ticker.intake.itemview import desk_view
 
 __all__ = ["last_feed_id", "note_status"]
 
-log = logging.getLogger("ticker.deskfeed")
+log = logging.getLogger("ticker.deskfeed")  # the name logs have always carried
 
 
 async def note_status(redis: Any, keys: Keys, item_id: str, *, by: str | None = None) -> None:

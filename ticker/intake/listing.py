@@ -21,8 +21,8 @@ from starlette.routing import Route
 from ticker.exceptions import ForbiddenError, ValidationError
 from ticker.intake.api import authenticate
 from ticker.intake.auth import ApiKey
+from ticker.intake.itemview import STATUSES, desk_view
 from ticker.intake.schema import parse_time
-from ticker.itemview import STATUSES, desk_view
 
 __all__ = ["ListQuery", "matches", "parse_query", "readable_editions", "routes"]
 

@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ticker.accounts import get_account
-from ticker.desk_auth import COOKIE
+from ticker.desk.accounts import get_account
+from ticker.desk.auth import COOKIE
 from ticker.exceptions import AuthError, ClientError, ForbiddenError, UnavailableError
 
 __all__ = ["routes"]

@@ -2,7 +2,7 @@
 
 First a ``snapshot`` of the board (every queued, embargoed, held and live item of the
 editions the editor may touch), then every status change from the desk feed
-(ticker.deskfeed) as a ``status`` event. The feed position is read before the snapshot, so
+(ticker.intake.deskfeed) as a ``status`` event. The feed position is read before the snapshot, so
 nothing falls between the two (a change seen twice just updates the same card). A session
 that ends (sign-out, expiry, account disabled) gets a ``signed-out`` event and the stream
 closes. A reconnecting board gets a fresh snapshot.
@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from ticker.deskfeed import last_feed_id
 from ticker.intake.api import authenticate
-from ticker.itemview import BOARD_STATUSES
-from ticker.listing import ListQuery, find_items, readable_editions
+from ticker.intake.deskfeed import last_feed_id
+from ticker.intake.itemview import BOARD_STATUSES
+from ticker.intake.listing import ListQuery, find_items, readable_editions
 
 __all__ = ["BOARD_MAX", "routes"]
 
