@@ -9,7 +9,9 @@ Why this shape:
   correction or a withdrawal never overtakes the alert it replaces.
 - An event is sent to every subscription whose filter it matches, encrypted
   per subscription (RFC 8291 needs a fresh key each time), with
-  ``webpush_concurrency`` sends in flight over pooled HTTP/2 connections.
+  ``webpush_concurrency`` sends in flight over pooled HTTP/2 connections
+  (``workers.http2``: a lean client, since a flash is a hundred thousand tiny
+  POSTs to a handful of origins; httpx over HTTP/1.1 for a service without h2).
 - Outcomes: 2xx sent; 404/410 the browser unsubscribed, so the subscription
   is deleted; 429, 5xx, timeouts and connection errors are retried with
   backoff (and ``Retry-After``) from a sorted set of due retries, up to
@@ -36,6 +38,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +56,7 @@ from ticker.retries import backoff, judge
 from ticker.webhooks.netguard import AddressRefused, Target, resolve
 from ticker.webpush.messages import Message, Subscription, VapidSigner, build_message, encrypt
 from ticker.webpush.store import WebPushStore
+from workers.http2 import H2Error, H2Pool, NoHTTP2, Origin
 
 __all__ = ["Sender", "start_webpush", "stop_webpush"]
 
@@ -73,33 +77,57 @@ _RENEW = (
 )
 
 
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=settings.webpush_ca_file or None)
+
+
 def http_client(settings: Settings) -> httpx.AsyncClient:
-    """Pooled HTTP/2 connections to the push services (HTTP/1.1 where one has no h2)."""
-    verify: ssl.SSLContext | bool = True
-    if settings.webpush_ca_file:
-        verify = ssl.create_default_context(cafile=settings.webpush_ca_file)
+    """Pooled HTTP/1.1 connections, for a push service that offers no h2."""
     limits = httpx.Limits(
-        max_connections=max(10, settings.webpush_concurrency // 50),
-        max_keepalive_connections=max(10, settings.webpush_concurrency // 50),
+        max_connections=max(10, settings.webpush_concurrency // 4),
+        max_keepalive_connections=max(10, settings.webpush_concurrency // 4),
     )
     return httpx.AsyncClient(
-        http2=True, verify=verify, limits=limits, follow_redirects=False, trust_env=False
+        verify=_ssl_context(settings), limits=limits, follow_redirects=False, trust_env=False
     )
+
+
+def h2_pool(settings: Settings) -> H2Pool:
+    """Pooled HTTP/2 connections to the push services (a few per origin)."""
+    return H2Pool(_ssl_context(settings), connections=4, user_agent=USER_AGENT)
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """A push service origin as the SSRF guard checked it."""
+
+    expires: float
+    target: Target
+    origin: Origin
 
 
 class Sender:
     """Sends Web Push for the stream's events (see the module doc)."""
 
-    def __init__(self, redis: Any, keys: Keys, settings: Settings, http: httpx.AsyncClient):
+    def __init__(
+        self,
+        redis: Any,
+        keys: Keys,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        h2: H2Pool | None = None,
+    ):
         self.redis = redis
         self.keys = keys
         self.settings = settings
         self.http = http
+        self.h2 = h2
+        self._http1: set[Origin] = set()  # origins that offered no h2
         self.store = WebPushStore(redis, keys)
         self.signer: VapidSigner | None = None
         self._version = -1
         self.groups: dict[Filter, list[Subscription]] = {}
-        self._targets: dict[tuple[str, int], tuple[float, Target]] = {}
+        self._routes: dict[str, _Route] = {}
         self._delay = 0.1
 
     async def run(self) -> None:
@@ -197,69 +225,92 @@ class Sender:
         await asyncio.gather(*(sender() for _ in range(senders)))
         return outcomes
 
-    async def _target(self, endpoint: str) -> Target:
-        """The endpoint checked by the SSRF guard; a host's answer is reused for a minute."""
-        url = httpx.URL(endpoint)
-        key = (url.host, url.port or 443)
-        cached = self._targets.get(key)
+    async def _route(self, origin: str) -> _Route:
+        """The origin checked by the SSRF guard; its answer is reused for a minute."""
+        route = self._routes.get(origin)
         now = time.monotonic()
-        if cached is None or cached[0] < now:
-            target = await resolve(endpoint, allow_private=self.settings.webpush_allow_private)
-            self._targets[key] = cached = (now + RESOLVE_TTL, target)
-        base = cached[1]
-        return Target(
-            url=url.copy_with(host=base.url.host) if base.host_header else url,
-            host_header=base.host_header,
-            sni_hostname=base.sni_hostname,
-        )
+        if route is None or route.expires < now:
+            target = await resolve(origin, allow_private=self.settings.webpush_allow_private)
+            url = target.url
+            host = url.host
+            authority = target.host_header or url.netloc.decode("ascii")
+            connect = Origin(host, url.port or 443, authority, target.sni_hostname or host)
+            self._routes[origin] = route = _Route(now + RESOLVE_TTL, target, connect)
+        return route
 
     async def _send_one(
         self, sub: Subscription, message: Message, event_id: str, attempt: int
     ) -> str:
         assert self.signer is not None
+        endpoint = sub.endpoint
+        cut = endpoint.find("/", 8)  # after "https://": the origin, then the path
+        origin, path = (endpoint[:cut], endpoint[cut:]) if cut > 0 else (endpoint, "/")
         try:
-            target = await self._target(sub.endpoint)
+            route = await self._route(origin)
         except AddressRefused as exc:
             if exc.final:
                 log.warning("web push endpoint refused, subscription dropped: %s", exc)
                 await self.store.delete(sub.id)
                 return "refused"
             return await self._retry(sub, message, event_id, attempt, None)  # DNS may recover
-        headers = {
-            "ttl": str(message.ttl),
-            "urgency": message.urgency,
-            "topic": message.topic,
-            "content-encoding": "aes128gcm",
-            "content-type": "application/octet-stream",
-            "authorization": self.signer.authorization(sub.endpoint),
-            "user-agent": USER_AGENT,
-        }
-        if target.host_header:
-            headers["host"] = target.host_header
-        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
+        body = encrypt(message.payload, sub)
+        authorization = self.signer.authorization(origin)
         timeout = self.settings.webpush_timeout_seconds
+        retry_after: str | None
         try:
-            response = await self.http.post(
-                target.url,
-                content=encrypt(message.payload, sub),
-                headers=headers,
-                extensions=extensions,
-                timeout=timeout,
-            )
-        except httpx.HTTPError as exc:
-            log.info("web push to %s failed: %s", target.url.host, type(exc).__name__)
+            if self.h2 is not None and route.origin not in self._http1:
+                try:
+                    headers = [*message.headers, (b"authorization", authorization.encode())]
+                    status, extra = await self.h2.post(route.origin, path, headers, body, timeout)
+                    raw = extra.get(b"retry-after")
+                    retry_after = raw.decode("latin-1") if raw is not None else None
+                except NoHTTP2:
+                    log.info("%s offers no HTTP/2; sending over HTTP/1.1", route.origin.authority)
+                    self._http1.add(route.origin)
+                    status, retry_after = await self._post_http1(
+                        route.target, path, message, body, authorization, timeout
+                    )
+            else:
+                status, retry_after = await self._post_http1(
+                    route.target, path, message, body, authorization, timeout
+                )
+        except (H2Error, httpx.HTTPError) as exc:
+            log.info("web push to %s failed: %s", route.origin.authority, exc)
             return await self._retry(sub, message, event_id, attempt, None)
-        status = response.status_code
         if status in SENT:
             return "sent"
         if status in GONE:
             await self.store.delete(sub.id)
             return "gone"
-        verdict = judge(status, None, response.headers.get("retry-after"))
+        verdict = judge(status, None, retry_after)
         if verdict.retry:
             return await self._retry(sub, message, event_id, attempt, verdict.delay)
-        log.warning("web push to %s refused: HTTP %d", target.url.host, status)
+        log.warning("web push to %s refused: HTTP %d", route.origin.authority, status)
         return "failed"
+
+    async def _post_http1(
+        self,
+        target: Target,
+        path: str,
+        message: Message,
+        body: bytes,
+        authorization: str,
+        timeout: float,
+    ) -> tuple[int, str | None]:
+        headers = {k.decode(): v.decode() for k, v in message.headers}
+        headers["authorization"] = authorization
+        headers["user-agent"] = USER_AGENT
+        if target.host_header:
+            headers["host"] = target.host_header
+        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
+        response = await self.http.post(
+            target.url.copy_with(raw_path=path.encode()),
+            content=body,
+            headers=headers,
+            extensions=extensions,
+            timeout=timeout,
+        )
+        return response.status_code, response.headers.get("retry-after")
 
     async def _retry(
         self,
@@ -328,7 +379,8 @@ async def start_webpush(ctx: dict[str, Any]) -> None:
     """Worker startup: this process's Web Push sender (it sends while it holds the lease)."""
     settings: Settings = ctx["settings"]
     ctx["webpush_http"] = http = http_client(settings)
-    sender = Sender(ctx["redis"], ctx["keys"], settings, http)
+    ctx["webpush_h2"] = h2 = h2_pool(settings)
+    sender = Sender(ctx["redis"], ctx["keys"], settings, http, h2)
     ctx["webpush_sender"] = asyncio.create_task(sender.run(), name="webpush-sender")
 
 
@@ -341,3 +393,6 @@ async def stop_webpush(ctx: dict[str, Any]) -> None:
     http: httpx.AsyncClient | None = ctx.pop("webpush_http", None)
     if http is not None:
         await http.aclose()
+    h2: H2Pool | None = ctx.pop("webpush_h2", None)
+    if h2 is not None:
+        await h2.aclose()
