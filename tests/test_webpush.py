@@ -1,6 +1,6 @@
 """Web Push: subscriptions checked and stored, alerts encrypted, signed and sent in order.
 
-Delivery goes to a fake push service on loopback (tests/push_service.py) that
+Delivery goes to a fake push service on loopback (bench/push_service.py) that
 checks the VAPID signature and decrypts each payload with the browser's key.
 """
 
@@ -84,6 +84,34 @@ async def test_flash_alert_arrives_encrypted_signed_and_over_http2(push: PushSta
     assert msg.http_version == "2"
     assert msg.vapid_key == key
     assert push.service.for_browser(ar) == []
+
+
+async def test_a_flash_to_many_goes_over_several_pooled_connections(push: PushStack) -> None:
+    """More browsers than one connection's stream limit: each gets the flash exactly once,
+    sent concurrently over a few HTTP/2 connections (not one per message)."""
+    many = [push.service.browser() for _ in range(250)]
+    for b in many:
+        await push.subscribe(b)
+    await push.stack.publish("Quake hits Lima", urgency=1)
+    await wait_for(lambda: push.service.accepted >= len(many), 30, what="250 pushes")
+    assert not push.service.problems, push.service.problems
+    assert sorted(r.token for r in push.service.received) == sorted(b.token for b in many)
+    assert 1 < push.service.connections <= 4
+
+
+async def test_a_service_without_http2_gets_http11(settings: Settings) -> None:
+    """A push service that offers only HTTP/1.1 in ALPN still gets its alerts."""
+    async with running_push_service(http2=False) as service:
+        s = replace(settings, **service.settings())
+        async with running_stack(s) as stack:
+            b = service.browser()
+            body = {"subscription": b.subscription(), "filter": {"edition": "en"}}
+            assert (await stack.http.post("/v1/push/subscriptions", json=body)).status_code < 300
+            await stack.publish("Quake hits Lima", urgency=1)
+            await wait_for(lambda: len(service.received) >= 1, 10, what="a push")
+            assert not service.problems, service.problems
+            assert service.received[0].http_version == "1.1"
+            assert service.received[0].payload["body"] == "Quake hits Lima"
 
 
 async def test_arabic_alert_is_right_to_left(push: PushStack) -> None:
