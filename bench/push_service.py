@@ -117,6 +117,7 @@ class FakePushService:
     problems: list[str] = field(default_factory=list)  # what a real service would reject
     verify_every: int = 1  # check and decrypt one message in this many (1: all)
     connections: int = 0  # HTTP/2 connections clients opened
+    goaway_after: int = 0  # close each HTTP/2 connection with GOAWAY after this many answers
     accepted: int = 0  # messages answered 2xx
     first_at: float = 0.0  # monotonic time of the first and the latest 2xx
     last_at: float = 0.0
@@ -231,10 +232,10 @@ class _H2Server(asyncio.Protocol):
         self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding="utf-8"))
         self.requests: dict[int, tuple[dict[str, str], bytearray]] = {}
         self.transport: asyncio.Transport | None = None
+        self.answered = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio's
         self.service.connections += 1
         self.h2.local_settings = H2Settings(
             client=False, initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS}
@@ -244,6 +245,8 @@ class _H2Server(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
+        if self.transport.is_closing():
+            return
         try:
             events = self.h2.receive_data(data)
         except H2ProtocolError as exc:
@@ -262,6 +265,8 @@ class _H2Server(asyncio.Protocol):
                 request = self.requests.pop(event.stream_id, None)
                 if request is not None:
                     self._answer(event.stream_id, *request)
+                if self.transport.is_closing():
+                    return
             elif isinstance(event, StreamReset):
                 self.requests.pop(event.stream_id, None)
             elif isinstance(event, ConnectionTerminated):
@@ -273,6 +278,12 @@ class _H2Server(asyncio.Protocol):
         fields = {k: v for k, v in headers.items() if not k.startswith(":")}
         status, extra = self.service.handle(method, path, "2", fields, bytes(body))
         self.h2.send_headers(stream_id, [(":status", str(status)), *extra.items()], end_stream=True)
+        self.answered += 1
+        if self.answered == self.service.goaway_after and self.transport is not None:
+            # As a real service does now and then: what came after this stream goes elsewhere.
+            self.h2.close_connection(last_stream_id=stream_id)
+            self.transport.write(self.h2.data_to_send())
+            self.transport.close()
 
 
 def _certificate(directory: Path) -> tuple[str, str]:

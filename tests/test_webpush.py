@@ -6,7 +6,9 @@ checks the VAPID signature and decrypts each payload with the browser's key.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from tests.support.stack import Stack, auth, running_stack
 from ticker.client.push import Push
 from ticker.config import Settings
 from ticker.webpush.messages import build_message, topic_of, urgency_of
+from workers.http2 import H2Pool, Origin
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +100,39 @@ async def test_a_flash_to_many_goes_over_several_pooled_connections(push: PushSt
     assert not push.service.problems, push.service.problems
     assert sorted(r.token for r in push.service.received) == sorted(b.token for b in many)
     assert 1 < push.service.connections <= 4
+
+
+async def test_a_connection_closed_with_goaway_loses_no_alert(push: PushStack) -> None:
+    """A push service that ends connections with GOAWAY (as real ones do now and then):
+    the streams it did not take are sent again on a new connection, each alert once."""
+    push.service.goaway_after = 40
+    many = [push.service.browser() for _ in range(150)]
+    for b in many:
+        await push.subscribe(b)
+    await push.stack.publish("Quake hits Lima", urgency=1)
+    await wait_for(lambda: push.service.accepted >= len(many), 30, what="150 pushes")
+    assert not push.service.problems, push.service.problems
+    assert sorted(r.token for r in push.service.received) == sorted(b.token for b in many)
+    assert push.service.connections >= 150 // 40
+
+
+async def test_http2_pool_keeps_to_flow_control_and_stream_limits() -> None:
+    """More streams than the server allows per connection and bodies beyond its flow-control
+    window: every request is answered, over at most the pool's connections."""
+    async with running_push_service() as service:
+        pool = H2Pool(ssl.create_default_context(cafile=service.ca_file), connections=3)
+        port = int(service.origin.rsplit(":", 1)[1])
+        origin = Origin("localhost", port, f"localhost:{port}", "localhost")
+        body = bytes(6000)
+        try:
+            answers = await asyncio.gather(
+                *(pool.post(origin, f"/push/none{i}", [], body, 20) for i in range(400))
+            )
+        finally:
+            await pool.aclose()
+        assert [status for status, _ in answers] == [404] * 400
+        assert service.connections == 3
+        assert not service.problems
 
 
 async def test_a_service_without_http2_gets_http11(settings: Settings) -> None:

@@ -50,6 +50,7 @@ _CONFIG = H2Configuration(
     validate_inbound_headers=False,
 )
 _REFUSED = object()
+CONNECT_TIMEOUT = 10.0  # seconds to connect, shake hands and get the server's SETTINGS
 _FRESH_CAPACITY = 100  # streams assumed before the server's SETTINGS arrive (RFC 9113 floor)
 
 
@@ -174,8 +175,7 @@ class _Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio's
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
             self.usable = False
@@ -338,17 +338,23 @@ class H2Pool:
     async def _open(self, origin: Origin) -> _Connection:
         loop = asyncio.get_running_loop()
         conn = _Connection(loop, self.want, self._capacity.set)
-        await loop.create_connection(
-            lambda: conn,
-            origin.host,
-            origin.port,
-            ssl=self.ssl,
-            server_hostname=origin.server_hostname,
-        )
-        if not conn.usable:
-            raise NoHTTP2(f"{origin.authority} offered no h2")
-        self._pools.setdefault(origin, []).append(conn)
-        await conn.ready
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await loop.create_connection(
+                    lambda: conn,
+                    origin.host,
+                    origin.port,
+                    ssl=self.ssl,
+                    server_hostname=origin.server_hostname,
+                )
+                if not conn.usable:
+                    raise NoHTTP2(f"{origin.authority} offered no h2")
+                self._pools.setdefault(origin, []).append(conn)
+                await conn.ready
+        except TimeoutError:
+            conn.close()
+            msg = f"{origin.authority}: no HTTP/2 connection within {CONNECT_TIMEOUT}s"
+            raise H2Error(msg) from None
         return conn
 
     async def aclose(self) -> None:
