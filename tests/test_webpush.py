@@ -54,7 +54,15 @@ async def push(settings: Settings) -> AsyncIterator[PushStack]:
             webpush_subject="mailto:desk@news.example",
         )
         async with running_stack(s) as stack:
+            await sending(stack)
             yield PushStack(stack, service)
+
+
+async def sending(stack: Stack) -> None:
+    """Wait until the worker's sender has taken the lease and placed its cursor (at the
+    stream's end: what is published from then on is pushed)."""
+    keys, redis = stack.keys, stack.redis
+    await wait_for(lambda: redis.exists(keys.webpush_cursor), 10, what="the web push sender")
 
 
 async def test_vapid_key_is_made_once_and_served(push: PushStack) -> None:
@@ -140,6 +148,7 @@ async def test_a_service_without_http2_gets_http11(settings: Settings) -> None:
     async with running_push_service(http2=False) as service:
         s = replace(settings, **service.settings())
         async with running_stack(s) as stack:
+            await sending(stack)
             b = service.browser()
             body = {"subscription": b.subscription(), "filter": {"edition": "en"}}
             assert (await stack.http.post("/v1/push/subscriptions", json=body)).status_code < 300

@@ -8,7 +8,9 @@ Why this shape:
   lease, renewed while it works; another process takes over if it dies), so a
   correction or a withdrawal never overtakes the alert it replaces.
 - An event is sent to every subscription whose filter it matches, encrypted
-  per subscription (RFC 8291 needs a fresh key each time), with
+  per subscription (RFC 8291 needs a fresh key each time; that key agreement
+  is most of a send's CPU, so ``webpush_encrypt_processes`` processes do it
+  in batches beside the sender), with
   ``webpush_concurrency`` sends in flight over pooled HTTP/2 connections
   (``workers.http2``: a lean client, since a flash is a hundred thousand tiny
   POSTs to a handful of origins; httpx over HTTP/1.1 for a service without h2).
@@ -32,14 +34,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import random
 import ssl
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 import httpx
@@ -54,7 +60,14 @@ from ticker.filters import Filter
 from ticker.metrics import incr_stat
 from ticker.retries import backoff, judge
 from ticker.webhooks.netguard import AddressRefused, Target, resolve
-from ticker.webpush.messages import Message, Subscription, VapidSigner, build_message, encrypt
+from ticker.webpush.messages import (
+    Message,
+    Subscription,
+    VapidSigner,
+    build_message,
+    encrypt,
+    seal_many,
+)
 from ticker.webpush.store import WebPushStore
 from workers.http2 import H2Error, H2Pool, NoHTTP2, Origin
 
@@ -65,6 +78,7 @@ log = logging.getLogger("ticker.webpush")
 LEASE_MS = 15_000
 RESOLVE_TTL = 60.0  # seconds a push service's checked address is reused
 RETRY_MAX = 600.0
+ENCRYPT_BATCH = 64  # messages encrypted per call to the pool
 USER_AGENT = "ticker-webpush/1"
 SENT = frozenset({200, 201, 202})
 GONE = frozenset({404, 410})
@@ -123,6 +137,7 @@ class Sender:
         self.http = http
         self.h2 = h2
         self._http1: set[Origin] = set()  # origins that offered no h2
+        self.pool: ProcessPoolExecutor | None = None
         self.store = WebPushStore(redis, keys)
         self.signer: VapidSigner | None = None
         self._version = -1
@@ -148,6 +163,7 @@ class Sender:
             self.signer = VapidSigner(
                 await self.store.vapid(self.settings), self.settings.webpush_subject
             )
+            await self._start_pool()
             # First run ever: start at the stream's end (no history is pushed to anyone).
             newest = await self.redis.xrevrange(self.keys.events, count=1)
             last = newest[0][0].decode() if newest else ZERO_ID
@@ -165,12 +181,29 @@ class Sender:
                     await self.redis.set(self.keys.webpush_cursor, event.id)
                     cursor = event.id
         finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = None
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await renewer
             # Let another process take over at once rather than when the lease lapses.
             with contextlib.suppress(RedisError, OSError):
                 await self.redis.eval(_RELEASE, 1, self.keys.webpush_lease, token)
+
+    async def _start_pool(self) -> None:
+        """The encryption processes, started only by the process that sends, and before
+        its cursor is read, so that a flash does not wait for them."""
+        processes = self.settings.webpush_encrypt_processes
+        if processes <= 0:
+            return
+        # spawn, not fork: this process runs an event loop and threads.
+        context = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(processes, mp_context=context)
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(self.pool, seal_many, []) for _ in range(processes))
+        )
 
     async def _renew(self, token: str) -> None:
         """Keep the lease while working; return (ending the session) once it is lost."""
@@ -215,15 +248,45 @@ class Sender:
     async def _send_all(
         self, work: Iterator[tuple[Subscription, Message]], event_id: str, attempt: int
     ) -> Counter[str]:
+        """Encrypt in batches (in the pool when there is one) while ``webpush_concurrency``
+        sends take what is encrypted: the key agreement and the HTTP/2 traffic overlap."""
         outcomes: Counter[str] = Counter()
+        concurrency = max(1, self.settings.webpush_concurrency)
+        sealed: asyncio.Queue[tuple[Subscription, Message, bytes] | None] = asyncio.Queue(
+            concurrency
+        )
+
+        async def encrypter() -> None:
+            while chunk := list(islice(work, ENCRYPT_BATCH)):  # one shared iterator
+                for (sub, message), body in zip(chunk, await self._seal(chunk), strict=True):
+                    await sealed.put((sub, message, body))
 
         async def sender() -> None:
-            for sub, message in work:  # one shared iterator: each item is taken once
-                outcomes[await self._send_one(sub, message, event_id, attempt)] += 1
+            while (job := await sealed.get()) is not None:
+                sub, message, body = job
+                outcomes[await self._send_one(sub, message, event_id, attempt, body)] += 1
 
-        senders = min(self.settings.webpush_concurrency, 1_000_000)
-        await asyncio.gather(*(sender() for _ in range(senders)))
+        async with asyncio.TaskGroup() as senders:
+            for _ in range(concurrency):
+                senders.create_task(sender())
+            async with asyncio.TaskGroup() as encrypters:
+                for _ in range(2 * self.settings.webpush_encrypt_processes or 1):
+                    encrypters.create_task(encrypter())
+            for _ in range(concurrency):
+                await sealed.put(None)
         return outcomes
+
+    async def _seal(self, chunk: list[tuple[Subscription, Message]]) -> list[bytes]:
+        jobs = [(message.payload, sub.p256dh, sub.auth) for sub, message in chunk]
+        if self.pool is not None:
+            try:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self.pool, seal_many, jobs)
+            except BrokenProcessPool:
+                log.warning("web push encryption processes died; encrypting in the sender")
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = None
+        return seal_many(jobs)
 
     async def _route(self, origin: str) -> _Route:
         """The origin checked by the SSRF guard; its answer is reused for a minute."""
@@ -239,7 +302,12 @@ class Sender:
         return route
 
     async def _send_one(
-        self, sub: Subscription, message: Message, event_id: str, attempt: int
+        self,
+        sub: Subscription,
+        message: Message,
+        event_id: str,
+        attempt: int,
+        body: bytes | None = None,
     ) -> str:
         assert self.signer is not None
         endpoint = sub.endpoint
@@ -253,7 +321,8 @@ class Sender:
                 await self.store.delete(sub.id)
                 return "refused"
             return await self._retry(sub, message, event_id, attempt, None)  # DNS may recover
-        body = encrypt(message.payload, sub)
+        if body is None:
+            body = encrypt(message.payload, sub)
         authorization = self.signer.authorization(origin)
         timeout = self.settings.webpush_timeout_seconds
         retry_after: str | None

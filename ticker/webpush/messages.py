@@ -56,6 +56,8 @@ __all__ = [
     "encrypt",
     "host_allowed",
     "parse_subscription",
+    "seal",
+    "seal_many",
     "subscription_schema",
     "topic_of",
     "urgency_of",
@@ -334,6 +336,16 @@ def _hmac(key: bytes, data: bytes) -> bytes:
 
 
 def encrypt(payload: bytes, sub: Subscription) -> bytes:
+    """RFC 8291 aes128gcm for one subscription (see ``seal``)."""
+    return seal(payload, sub.p256dh, sub.auth)
+
+
+def seal_many(jobs: Sequence[tuple[bytes, bytes, bytes]]) -> list[bytes]:
+    """``seal`` for each (payload, p256dh, auth): one call per batch to another process."""
+    return [seal(payload, p256dh, auth) for payload, p256dh, auth in jobs]
+
+
+def seal(payload: bytes, p256dh: bytes, auth: bytes) -> bytes:
     """RFC 8291 aes128gcm with a fresh ephemeral key per message.
 
     The derivation is written out (each HKDF here is one or two HMACs, as
@@ -348,16 +360,16 @@ def encrypt(payload: bytes, sub: Subscription) -> bytes:
             http_ece.encrypt(
                 payload,
                 private_key=ephemeral,
-                dh=sub.p256dh,
-                auth_secret=sub.auth,
+                dh=p256dh,
+                auth_secret=auth,
                 version="aes128gcm",
             )
         )
-    ua_public = ec.EllipticCurvePublicKey.from_encoded_point(_P256, sub.p256dh)
+    ua_public = ec.EllipticCurvePublicKey.from_encoded_point(_P256, p256dh)
     as_public = ephemeral.public_key().public_bytes(*_POINT)
     shared = ephemeral.exchange(ec.ECDH(), ua_public)
     # IKM = HKDF(salt=auth, ikm=ECDH, info="WebPush: info" 0 ua_public as_public, 32)
-    ikm = _hmac(_hmac(sub.auth, shared), _KEY_INFO + sub.p256dh + as_public + b"\x01")
+    ikm = _hmac(_hmac(auth, shared), _KEY_INFO + p256dh + as_public + b"\x01")
     salt = os.urandom(16)
     prk = _hmac(salt, ikm)
     cek = _hmac(prk, _CEK_INFO)[:16]
