@@ -39,6 +39,7 @@ from h2.events import (
 )
 from h2.exceptions import H2Error as _ProtocolError
 from h2.exceptions import TooManyStreamsError
+from hpack import NeverIndexedHeaderTuple
 
 __all__ = ["H2Error", "H2Pool", "NoHTTP2", "Origin"]
 
@@ -283,7 +284,9 @@ class H2Pool:
             (b":method", b"POST"),
             (b":scheme", b"https"),
             (b":authority", origin.authority.encode()),
-            (b":path", path.encode()),
+            # Never indexed: a push endpoint's path is a capability, and one per subscriber
+            # would only churn the HPACK table that keeps the fixed headers cheap.
+            NeverIndexedHeaderTuple(b":path", path.encode()),
             *headers,
             (b"content-length", str(len(body)).encode()),
         ]
