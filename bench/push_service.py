@@ -241,7 +241,8 @@ class _H2Server(asyncio.Protocol):
             client=False, initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS}
         )
         self.h2.initiate_connection()
-        transport.write(self.h2.data_to_send())
+        assert self.transport is not None
+        self.transport.write(self.h2.data_to_send())
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None

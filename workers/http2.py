@@ -24,6 +24,7 @@ import contextlib
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
@@ -328,7 +329,7 @@ class H2Pool:
                 if opening is None:
                     opening = asyncio.create_task(self._open(origin))
                     self._opening[origin] = opening
-                    opening.add_done_callback(lambda _t, o=origin: self._opening.pop(o, None))
+                    opening.add_done_callback(partial(self._opened, origin))
                 await asyncio.shield(opening)  # many waiters; one connection being opened
                 continue
             if best is not None and not best.ready.done():
@@ -337,6 +338,9 @@ class H2Pool:
             # Every connection is full: wait for a stream to end somewhere.
             self._capacity.clear()
             await self._capacity.wait()
+
+    def _opened(self, origin: Origin, _: asyncio.Task[_Connection]) -> None:
+        self._opening.pop(origin, None)
 
     async def _open(self, origin: Origin) -> _Connection:
         loop = asyncio.get_running_loop()

@@ -40,12 +40,11 @@ import ssl
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 import httpx
@@ -213,40 +212,58 @@ class Sender:
                 log.warning("web push lease lost; another worker sends now")
                 return
 
-    async def _subscriptions(self) -> None:
+    async def _subscriptions(self) -> AsyncIterator[list[Subscription]]:
+        """The subscriptions in slices: from memory when none changed since the last event,
+        else from Redis as they are read (a flash to many need not wait for the last one),
+        kept for the next event when none changed meanwhile."""
         version = await self.store.version()
         if version == self._version:
+            for subs in self.groups.values():
+                for start in range(0, len(subs), ENCRYPT_BATCH):
+                    yield subs[start : start + ENCRYPT_BATCH]
             return
         groups: dict[Filter, list[Subscription]] = {}
-        for sub in (await self.store.all()).values():
-            groups.setdefault(sub.filter, []).append(sub)
+        async for page in self.store.pages():
+            for sub in page:
+                groups.setdefault(sub.filter, []).append(sub)
+            for start in range(0, len(page), ENCRYPT_BATCH):
+                yield page[start : start + ENCRYPT_BATCH]
         self.groups, self._version = groups, version
 
     async def send_event(self, event: Event) -> Counter[str]:
         """Send one stream event to every subscription it concerns."""
         if event.type not in ("item.published", "item.updated", "item.retracted"):
             return Counter()
-        await self._subscriptions()
         now = datetime.now(UTC)
-        work: list[tuple[Subscription, Message]] = []
-        expired = 0
-        for f, subs in self.groups.items():
-            if not event.matches(f):
-                continue
-            for push in plan(event.type, event.id, event.data, f):
-                message = build_message(push, now)
-                if message is None:
-                    expired += len(subs)
-                    continue
-                work.extend((sub, message) for sub in subs)
-        outcomes = await self._send_all(iter(work), event.id, attempt=1)
-        if expired:
-            outcomes["expired"] += expired
+        outcomes: Counter[str] = Counter()
+        wanted: dict[Filter, tuple[list[Message], int]] = {}  # per filter: messages, expired
+
+        def messages_for(f: Filter) -> list[Message]:
+            if f not in wanted:
+                pushes = plan(event.type, event.id, event.data, f) if event.matches(f) else []
+                built = [build_message(push, now) for push in pushes]
+                messages = [m for m in built if m is not None]
+                wanted[f] = (messages, len(built) - len(messages))
+            messages, expired = wanted[f]
+            if expired:
+                outcomes["expired"] += expired
+            return messages
+
+        async def work() -> AsyncGenerator[list[tuple[Subscription, Message]], None]:
+            async for subs in self._subscriptions():
+                batch = [(sub, m) for sub in subs for m in messages_for(sub.filter)]
+                if batch:
+                    yield batch
+
+        outcomes.update(await self._send_all(work(), event.id, attempt=1))
         await self._count(outcomes)
         return outcomes
 
     async def _send_all(
-        self, work: Iterator[tuple[Subscription, Message]], event_id: str, attempt: int
+        self,
+        work: AsyncGenerator[list[tuple[Subscription, Message]], None],
+        event_id: str,
+        attempt: int,
     ) -> Counter[str]:
         """Encrypt in batches (in the pool when there is one) while ``webpush_concurrency``
         sends take what is encrypted: the key agreement and the HTTP/2 traffic overlap."""
@@ -255,9 +272,14 @@ class Sender:
         sealed: asyncio.Queue[tuple[Subscription, Message, bytes] | None] = asyncio.Queue(
             concurrency
         )
+        taking = asyncio.Lock()  # one encrypter at a time takes the next batch
 
         async def encrypter() -> None:
-            while chunk := list(islice(work, ENCRYPT_BATCH)):  # one shared iterator
+            while True:
+                async with taking:
+                    chunk = await anext(work, None)
+                if chunk is None:
+                    return
                 for (sub, message), body in zip(chunk, await self._seal(chunk), strict=True):
                     await sealed.put((sub, message, body))
 
@@ -266,7 +288,7 @@ class Sender:
                 sub, message, body = job
                 outcomes[await self._send_one(sub, message, event_id, attempt, body)] += 1
 
-        async with asyncio.TaskGroup() as senders:
+        async with contextlib.aclosing(work), asyncio.TaskGroup() as senders:
             for _ in range(concurrency):
                 senders.create_task(sender())
             async with asyncio.TaskGroup() as encrypters:
