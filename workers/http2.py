@@ -153,6 +153,8 @@ class _Connection(asyncio.Protocol):
             raise
         except _ProtocolError as exc:
             self.streams.pop(stream_id, None)
+            if stream.future.done():  # the server reset or refused it while we sent
+                return await stream.future
             raise H2Error(f"HTTP/2 protocol error: {exc!r}") from None
 
     def close(self) -> None:

@@ -198,11 +198,17 @@ class Sender:
             return
         # spawn, not fork: this process runs an event loop and threads.
         context = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(processes, mp_context=context)
+        pool = ProcessPoolExecutor(processes, mp_context=context)
         loop = asyncio.get_running_loop()
-        await asyncio.gather(
-            *(loop.run_in_executor(self.pool, seal_many, []) for _ in range(processes))
-        )
+        try:
+            await asyncio.gather(
+                *(loop.run_in_executor(pool, seal_many, []) for _ in range(processes))
+            )
+        except (OSError, BrokenProcessPool) as exc:
+            log.warning("web push encryption processes did not start (%r); sender encrypts", exc)
+            pool.shutdown(wait=False, cancel_futures=True)
+            return
+        self.pool = pool
 
     async def _renew(self, token: str) -> None:
         """Keep the lease while working; return (ending the session) once it is lost."""
@@ -300,14 +306,15 @@ class Sender:
 
     async def _seal(self, chunk: list[tuple[Subscription, Message]]) -> list[bytes]:
         jobs = [(message.payload, sub.p256dh, sub.auth) for sub, message in chunk]
-        if self.pool is not None:
+        pool = self.pool
+        if pool is not None:
             try:
-                loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self.pool, seal_many, jobs)
+                return await asyncio.get_running_loop().run_in_executor(pool, seal_many, jobs)
             except BrokenProcessPool:
-                log.warning("web push encryption processes died; encrypting in the sender")
-                self.pool.shutdown(wait=False, cancel_futures=True)
-                self.pool = None
+                if self.pool is pool:
+                    log.warning("web push encryption processes died; the sender encrypts")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self.pool = None
         return seal_many(jobs)
 
     async def _route(self, origin: str) -> _Route:
