@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.push_service import Browser, FakePushService, Received, running_push_service
-from tests.support.helpers import wait_for
+from tests.support.helpers import wait_for, wait_until
 from tests.support.stack import Stack, auth, running_stack
 from ticker.client.push import Push
 from ticker.config import Settings
@@ -155,6 +159,32 @@ async def test_http2_pool_keeps_to_flow_control_and_stream_limits() -> None:
         assert [status for status, _ in answers] == [404] * 400
         assert service.connections == 3
         assert not service.problems
+
+
+def test_encryption_processes_leave_with_a_killed_sender(tmp_path: Path) -> None:
+    """A sender killed outright (SIGKILL) leaves no encryption process behind."""
+    script = tmp_path / "sender.py"
+    script.write_text(
+        "import asyncio, time\n"
+        "from workers.sealing import encryption_pool, seal_many\n"
+        "async def main():\n"
+        "    pool = encryption_pool(1)\n"
+        "    await asyncio.get_running_loop().run_in_executor(pool, seal_many, [])\n"
+        "    print(*pool._processes, flush=True)\n"
+        "    time.sleep(60)\n"
+        "if __name__ == '__main__':\n"
+        "    asyncio.run(main())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    sender = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert sender.stdout is not None
+        (child,) = (int(pid) for pid in sender.stdout.readline().split())
+        assert Path(f"/proc/{child}").exists()
+    finally:
+        sender.kill()
+        sender.wait()
+    wait_until(lambda: not Path(f"/proc/{child}").exists(), 10, what="the child to leave")
 
 
 async def test_a_service_without_http2_gets_http11(settings: Settings) -> None:

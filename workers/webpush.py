@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import random
 import ssl
 import time
@@ -65,10 +64,10 @@ from ticker.webpush.messages import (
     VapidSigner,
     build_message,
     encrypt,
-    seal_many,
 )
 from ticker.webpush.store import WebPushStore
 from workers.http2 import H2Error, H2Pool, NoHTTP2, Origin
+from workers.sealing import encryption_pool, seal_many
 
 __all__ = ["Sender", "start_webpush", "stop_webpush"]
 
@@ -196,9 +195,7 @@ class Sender:
         processes = self.settings.webpush_encrypt_processes
         if processes <= 0:
             return
-        # spawn, not fork: this process runs an event loop and threads.
-        context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(processes, mp_context=context)
+        pool = encryption_pool(processes)
         loop = asyncio.get_running_loop()
         try:
             await asyncio.gather(
