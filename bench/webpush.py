@@ -93,7 +93,9 @@ async def _measure(
     deadline = posted + timeout
     while service.accepted < n and time.monotonic() < deadline:  # noqa: ASYNC110 (a poll, bounded)
         await asyncio.sleep(0.05)
-    cpu, own = cpu_seconds(worker) - cpu0, _own_cpu() - own0
+    # The worker's processes now: one started during the send counts from zero.
+    worker_now = stack.other_pids()["worker"]
+    cpu, own = cpu_seconds(worker_now) - cpu0, _own_cpu() - own0
     spread = max(service.last_at - service.first_at, 1e-9)
     return {
         "scenario": name,

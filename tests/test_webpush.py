@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import multiprocessing
 import os
 import ssl
 import subprocess
@@ -26,6 +27,7 @@ from tests.support.stack import Stack, auth, running_stack
 from ticker.client.push import Push
 from ticker.config import Settings
 from ticker.webpush.messages import build_message, topic_of, urgency_of
+from workers import webpush as webpush_worker
 from workers.http2 import H2Pool, Origin
 
 pytestmark = pytest.mark.slow
@@ -101,17 +103,23 @@ async def test_flash_alert_arrives_encrypted_signed_and_over_http2(push: PushSta
     assert push.service.for_browser(ar) == []
 
 
-async def test_a_flash_to_many_goes_over_several_pooled_connections(push: PushStack) -> None:
+async def test_a_flash_to_many_goes_over_several_pooled_connections(
+    push: PushStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """More browsers than one connection's stream limit: each gets the flash exactly once,
-    sent concurrently over a few HTTP/2 connections (not one per message)."""
+    sent concurrently over a few HTTP/2 connections (not one per message), encrypted in
+    the encryption process (started for a deployment of this many; here 100)."""
+    monkeypatch.setattr(webpush_worker, "POOL_FROM", 100)
     many = [push.service.browser() for _ in range(250)]
     for b in many:
         await push.subscribe(b)
+    assert not multiprocessing.active_children()
     await push.stack.publish("Quake hits Lima", urgency=1)
     await wait_for(lambda: push.service.accepted >= len(many), 30, what="250 pushes")
     assert not push.service.problems, push.service.problems
     assert sorted(r.token for r in push.service.received) == sorted(b.token for b in many)
     assert 1 < push.service.connections <= 4
+    assert len(multiprocessing.active_children()) == 1  # the encryption process
 
 
 async def test_a_connection_closed_with_goaway_loses_no_alert(settings: Settings) -> None:

@@ -77,6 +77,9 @@ LEASE_MS = 15_000
 RESOLVE_TTL = 60.0  # seconds a push service's checked address is reused
 RETRY_MAX = 600.0
 ENCRYPT_BATCH = 64  # messages encrypted per call to the pool
+# Subscriptions from which encryption moves to the processes (below, a flash is over before
+# they would have started; a deployment with few subscriptions never starts them).
+POOL_FROM = 1000
 USER_AGENT = "ticker-webpush/1"
 SENT = frozenset({200, 201, 202})
 GONE = frozenset({404, 410})
@@ -136,6 +139,7 @@ class Sender:
         self.h2 = h2
         self._http1: set[Origin] = set()  # origins that offered no h2
         self.pool: ProcessPoolExecutor | None = None
+        self._pool_off = False
         self.store = WebPushStore(redis, keys)
         self.signer: VapidSigner | None = None
         self._version = -1
@@ -161,7 +165,7 @@ class Sender:
             self.signer = VapidSigner(
                 await self.store.vapid(self.settings), self.settings.webpush_subject
             )
-            await self._start_pool()
+            await self._pool_if_needed()
             # First run ever: start at the stream's end (no history is pushed to anyone).
             newest = await self.redis.xrevrange(self.keys.events, count=1)
             last = newest[0][0].decode() if newest else ZERO_ID
@@ -182,6 +186,7 @@ class Sender:
             if self.pool is not None:
                 self.pool.shutdown(wait=False, cancel_futures=True)
                 self.pool = None
+            self._pool_off = False
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await renewer
@@ -189,11 +194,14 @@ class Sender:
             with contextlib.suppress(RedisError, OSError):
                 await self.redis.eval(_RELEASE, 1, self.keys.webpush_lease, token)
 
-    async def _start_pool(self) -> None:
-        """The encryption processes, started only by the process that sends, and before
-        its cursor is read, so that a flash does not wait for them."""
+    async def _pool_if_needed(self) -> None:
+        """The encryption processes, started by the process that sends once there are
+        ``POOL_FROM`` subscriptions (checked when it takes the lease, so that a flash does
+        not wait for them, and at each event)."""
         processes = self.settings.webpush_encrypt_processes
-        if processes <= 0:
+        if self.pool is not None or self._pool_off or processes <= 0:
+            return
+        if await self.redis.hlen(self.keys.webpush_subscriptions) < POOL_FROM:
             return
         pool = encryption_pool(processes)
         loop = asyncio.get_running_loop()
@@ -204,6 +212,7 @@ class Sender:
         except (OSError, BrokenProcessPool) as exc:
             log.warning("web push encryption processes did not start (%r); sender encrypts", exc)
             pool.shutdown(wait=False, cancel_futures=True)
+            self._pool_off = True  # for this session: not a warning per event
             return
         self.pool = pool
 
@@ -237,6 +246,7 @@ class Sender:
         """Send one stream event to every subscription it concerns."""
         if event.type not in ("item.published", "item.updated", "item.retracted"):
             return Counter()
+        await self._pool_if_needed()
         now = datetime.now(UTC)
         outcomes: Counter[str] = Counter()
         wanted: dict[Filter, tuple[list[Message], int]] = {}  # per filter: messages, expired
