@@ -177,6 +177,8 @@ class Sender:
                 got = await self.redis.xread(
                     {self.keys.events: cursor}, count=20, block=max(1, wait_ms)
                 )
+                if not got:
+                    await self._pool_if_needed()  # idle: ready before the next flash
                 for raw_id, fields in got[0][1] if got else ():
                     event = Event.from_entry(raw_id.decode(), fields)
                     await self.send_event(event)
@@ -196,8 +198,8 @@ class Sender:
 
     async def _pool_if_needed(self) -> None:
         """The encryption processes, started by the process that sends once there are
-        ``POOL_FROM`` subscriptions (checked when it takes the lease, so that a flash does
-        not wait for them, and at each event)."""
+        ``POOL_FROM`` subscriptions (checked when it takes the lease and while idle, so that
+        a flash does not wait for them, and at each event)."""
         processes = self.settings.webpush_encrypt_processes
         if self.pool is not None or self._pool_off or processes <= 0:
             return
