@@ -402,3 +402,15 @@ def test_urgency_mapping() -> None:
     assert [urgency_of(u) for u in range(1, 10)] == [
         "high", "high", "normal", "normal", "low", "low", "very-low", "very-low", "very-low",
     ]  # fmt: skip
+
+
+def test_endpoint_splits_into_origin_and_path() -> None:
+    """The sender's origin (pooled connections, VAPID audience) and request path."""
+    split = webpush_worker._split
+    assert split("https://fcm.googleapis.com/fcm/send/a:b") == (
+        "https://fcm.googleapis.com",
+        "/fcm/send/a:b",
+    )
+    assert split("https://h:8443/push/x?y=1") == ("https://h:8443", "/push/x?y=1")
+    assert split("https://h?x=1") == ("https://h", "/?x=1")
+    assert split("https://h") == ("https://h", "/")

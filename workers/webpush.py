@@ -348,9 +348,7 @@ class Sender:
         body: bytes | None = None,
     ) -> str:
         assert self.signer is not None
-        endpoint = sub.endpoint
-        cut = endpoint.find("/", 8)  # after "https://": the origin, then the path
-        origin, path = (endpoint[:cut], endpoint[cut:]) if cut > 0 else (endpoint, "/")
+        origin, path = _split(sub.endpoint)
         try:
             route = await self._route(origin)
         except AddressRefused as exc:
@@ -480,6 +478,16 @@ class Sender:
         for outcome, n in outcomes.items():
             if n:
                 await incr_stat(self.redis, self.keys, "webpush", outcome, n)
+
+
+def _split(endpoint: str) -> tuple[str, str]:
+    """An https endpoint's origin and its path with the query (cheaper than a URL parse)."""
+    cuts = [i for i in (endpoint.find("/", 8), endpoint.find("?", 8)) if i > 0]
+    if not cuts:
+        return endpoint, "/"
+    cut = min(cuts)
+    path = endpoint[cut:]
+    return endpoint[:cut], path if path.startswith("/") else "/" + path
 
 
 async def start_webpush(ctx: dict[str, Any]) -> None:
