@@ -10,6 +10,7 @@ import asyncio
 import base64
 import multiprocessing
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -166,6 +167,25 @@ async def test_http2_pool_keeps_to_flow_control_and_stream_limits() -> None:
         assert [status for status, _ in answers] == [404] * 400
         assert service.connections == 3
         assert not service.problems
+
+
+async def test_a_killed_encryption_process_loses_no_alert(
+    push: PushStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The encryption process killed (the OOM killer, say): the flash still reaches every
+    browser, encrypted by the sender itself until a new process is up."""
+    monkeypatch.setattr(webpush_worker, "POOL_FROM", 50)
+    many = [push.service.browser() for _ in range(120)]
+    for b in many:
+        await push.subscribe(b)
+    await wait_for(lambda: len(multiprocessing.active_children()) == 1, 10, what="the process")
+    (child,) = multiprocessing.active_children()
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    await push.stack.publish("Quake hits Lima", urgency=1)
+    await wait_for(lambda: push.service.accepted >= len(many), 30, what="120 pushes")
+    assert not push.service.problems, push.service.problems
+    assert sorted(r.token for r in push.service.received) == sorted(b.token for b in many)
 
 
 def test_encryption_processes_leave_with_a_killed_sender(tmp_path: Path) -> None:
