@@ -1,7 +1,10 @@
 """A fake Web Push service on loopback that checks what a real one would.
 
-It speaks HTTP/2 over TLS (hypercorn, a self-signed certificate for
-localhost), and for every message it checks, as FCM or Mozilla's autopush
+It speaks HTTP/2 over TLS (a self-signed certificate for localhost; an
+``h2`` connection per client connection answering each request as its stream
+ends, since an ASGI server's per-request machinery would be what a benchmark
+measured), or HTTP/1.1 only (hypercorn) to drive a sender's fallback. For
+every message it checks, as FCM or Mozilla's autopush
 would: the VAPID ``Authorization`` (the JWT's ES256 signature against the
 key it carries, ``aud`` its own origin, ``exp`` within 24 hours, a contact in
 ``sub``), ``TTL``, ``Urgency``, ``Topic`` and ``Content-Encoding: aes128gcm``;
@@ -24,6 +27,7 @@ import ipaddress
 import os
 import re
 import socket
+import ssl
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -37,6 +41,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    RequestReceived,
+    StreamEnded,
+    StreamReset,
+)
+from h2.exceptions import ProtocolError as H2ProtocolError
+from h2.settings import SettingCodes
+from h2.settings import Settings as H2Settings
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from py_vapid import Vapid02
@@ -44,6 +60,7 @@ from py_vapid import Vapid02
 __all__ = ["Browser", "FakePushService", "Received", "running_push_service"]
 
 URGENCIES = {"very-low", "low", "normal", "high"}
+MAX_STREAMS = 100  # streams a client may open per connection (FCM and autopush allow about this)
 _TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
@@ -99,6 +116,8 @@ class FakePushService:
     refused: list[tuple[str, int]] = field(default_factory=list)  # (token, status) answered
     problems: list[str] = field(default_factory=list)  # what a real service would reject
     verify_every: int = 1  # check and decrypt one message in this many (1: all)
+    connections: int = 0  # HTTP/2 connections clients opened
+    goaway_after: int = 0  # close each HTTP/2 connection with GOAWAY after this many answers
     accepted: int = 0  # messages answered 2xx
     first_at: float = 0.0  # monotonic time of the first and the latest 2xx
     last_at: float = 0.0
@@ -124,6 +143,7 @@ class FakePushService:
         return [r for r in self.received if r.token == b.token]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """ASGI, for the HTTP/1.1 server."""
         if scope["type"] == "lifespan":
             while True:
                 kind = (await receive())["type"]
@@ -137,17 +157,20 @@ class FakePushService:
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        status, extra = self._handle(scope, headers, body)
+        status, extra = self.handle(
+            scope["method"], scope["path"], scope["http_version"], headers, body
+        )
         out = [(k.encode(), v.encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": b""})
 
-    def _handle(
-        self, scope: dict[str, Any], headers: dict[str, str], body: bytes
+    def handle(
+        self, method: str, path: str, http_version: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str]]:
-        token = scope["path"].removeprefix("/push/")
+        """One request: the status and the response headers."""
+        token = path.removeprefix("/push/")
         b = self.browsers.get(token)
-        if scope["method"] != "POST" or b is None:
+        if method != "POST" or b is None:
             return 404, {}
         problem = self._check(headers) if self.accepted % self.verify_every == 0 else None
         if problem:
@@ -170,9 +193,7 @@ class FakePushService:
             self.problems.append(f"payload does not decrypt: {exc!r}")
             return 400, {}
         key = headers["authorization"].split("k=", 1)[1]
-        self.received.append(
-            Received(token, orjson.loads(clear), headers, scope["http_version"], key)
-        )
+        self.received.append(Received(token, orjson.loads(clear), headers, http_version, key))
         return 201, {"location": f"{self.origin}/message/{len(self.received)}"}
 
     def _check(self, headers: dict[str, str]) -> str | None:
@@ -201,6 +222,69 @@ class FakePushService:
         if not str(claims.get("sub", "")).startswith(("mailto:", "https:")):
             return "VAPID sub is not a contact"
         return None
+
+
+class _H2Server(asyncio.Protocol):
+    """One client connection: HTTP/2 over TLS, each request answered when its stream ends."""
+
+    def __init__(self, service: FakePushService) -> None:
+        self.service = service
+        self.h2 = H2Connection(H2Configuration(client_side=False, header_encoding="utf-8"))
+        self.requests: dict[int, tuple[dict[str, str], bytearray]] = {}
+        self.transport: asyncio.Transport | None = None
+        self.answered = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio's
+        self.service.connections += 1
+        self.h2.local_settings = H2Settings(
+            client=False, initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS}
+        )
+        self.h2.initiate_connection()
+        assert self.transport is not None
+        self.transport.write(self.h2.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        if self.transport.is_closing():
+            return
+        try:
+            events = self.h2.receive_data(data)
+        except H2ProtocolError as exc:
+            self.service.problems.append(f"HTTP/2 protocol error: {exc!r}")
+            self.transport.write(self.h2.data_to_send())
+            self.transport.close()
+            return
+        for event in events:
+            if isinstance(event, RequestReceived):
+                self.requests[event.stream_id] = (dict(event.headers), bytearray())  # type: ignore[arg-type]
+            elif isinstance(event, DataReceived):
+                if event.stream_id in self.requests:
+                    self.requests[event.stream_id][1].extend(event.data)
+                self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, StreamEnded):
+                request = self.requests.pop(event.stream_id, None)
+                if request is not None:
+                    self._answer(event.stream_id, *request)
+                if self.transport.is_closing():
+                    return
+            elif isinstance(event, StreamReset):
+                self.requests.pop(event.stream_id, None)
+            elif isinstance(event, ConnectionTerminated):
+                self.transport.close()
+        self.transport.write(self.h2.data_to_send())
+
+    def _answer(self, stream_id: int, headers: dict[str, str], body: bytearray) -> None:
+        method, path = headers.pop(":method", ""), headers.pop(":path", "")
+        fields = {k: v for k, v in headers.items() if not k.startswith(":")}
+        status, extra = self.service.handle(method, path, "2", fields, bytes(body))
+        self.h2.send_headers(stream_id, [(":status", str(status)), *extra.items()], end_stream=True)
+        self.answered += 1
+        if self.answered == self.service.goaway_after and self.transport is not None:
+            # As a real service does now and then: what came after this stream goes elsewhere.
+            self.h2.close_connection(last_stream_id=stream_id)
+            self.transport.write(self.h2.data_to_send())
+            self.transport.close()
 
 
 def _certificate(directory: Path) -> tuple[str, str]:
@@ -237,26 +321,47 @@ def _certificate(directory: Path) -> tuple[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def running_push_service() -> AsyncIterator[FakePushService]:
-    """The fake service on a free loopback port (bound first, so no port race)."""
+async def running_push_service(*, http2: bool = True) -> AsyncIterator[FakePushService]:
+    """The fake service on a free loopback port (bound first, so no port race); HTTP/2
+    only, or with ``http2=False`` a service that offers HTTP/1.1 alone."""
     with tempfile.TemporaryDirectory() as tmp:
         cert, key = _certificate(Path(tmp))
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         sock.listen(1024)
-        sock.set_inheritable(True)
         port = sock.getsockname()[1]
+        service = FakePushService(f"https://localhost:{port}", cert)
+        if http2:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(cert, key)
+            tls.set_alpn_protocols(["h2"])
+            loop = asyncio.get_running_loop()
+            clients: list[_H2Server] = []
+
+            def accept() -> _H2Server:
+                clients.append(_H2Server(service))
+                return clients[-1]
+
+            server = await loop.create_server(accept, sock=sock, ssl=tls)
+            try:
+                yield service
+            finally:
+                server.close()
+                for client in clients:
+                    if client.transport is not None:
+                        client.transport.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(server.wait_closed(), 5)
+            return
+        sock.set_inheritable(True)
         config = Config()
         config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns (and closes) it now
         config.certfile, config.keyfile = cert, key
-        config.alpn_protocols = ["h2", "http/1.1"]
+        config.alpn_protocols = ["http/1.1"]
         config.accesslog = None
         config.errorlog = None
-        config.h2_max_concurrent_streams = 1000
-        # A push service keeps its HTTP/2 connections (hypercorn closes one after 1000).
         config.keep_alive_max_requests = 10**9
-        service = FakePushService(f"https://localhost:{port}", cert)
         stop = asyncio.Event()
         task = asyncio.create_task(serve(service, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
         try:

@@ -302,7 +302,8 @@ async def run(
                     continue
                 print(f"# {sc.name} on {name} ...", file=sys.stderr, flush=True)
                 if sc.via == "webpush":
-                    r = await run_webpush(sc.name, sc.subscribers, workers, drain * 4)
+                    source = trees.get(name)  # a baseline's server and worker, the same fake
+                    r = await run_webpush(sc.name, sc.subscribers, workers, drain * 4, source, name)
                     print(orjson.dumps(r).decode(), file=sys.stderr, flush=True)
                     results.append(r)
                     continue
@@ -386,13 +387,13 @@ def report(results: list[dict[str, Any]]) -> str:
     if push:
         out += [
             "",
-            "| scenario | delivered | alerts/s | POST to first s | POST to last s "
-            "| worker CPU us/alert |",
-            "|---|---|---|---|---|---|",
+            "| scenario | server | delivered | alerts/s | POST to first s | POST to last s "
+            "| worker CPU us/alert | fake push service CPU us/alert |",
+            "|---|---|---|---|---|---|---|---|",
             *(
-                f"| {r['scenario']} | {r['delivered']}/{r['expected']} | {r['alerts_per_s']} "
-                f"| {r['post_to_first_s']} | {r['post_to_last_s']} "
-                f"| {r['worker_cpu_us_per_alert']} |"
+                f"| {r['scenario']} | {r['server']} | {r['delivered']}/{r['expected']} "
+                f"| {r['alerts_per_s']} | {r['post_to_first_s']} | {r['post_to_last_s']} "
+                f"| {r['worker_cpu_us_per_alert']} | {r.get('push_service_cpu_us_per_alert')} |"
                 for r in push
             ),
         ]

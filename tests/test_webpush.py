@@ -1,25 +1,35 @@
 """Web Push: subscriptions checked and stored, alerts encrypted, signed and sent in order.
 
-Delivery goes to a fake push service on loopback (tests/push_service.py) that
+Delivery goes to a fake push service on loopback (bench/push_service.py) that
 checks the VAPID signature and decrypts each payload with the browser's key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import multiprocessing
+import os
+import signal
+import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.push_service import Browser, FakePushService, Received, running_push_service
-from tests.support.helpers import wait_for
+from tests.support.helpers import wait_for, wait_until
 from tests.support.stack import Stack, auth, running_stack
 from ticker.client.push import Push
 from ticker.config import Settings
 from ticker.webpush.messages import build_message, topic_of, urgency_of
+from workers import webpush as webpush_worker
+from workers.http2 import H2Pool, Origin
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +61,15 @@ async def push(settings: Settings) -> AsyncIterator[PushStack]:
             webpush_subject="mailto:desk@news.example",
         )
         async with running_stack(s) as stack:
+            await sending(stack)
             yield PushStack(stack, service)
+
+
+async def sending(stack: Stack) -> None:
+    """Wait until the worker's sender has taken the lease and placed its cursor (at the
+    stream's end: what is published from then on is pushed)."""
+    keys, redis = stack.keys, stack.redis
+    await wait_for(lambda: redis.exists(keys.webpush_cursor), 10, what="the web push sender")
 
 
 async def test_vapid_key_is_made_once_and_served(push: PushStack) -> None:
@@ -84,6 +102,132 @@ async def test_flash_alert_arrives_encrypted_signed_and_over_http2(push: PushSta
     assert msg.http_version == "2"
     assert msg.vapid_key == key
     assert push.service.for_browser(ar) == []
+
+
+async def test_a_flash_to_many_goes_over_several_pooled_connections(
+    push: PushStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More browsers than one connection's stream limit: each gets the flash exactly once,
+    sent concurrently over a few HTTP/2 connections (not one per message), encrypted in
+    the encryption process (started for a deployment of this many; here 100)."""
+    monkeypatch.setattr(webpush_worker, "POOL_FROM", 100)
+    many = [push.service.browser() for _ in range(250)]
+    for b in many:
+        await push.subscribe(b)
+    await push.stack.publish("Quake hits Lima", urgency=1)
+    await wait_for(lambda: push.service.accepted >= len(many), 30, what="250 pushes")
+    assert not push.service.problems, push.service.problems
+    assert sorted(r.token for r in push.service.received) == sorted(b.token for b in many)
+    assert 1 < push.service.connections <= 4
+    assert len(multiprocessing.active_children()) == 1  # the encryption process
+
+
+async def test_a_connection_closed_with_goaway_loses_no_alert(settings: Settings) -> None:
+    """A push service that ends connections with GOAWAY (as real ones do now and then):
+    the streams it did not take are sent again on a new connection, each alert once.
+    (The sender encrypts in its own process here: ``webpush_encrypt_processes=0``.)"""
+    async with running_push_service() as service:
+        s = replace(
+            settings,
+            **service.settings(),
+            webpush_retry_base_seconds=0.05,
+            webpush_encrypt_processes=0,
+        )
+        async with running_stack(s) as stack:
+            await sending(stack)
+            await _flash_through_goaways(PushStack(stack, service))
+
+
+async def _flash_through_goaways(push: PushStack) -> None:
+    push.service.goaway_after = 40
+    many = [push.service.browser() for _ in range(150)]
+    for b in many:
+        await push.subscribe(b)
+    await push.stack.publish("Quake hits Lima", urgency=1)
+    await wait_for(lambda: push.service.accepted >= len(many), 30, what="150 pushes")
+    assert not push.service.problems, push.service.problems
+    assert sorted(r.token for r in push.service.received) == sorted(b.token for b in many)
+    assert push.service.connections >= 150 // 40
+
+
+async def test_http2_pool_keeps_to_flow_control_and_stream_limits() -> None:
+    """More streams than the server allows per connection and bodies beyond its flow-control
+    window: every request is answered, over at most the pool's connections."""
+    async with running_push_service() as service:
+        pool = H2Pool(ssl.create_default_context(cafile=service.ca_file), connections=3)
+        port = int(service.origin.rsplit(":", 1)[1])
+        origin = Origin("localhost", port, f"localhost:{port}", "localhost")
+        body = bytes(6000)
+        try:
+            answers = await asyncio.gather(
+                *(pool.post(origin, f"/push/none{i}", [], body, 20) for i in range(400))
+            )
+        finally:
+            await pool.aclose()
+        assert [status for status, _ in answers] == [404] * 400
+        assert service.connections == 3
+        assert not service.problems
+
+
+async def test_a_killed_encryption_process_loses_no_alert(
+    push: PushStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The encryption process killed (the OOM killer, say): the flash still reaches every
+    browser, encrypted by the sender itself until a new process is up."""
+    monkeypatch.setattr(webpush_worker, "POOL_FROM", 50)
+    many = [push.service.browser() for _ in range(120)]
+    for b in many:
+        await push.subscribe(b)
+    await wait_for(lambda: len(multiprocessing.active_children()) == 1, 10, what="the process")
+    (child,) = multiprocessing.active_children()
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    await push.stack.publish("Quake hits Lima", urgency=1)
+    await wait_for(lambda: push.service.accepted >= len(many), 30, what="120 pushes")
+    assert not push.service.problems, push.service.problems
+    assert sorted(r.token for r in push.service.received) == sorted(b.token for b in many)
+
+
+def test_encryption_processes_leave_with_a_killed_sender(tmp_path: Path) -> None:
+    """A sender killed outright (SIGKILL) leaves no encryption process behind."""
+    script = tmp_path / "sender.py"
+    script.write_text(
+        "import asyncio, time\n"
+        "from workers.sealing import encryption_pool, seal_many\n"
+        "async def main():\n"
+        "    pool = encryption_pool(1)\n"
+        "    await asyncio.get_running_loop().run_in_executor(pool, seal_many, [])\n"
+        "    print(*pool._processes, flush=True)\n"
+        "    time.sleep(60)\n"
+        "if __name__ == '__main__':\n"
+        "    asyncio.run(main())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    sender = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert sender.stdout is not None
+        (child,) = (int(pid) for pid in sender.stdout.readline().split())
+        assert Path(f"/proc/{child}").exists()
+    finally:
+        sender.kill()
+        sender.wait()
+    wait_until(lambda: not Path(f"/proc/{child}").exists(), 10, what="the child to leave")
+
+
+async def test_a_service_without_http2_gets_http11(settings: Settings) -> None:
+    """A push service that offers only HTTP/1.1 in ALPN still gets its alerts."""
+    async with running_push_service(http2=False) as service:
+        s = replace(settings, **service.settings())
+        async with running_stack(s) as stack:
+            await sending(stack)
+            b = service.browser()
+            body = {"subscription": b.subscription(), "filter": {"edition": "en"}}
+            assert (await stack.http.post("/v1/push/subscriptions", json=body)).status_code < 300
+            await stack.publish("Quake hits Lima", urgency=1)
+            await wait_for(lambda: len(service.received) >= 1, 10, what="a push")
+            assert not service.problems, service.problems
+            assert service.received[0].http_version == "1.1"
+            assert service.received[0].payload["body"] == "Quake hits Lima"
 
 
 async def test_arabic_alert_is_right_to_left(push: PushStack) -> None:
@@ -278,3 +422,15 @@ def test_urgency_mapping() -> None:
     assert [urgency_of(u) for u in range(1, 10)] == [
         "high", "high", "normal", "normal", "low", "low", "very-low", "very-low", "very-low",
     ]  # fmt: skip
+
+
+def test_endpoint_splits_into_origin_and_path() -> None:
+    """The sender's origin (pooled connections, VAPID audience) and request path."""
+    split = webpush_worker._split
+    assert split("https://fcm.googleapis.com/fcm/send/a:b") == (
+        "https://fcm.googleapis.com",
+        "/fcm/send/a:b",
+    )
+    assert split("https://h:8443/push/x?y=1") == ("https://h:8443", "/push/x?y=1")
+    assert split("https://h?x=1") == ("https://h", "/?x=1")
+    assert split("https://h") == ("https://h", "/")

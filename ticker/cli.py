@@ -177,8 +177,19 @@ def _worker(args: argparse.Namespace) -> int:
     _apply_log_options(args)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run_worker(settings))
+    # uvloop where installed, as for the server: the Web Push sender's TLS and HTTP/2
+    # traffic costs about a third less on it.
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(run_worker(settings))
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _configure_doctor(p: argparse.ArgumentParser) -> None:

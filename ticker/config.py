@@ -168,6 +168,9 @@ class Settings:
     webpush_ca_file: str = ""
     # Sends in flight at once, over pooled HTTP/2 connections.
     webpush_concurrency: int = 200
+    # Processes that encrypt Web Push payloads beside the sender (RFC 8291's per-message
+    # key agreement is most of a send's CPU); 0: the sender encrypts in its own process.
+    webpush_encrypt_processes: int = 1
     # Seconds one send may take; attempts per message before it counts as failed.
     webpush_timeout_seconds: float = 10.0
     webpush_max_attempts: int = 5

@@ -2,7 +2,7 @@
 
 Headless Chromium has no push service of its own, so the chain is: the worker
 encrypts an alert for a browser key held by the fake push service
-(tests/push_service.py), the fake checks and decrypts it, and the clear
+(bench/push_service.py), the fake checks and decrypts it, and the clear
 payload is delivered to the real service worker through the DevTools protocol
 (``ServiceWorker.deliverPushMessage``), as Chromium's push service would.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ticker.config import Settings
@@ -46,10 +47,14 @@ class WebPushStore:
     async def version(self) -> int:
         return int(await self.redis.get(self.keys.webpush_version) or 0)
 
-    async def all(self) -> dict[str, Subscription]:
-        """Every subscription, read in slices so a large set does not block Redis."""
-        out: dict[str, Subscription] = {}
-        async for sub_id, raw in self.redis.hscan_iter(self.keys.webpush_subscriptions, count=1000):
-            key = sub_id.decode() if isinstance(sub_id, bytes) else sub_id
-            out[key] = Subscription.from_json(raw)
-        return out
+    async def pages(self, count: int = 2000) -> AsyncIterator[list[Subscription]]:
+        """Every subscription, a page (about ``count``) per HSCAN, so Redis is never blocked."""
+        cursor = 0
+        while True:
+            cursor, page = await self.redis.hscan(
+                self.keys.webpush_subscriptions, cursor, count=count
+            )
+            if page:
+                yield [Subscription.from_json(raw) for raw in page.values()]
+            if not cursor:
+                return
