@@ -94,6 +94,11 @@ class Facts:
     titles: frozenset[str]  # roles named outside the attribution ("foreign minister")
     content: dict[str, float]  # canonical word -> rarity weight
     words: frozenset[str]  # every folded word, stem and canonical form: presence of names
+    # The events that only say how, where or with what (a rewrite may leave them out).
+    means: frozenset[str] = frozenset()
+    # The content keys in headline order, outside the attribution: a word swapped for
+    # another in an otherwise unchanged headline shows there.
+    order: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,6 +111,8 @@ class Facts:
             "titles": sorted(self.titles),
             "content": self.content,
             "words": sorted(self.words),
+            "means": sorted(self.means),
+            "order": list(self.order),
         }
 
     @classmethod
@@ -120,6 +127,8 @@ class Facts:
             titles=frozenset(doc["titles"]),
             content=doc["content"],
             words=frozenset(doc["words"]),
+            means=frozenset(doc.get("means", ())),
+            order=tuple(doc.get("order", ())),
         )
 
 
@@ -395,6 +404,12 @@ def extract(headline: str, lang: str) -> Facts:
         titles=titles,
         content=content,
         words=frozenset(w for w in words if w),
+        means=events & vocab.circumstances,
+        order=tuple(
+            t.canon if t.kind else t.stem
+            for t in main
+            if t.kind in ("", "events", "synonyms", "name", "places", "aliases", "dates", "number")
+        ),
     )
 
 

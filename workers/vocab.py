@@ -66,6 +66,8 @@ class Vocabulary:
     known: frozenset[str]  # every word of every list (folded and stemmed)
     starts: frozenset[str]  # first words of the phrases of two words or more
     namers: frozenset[str]  # stems after which a word is a name ("camp", "city")
+    # event classes a rewrite may leave out: how, where, with what ("drone", "school")
+    circumstances: frozenset[str] = frozenset()
 
     def stem(self, word: str) -> str:
         return _stem(self.lang, word)
@@ -175,6 +177,12 @@ def vocabulary(lang: str) -> Vocabulary:
     namers = frozenset(
         k[0] for _, vs in sections.get("namers", []) for v in vs if (k := _key(lang, v))
     )
+    # Event classes are named in English in every list, so English's section serves all.
+    circumstances = frozenset(
+        v
+        for _, vs in (sections.get("circumstances") or read_sections("en")["circumstances"])
+        for v in vs
+    )
     return Vocabulary(
         lang,
         phrases,
@@ -187,4 +195,5 @@ def vocabulary(lang: str) -> Vocabulary:
         known,
         starts,
         namers,
+        circumstances,
     )
