@@ -82,7 +82,12 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
         # "foreign minister" for "vice president": another person, named by role.
         return "person", sorted(a.titles ^ b.titles)
     miss_a, miss_b = _missing(a, b), _missing(b, a)
-    if miss_a and miss_b:
+    # A word only maybe a name (Arabic: any word outside the lists) is left to the swap
+    # check below: rewrites change many such words, a look-alike changes one.
+    # ... unless only one or two such words differ, one side having a single one: a swap.
+    sure_a, sure_b = [n for n in miss_a if not n.maybe], [n for n in miss_b if not n.maybe]
+    few = 1 <= min(len(miss_a), len(miss_b)) and max(len(miss_a), len(miss_b)) <= 2
+    if (sure_a and miss_b) or (miss_a and sure_b) or few:
         return "name", [n.text for n in miss_a + miss_b]
     extra = [n.text for n in miss_a + miss_b if not n.place and not n.maybe]
     if extra:
@@ -120,16 +125,18 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
     names_a = {k for n in a.names for k in n.keys}
     names_b = {k for n in b.names for k in n.keys}
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        # One word for one: a rewrite rewords phrases ("makes landfall" / "slams into").
-        if op != "replace" or i2 - i1 != 1 or j2 - j1 != 1:
+        if op != "replace" or i2 - i1 > 2 or j2 - j1 > 2:
             continue
-        x, y = a.order[i1], b.order[j1]
-        if x in b.content or y in a.content or x.isdigit() or y.isdigit():
-            continue  # moved, not swapped
-        # A name for a name, a word for a word: "US President" for "Trump" is a title.
-        if (x in names_a) != (y in names_b) or _related(x, y):
-            continue
-        return sorted((x, y))
+        xs = [x for x in a.order[i1:i2] if x not in b.content and not x.isdigit()]
+        ys = [y for y in b.order[j1:j2] if y not in a.content and not y.isdigit()]
+        if not xs or not ys or any(_related(x, y) for x in xs for y in ys):
+            continue  # moved or reworded, not swapped
+        # A name for a name ("Bint Jbeil" / "Tyre"), or one word for one word; not a
+        # name for a word: "US President" for "Trump" is a title.
+        if any(x in names_a for x in xs) and any(y in names_b for y in ys):
+            return sorted(xs + ys)
+        if len(xs) == len(ys) == 1 == i2 - i1 == j2 - j1 and not names_a & {*xs} | names_b & {*ys}:
+            return sorted(xs + ys)
     return []
 
 
