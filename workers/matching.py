@@ -87,6 +87,10 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     # ... unless only one or two such words differ, one side having a single one: a swap.
     sure_a, sure_b = [n for n in miss_a if not n.maybe], [n for n in miss_b if not n.maybe]
     few = 1 <= min(len(miss_a), len(miss_b)) and max(len(miss_a), len(miss_b)) <= 2
+    # ... or when nothing else differs: "mayor of Ankara X" / "mayor of Istanbul Y".
+    if miss_a and miss_b and not few:
+        keys = {k for n in (*a.names, *b.names) for k in n.keys}
+        few = set(a.content) ^ set(b.content) <= keys
     if (sure_a and miss_b) or (miss_a and sure_b) or few:
         return "name", [n.text for n in miss_a + miss_b]
     extra = [n.text for n in miss_a + miss_b if not n.place and not n.maybe]
