@@ -103,6 +103,8 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
                     continue
                 if (actor and actor in (target_b,)) or (target and target == actor_b):
                     return "actor", [f"{event}: {actor} -> {target} / {actor_b} -> {target_b}"]
+    if not (a.passive or b.passive) and (crossed := _crossed(a, b)):
+        return "actor", crossed
     if swapped := _swapped(a, b):
         return "word", swapped
     return None
@@ -111,7 +113,35 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
 def _related(x: str, y: str) -> bool:
     """Two forms of one word: inflection or spelling drift ("Zelensky"/"Zelenskyy")."""
     short, long = sorted((x, y), key=len)
-    return (len(short) >= 4 and long.startswith(short[:4])) or fuzz.ratio(x, y) >= 80
+    # Not a prefix that turns a word around ("acelera" / "desacelera").
+    return (len(short) >= 4 and long.startswith(short[:4])) or (
+        x[:1] == y[:1] and fuzz.ratio(x, y) >= 85
+    )
+
+
+def _spans(facts: Facts) -> set[tuple[str, frozenset[str], str]]:
+    """(name, the words between, next name) for each two names in a row."""
+    keys = {k for n in facts.names for k in n.keys}
+    spans = set()
+    last, between = "", []
+    for key in facts.order:
+        if key in keys:
+            if last and between:
+                spans.add((last, frozenset(between), key))
+            last, between = key, []
+        elif last:
+            between.append(key)
+    return spans
+
+
+def _crossed(a: Facts, b: Facts) -> list[str]:
+    """Two names each side of the same words, in the other order: "England beat
+    Australia" / "Australia beat England", whatever the lists know of the verb."""
+    for x, between, y in _spans(a):
+        for x_b, between_b, y_b in _spans(b):
+            if (x, y) == (y_b, x_b) and x != y and between & between_b:
+                return [f"{x} -> {y} / {x_b} -> {y_b}"]
+    return []
 
 
 def _swapped(a: Facts, b: Facts) -> list[str]:
