@@ -458,7 +458,7 @@ def _names(
     for group in groups:
         last = group[-1]
         places = all(t.kind == "places" or t.canon in ("eu", "ue") for t in group)
-        if places and _qualifier(toks, toks.index(group[0]), toks.index(last)):
+        if places and _qualifier(toks, toks.index(group[0]), toks.index(last), vocab):
             continue
         keys = [t.canon for t in group if t.stem not in vocab.generic] or [t.canon for t in group]
         source = last.segment in attribution or last.segment in paren
@@ -490,11 +490,20 @@ def _names(
     return tuple(names)
 
 
-def _qualifier(toks: list[_Tok], first: int, last: int) -> bool:
-    """A country that qualifies a title or a name: "US President", "Brazil's Sao Paulo",
-    "the Ukrainian capital", "el presidente de EEUU"."""
+def _qualifier(toks: list[_Tok], first: int, last: int, vocab: Vocabulary) -> bool:
+    """A country that qualifies a title, a name or an institution: "US President",
+    "Brazil's Sao Paulo", "the Ukrainian capital", "el presidente de EEUU", "French
+    police", "el Ejército israelí"."""
     after = toks[last + 1] if last + 1 < len(toks) else None
     joined = after is not None and after.segment == toks[last].segment
+    if vocab.lang != "ar":
+        # An institution is named by its country; another country's still differs. Not
+        # Arabic, where the adjective after "the army" is how the actor is named.
+        if joined and after is not None and after.stem in vocab.generic and not after.cap:
+            return True
+        prev = toks[first - 1] if first > 0 else None
+        if prev is not None and prev.segment == toks[first].segment and prev.stem in vocab.generic and vocab.lang == "es":
+            return True
     if (
         joined
         and after is not None
