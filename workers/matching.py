@@ -71,7 +71,7 @@ def _missing(a: Facts, b: Facts) -> list[Name]:
 def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     if a.numbers != b.numbers:
         return "number", sorted(a.numbers ^ b.numbers)
-    if a.negated != b.negated:
+    if a.negated != b.negated and _contradicts(a if a.negated else b, b if a.negated else a):
         return "polarity", ["negation"]
     only_a, only_b = a.events - b.events, b.events - a.events
     # Another event on each side is a changed event (killed / wounded, drone / missile);
@@ -172,6 +172,16 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
         if len(xs) == len(ys) == 1 == i2 - i1 == j2 - j1 and not names_a & {*xs} | names_b & {*ys}:
             return sorted(xs + ys)
     return []
+
+
+def _contradicts(negated: Facts, other: Facts) -> bool:
+    """Whether a negation on one side only denies what the other says: "will not attend
+    the summit" / "will attend the summit", but not "quake hits, no tsunami warning" /
+    "quake hits" (the other says nothing of a tsunami)."""
+    if not negated.denied:
+        return True
+    said = set(other.content) | other.events | other.numbers
+    return bool(negated.denied & said)
 
 
 def _overlap(a: Facts, b: Facts) -> tuple[float, float]:

@@ -94,6 +94,9 @@ class Facts:
     titles: frozenset[str]  # roles named outside the attribution ("foreign minister")
     content: dict[str, float]  # canonical word -> rarity weight
     words: frozenset[str]  # every folded word, stem and canonical form: presence of names
+    # The words a negation covers ("no tsunami warning", "will not attend the summit");
+    # empty with a negation: it covers the whole headline.
+    denied: frozenset[str] = frozenset()
     # The events that only say how, where or with what (a rewrite may leave them out).
     means: frozenset[str] = frozenset()
     # The content keys in headline order, outside the attribution: a word swapped for
@@ -111,6 +114,7 @@ class Facts:
             "titles": sorted(self.titles),
             "content": self.content,
             "words": sorted(self.words),
+            "denied": sorted(self.denied),
             "means": sorted(self.means),
             "order": list(self.order),
         }
@@ -127,6 +131,7 @@ class Facts:
             titles=frozenset(doc["titles"]),
             content=doc["content"],
             words=frozenset(doc["words"]),
+            denied=frozenset(doc.get("denied", ())),
             means=frozenset(doc.get("means", ())),
             order=tuple(doc.get("order", ())),
         )
@@ -377,7 +382,9 @@ def extract(headline: str, lang: str) -> Facts:
             t.kind, t.canon = "name", t.folded
     names = _names(toks, vocab, attribution, paren)
     main = [t for t in toks if t.segment not in attribution]
-    events = frozenset(t.canon for t in main if t.kind == "events")
+    denied = _denied(main)
+    # What a negation covers did not happen: "quake hits, no casualties" has no deaths.
+    events = frozenset(t.canon for t in main if t.kind == "events" and id(t) not in denied)
     titles = frozenset(t.canon for t in main if t.kind == "titles")
     negated = any(t.kind == "negation" for t in main)
     content: dict[str, float] = {}
@@ -404,6 +411,7 @@ def extract(headline: str, lang: str) -> Facts:
         titles=titles,
         content=content,
         words=frozenset(w for w in words if w),
+        denied=frozenset(t.canon if t.kind else t.stem for t in main if id(t) in denied),
         means=events & vocab.circumstances,
         order=tuple(
             t.canon if t.kind else t.stem
@@ -411,6 +419,25 @@ def extract(headline: str, lang: str) -> Facts:
             if t.kind in ("", "events", "synonyms", "name", "places", "aliases", "dates", "number")
         ),
     )
+
+
+_SCOPE = 4  # content words a negation covers, within its clause
+
+
+def _denied(main: list[_Tok]) -> set[int]:
+    """The tokens each negation covers: the next content words of its clause."""
+    out: set[int] = set()
+    for i, t in enumerate(main):
+        if t.kind != "negation":
+            continue
+        covered = 0
+        for n in main[i + 1 :]:
+            if n.segment != t.segment or covered == _SCOPE:
+                break
+            if n.kind in ("", "events", "synonyms", "name", "places", "aliases", "dates", "number"):
+                out.add(id(n))
+                covered += 1
+    return out
 
 
 def _passive(toks: list[_Tok]) -> bool:
