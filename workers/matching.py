@@ -73,7 +73,7 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
         return "number", sorted(a.numbers ^ b.numbers)
     if a.negated != b.negated and _contradicts(a if a.negated else b, b if a.negated else a):
         return "polarity", ["negation"]
-    only_a, only_b = a.events - b.events, b.events - a.events
+    only_a, only_b = _unmatched(a.events, b.events), _unmatched(b.events, a.events)
     # Another event on each side is a changed event (killed / wounded, drone / missile);
     # one added on one side is news unless it only says how or where ("blast", "school").
     if (only_a and only_b) or (only_a - a.means) or (only_b - b.means):
@@ -108,6 +108,13 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     if swapped := _swapped(a, b):
         return "word", swapped
     return None
+
+
+def _unmatched(events: frozenset[str], other: frozenset[str]) -> frozenset[str]:
+    """The events of one headline the other has not, a word of two classes ("lifts",
+    "rise|lift") matching either."""
+    classes = {c for e in other for c in e.split("|")}
+    return frozenset(e for e in events if not set(e.split("|")) & classes)
 
 
 def _related(x: str, y: str) -> bool:

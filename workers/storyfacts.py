@@ -412,7 +412,7 @@ def extract(headline: str, lang: str) -> Facts:
         content=content,
         words=frozenset(w for w in words if w),
         denied=frozenset(t.canon if t.kind else t.stem for t in main if id(t) in denied),
-        means=events & vocab.circumstances,
+        means=frozenset(e for e in events if set(e.split("|")) <= vocab.circumstances),
         order=tuple(
             t.canon if t.kind else t.stem
             for t in main
@@ -556,7 +556,7 @@ def _actors(main: list[_Tok], vocab: Vocabulary) -> frozenset[tuple[str, str, st
     seen: set[str] = set()
     for t in main:
         # The first mention of an event is the headline's: "beats Alcaraz to win title".
-        if t.kind != "events" or t.canon not in vocab.transitive or t.canon in seen:
+        if t.kind != "events" or t.canon in seen or not set(t.canon.split("|")) & vocab.transitive:
             continue
         seen.add(t.canon)
         same = [m for m in main if m.segment == t.segment]

@@ -160,7 +160,13 @@ def vocabulary(lang: str) -> Vocabulary:
                 # A stem of two letters (Arabic "وف" of both وفاة and وفا) says too little.
                 short = lang == "ar" and min(map(len, stemmed)) <= 2
                 for key in (raw,) if short else (raw, stemmed):
-                    phrases[key] = (kind, canonical or fold(variant))
+                    canon = canonical or fold(variant)
+                    old = phrases.get(key)
+                    if kind == "events" and old is not None and old[0] == "events":
+                        # A word in two event classes may mean either ("lifts" rates or
+                        # sanctions, "cut" rates or jobs): its classes joined by "|".
+                        canon = "|".join(sorted({*old[1].split("|"), canon}))
+                    phrases[key] = (kind, canon)
     rewrites: dict[tuple[str, ...], tuple[str, ...]] = {}
     for canonical, variants in sections.get("rewrites", []):
         for v in variants:
