@@ -385,7 +385,7 @@ def extract(headline: str, lang: str) -> Facts:
     denied = _denied(main)
     # What a negation covers did not happen: "quake hits, no casualties" has no deaths.
     events = frozenset(t.canon for t in main if t.kind == "events" and id(t) not in denied)
-    titles = frozenset(t.canon for t in main if t.kind == "titles")
+    titles = frozenset(t.canon for t in main if t.kind == "titles" and t.canon != "-")
     negated = any(t.kind == "negation" for t in main)
     content: dict[str, float] = {}
     words: set[str] = set()
