@@ -117,6 +117,14 @@ def _unmatched(events: frozenset[str], other: frozenset[str]) -> frozenset[str]:
     return frozenset(e for e in events if not set(e.split("|")) & classes)
 
 
+def _one_name(facts: Facts, x: str, y: str) -> bool:
+    return any(x in n.keys and y in n.keys for n in facts.names)
+
+
+def _number(key: str) -> bool:
+    return key[:1].isdigit() or key[:1] in "~#"
+
+
 def _related(x: str, y: str) -> bool:
     """Two forms of one word: inflection or spelling drift ("Zelensky"/"Zelenskyy")."""
     short, long = sorted((x, y), key=len)
@@ -168,8 +176,8 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op != "replace" or i2 - i1 > 2 or j2 - j1 > 2:
             continue
-        xs = [x for x in a.order[i1:i2] if x not in b.content and not x.isdigit()]
-        ys = [y for y in b.order[j1:j2] if y not in a.content and not y.isdigit()]
+        xs = [x for x in a.order[i1:i2] if x not in b.content and not _number(x)]
+        ys = [y for y in b.order[j1:j2] if y not in a.content and not _number(y)]
         if not xs or not ys or any(_related(x, y) for x in xs for y in ys):
             continue  # moved or reworded, not swapped
         # A name for a name ("Bint Jbeil" / "Tyre"), or one word for one word; not a
@@ -178,6 +186,38 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
             return sorted(xs + ys)
         if len(xs) == len(ys) == 1 == i2 - i1 == j2 - j1 and not names_a & {*xs} | names_b & {*ys}:
             return sorted(xs + ys)
+    # The same slot, wherever the rest moved: "Lula y Milei" / "Lula y Boric", "fires
+    # ballistic missile" / "launched a cruise missile" (the word before or after agrees).
+    only_a = [i for i, x in enumerate(a.order) if x not in b.content and not _number(x)]
+    only_b = [j for j, y in enumerate(b.order) if y not in a.content and not _number(y)]
+    for i in only_a:
+        for j in only_b:
+            x, y = a.order[i], b.order[j]
+            if (x in names_a) != (y in names_b) or _related(x, y):
+                continue
+            after = (
+                i + 1 < len(a.order)
+                and j + 1 < len(b.order)
+                and a.order[i + 1] == b.order[j + 1]
+                and not _number(a.order[i + 1])
+            )
+            before = (
+                i > 0
+                and j > 0
+                and a.order[i - 1] == b.order[j - 1]
+                and not _number(a.order[i - 1])
+            )
+            if x in names_a:
+                # A name beside a shared word that is not part of it ("Lula y Milei" /
+                # "Lula y Boric"; not "Javier Milei" / "Avanza, de Milei").
+                after = after and not _one_name(a, x, a.order[i + 1])
+                before = before and not _one_name(a, x, a.order[i - 1])
+            elif a.lang == "en":
+                before = False  # English puts the modifier first: "ballistic missile"
+            else:
+                after = False  # Spanish and Arabic after: "misil balístico"
+            if before or after:
+                return sorted((x, y))
     return []
 
 

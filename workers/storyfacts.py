@@ -102,6 +102,7 @@ class Facts:
     # The content keys in headline order, outside the attribution: a word swapped for
     # another in an otherwise unchanged headline shows there.
     order: tuple[str, ...] = ()
+    lang: str = ""  # the lists' language: where a modifier stands beside its head
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +118,7 @@ class Facts:
             "denied": sorted(self.denied),
             "means": sorted(self.means),
             "order": list(self.order),
+            "lang": self.lang,
         }
 
     @classmethod
@@ -134,6 +136,7 @@ class Facts:
             denied=frozenset(doc.get("denied", ())),
             means=frozenset(doc.get("means", ())),
             order=tuple(doc.get("order", ())),
+            lang=doc.get("lang", ""),
         )
 
 
@@ -235,7 +238,9 @@ def _attribution_segments(toks: list[_Tok], first_colon: bool, paren: set[int]) 
         words = {t.folded for t in by_seg[seg]} | {t.stem for t in by_seg[seg]}
         short_tail = seg == segs[-1] and len(by_seg[seg]) <= 3
         sourced = "attribution" in kinds and not kinds & _FACT_KINDS
-        if words & _ATTRIBUTION_VERBS or sourced or (short_tail and not kinds & _FACT_KINDS):
+        # "..., officials say" names the source; "; no casualties reported" is a fact.
+        facts = kinds & _FACT_KINDS
+        if (words & _ATTRIBUTION_VERBS and "negation" not in kinds) or sourced or (short_tail and not facts):
             out.add(seg)
     return out
 
@@ -412,13 +417,31 @@ def extract(headline: str, lang: str) -> Facts:
         content=content,
         words=frozenset(w for w in words if w),
         denied=frozenset(t.canon if t.kind else t.stem for t in main if id(t) in denied),
-        means=frozenset(e for e in events if set(e.split("|")) <= vocab.circumstances),
+        means=_means(events, vocab),
+        lang=vocab.lang,
         order=tuple(
             t.canon if t.kind else t.stem
             for t in main
             if t.kind in ("", "events", "synonyms", "name", "places", "aliases", "dates", "number")
         ),
     )
+
+
+def _means(events: frozenset[str], vocab: Vocabulary) -> frozenset[str]:
+    """The events a rewrite may leave out: circumstances ("blast", "school"); a toll that
+    "rises to" a number beside the deaths themselves ("toll rises to 45" / "45 killed",
+    the number tells whether it changed); a market that "closes" up or down."""
+    classes = {c for e in events for c in e.split("|")}
+    out = set()
+    for e in events:
+        parts = set(e.split("|"))
+        if parts <= vocab.circumstances:
+            out.add(e)
+        elif "rise" in parts and classes & {"kill", "wound"}:
+            out.add(e)
+        elif "close" in parts and classes & {"rise", "fall"}:
+            out.add(e)
+    return frozenset(out)
 
 
 _SCOPE = 4  # content words a negation covers, within its clause

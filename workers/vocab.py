@@ -80,6 +80,8 @@ class Vocabulary:
         ال), the known word in the lists if a form is one ("وفاة" stays, "بجنين" -> "جنين")."""
         if self.lang != "ar":
             return folded, _stem(self.lang, folded)
+        if folded[:1] in "وف" and folded[1:] in _AR_PARTICLES:
+            return folded[1:], folded[1:]  # "ولا إصابات": "and no injuries"
         forms = _arabic_forms(folded)
         for form in forms:
             if form in self.known or form in self.numbers:
@@ -117,6 +119,8 @@ def _stemmer(lang: str) -> Stemmer.Stemmer:
     return Stemmer.Stemmer(_STEMMERS[lang])
 
 
+# Negations of two letters, which keep their "and" (و) or "so" (ف) in writing.
+_AR_PARTICLES = frozenset(("لا", "لم", "لن"))
 _AR_CLITIC = re.compile(r"^(?:وال|بال|فال|كال|لل|ال|و|ف|ب|ل|ك)")
 
 
