@@ -47,21 +47,68 @@ class Verdict:
         }
 
 
-def _present(name: Name, other: Facts) -> bool:
-    if any(key in other.words for key in name.keys):
+def _initials(text: str) -> set[str]:
+    """What a name of several words is abbreviated to: "Bank of England" -> "be", "boe";
+    "Estados Unidos" -> "eu", "eeuu" (Spanish doubles the letters of a plural)."""
+    words = text.replace("-", " ").split()
+    caps = [w for w in words if w[:1].isupper()]
+    if len(caps) < 2:
+        return set()
+    out = {"".join(w[0] for w in caps), "".join(w[0] for w in words if w[:1].isalpha())}
+    if all(w.lower().endswith("s") for w in caps):
+        out.add("".join(w[0] * 2 for w in caps))
+    return {x.lower() for x in out}
+
+
+def _acronym(text: str) -> str:
+    """ "UN", "BoE", "U.N.", "EEUU" as a lowercase string; "" for any other name."""
+    bare = text.replace(".", "")
+    if " " in bare or not 2 <= len(bare) <= 6 or sum(c.isupper() for c in bare) < 2:
+        return ""
+    return bare.lower()
+
+
+_SILENT = frozenset("aeiouyhwاوي")  # vowels, and Arabic alif, waw, ya
+
+
+def _skeleton(word: str) -> str:
+    """A name's consonants (after its first letter), doubled ones once: transliterations
+    agree there ("Zelensky" / "Zelenskiy", "ترامب" / "ترمب")."""
+    out = word[:1]
+    for c in word[1:]:
+        if c not in _SILENT and c != out[-1]:
+            out += c
+    return out
+
+
+def _abbreviated(name: Name, other: Facts) -> bool:
+    """An abbreviation on one side, the words on the other ("BoE" / "Bank of England")."""
+    if _initials(name.text) & other.words:
         return True
-    for key in name.keys:
-        for word in other.words:
-            if word[:1] != key[:1]:
-                continue
-            short, long = sorted((key, word), key=len)
-            # Inflection and spelling drift of one name ("Zelensky"/"Zelenskyy",
-            # "Iraq"/"Iraqi"), but not "Iran"/"Iraq" or "Austria"/"Australia".
-            if len(short) >= 4 and long.startswith(short) and len(long) - len(short) <= 2:
-                return True
-            if len(short) >= 6 and fuzz.ratio(key, word) >= 85:
-                return True
+    acronym = _acronym(name.text)
+    return bool(acronym) and any(acronym in _initials(n.text) for n in other.names)
+
+
+def _key_present(key: str, other: Facts) -> bool:
+    if key in other.words:
+        return True
+    for word in other.words:
+        if word[:1] != key[:1]:
+            continue
+        short, long = sorted((key, word), key=len)
+        # Inflection and spelling drift of one name ("Zelensky"/"Zelenskyy",
+        # "Iraq"/"Iraqi"), but not "Iran"/"Iraq" or "Austria"/"Australia".
+        if len(short) >= 4 and long.startswith(short) and len(long) - len(short) <= 2:
+            return True
+        if len(short) >= 6 and fuzz.ratio(key, word) >= 85:
+            return True
+        if len(skeleton := _skeleton(key)) >= 4 and skeleton == _skeleton(word):
+            return True
     return False
+
+
+def _present(name: Name, other: Facts) -> bool:
+    return any(_key_present(k, other) for k in name.keys) or _abbreviated(name, other)
 
 
 def _missing(a: Facts, b: Facts) -> list[Name]:
@@ -173,11 +220,19 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
         return []
     names_a = {k for n in a.names for k in n.keys}
     names_b = {k for n in b.names for k in n.keys}
+    # A name the other headline states otherwise ("OEA" / "Organización de Estados
+    # Americanos", "Zelensky" / "Zelenskiy") is no swap.
+    known = {
+        k
+        for n, other in [*((n, b) for n in a.names), *((n, a) for n in b.names)]
+        for k in n.keys
+        if _key_present(k, other) or _abbreviated(n, other)
+    }
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op != "replace" or i2 - i1 > 2 or j2 - j1 > 2:
             continue
-        xs = [x for x in a.order[i1:i2] if x not in b.content and not _number(x)]
-        ys = [y for y in b.order[j1:j2] if y not in a.content and not _number(y)]
+        xs = [x for x in a.order[i1:i2] if x not in b.content and not _number(x) and x not in known]
+        ys = [y for y in b.order[j1:j2] if y not in a.content and not _number(y) and y not in known]
         if not xs or not ys or any(_related(x, y) for x in xs for y in ys):
             continue  # moved or reworded, not swapped
         # A name for a name ("Bint Jbeil" / "Tyre"), or one word for one word; not a
@@ -188,8 +243,12 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
             return sorted(xs + ys)
     # The same slot, wherever the rest moved: "Lula y Milei" / "Lula y Boric", "fires
     # ballistic missile" / "launched a cruise missile" (the word before or after agrees).
-    only_a = [i for i, x in enumerate(a.order) if x not in b.content and not _number(x)]
-    only_b = [j for j, y in enumerate(b.order) if y not in a.content and not _number(y)]
+    only_a = [
+        i for i, x in enumerate(a.order) if x not in b.content and not _number(x) and x not in known
+    ]
+    only_b = [
+        j for j, y in enumerate(b.order) if y not in a.content and not _number(y) and y not in known
+    ]
     for i in only_a:
         for j in only_b:
             x, y = a.order[i], b.order[j]
