@@ -261,10 +261,7 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
                 and not _number(a.order[i + 1])
             )
             before = (
-                i > 0
-                and j > 0
-                and a.order[i - 1] == b.order[j - 1]
-                and not _number(a.order[i - 1])
+                i > 0 and j > 0 and a.order[i - 1] == b.order[j - 1] and not _number(a.order[i - 1])
             )
             if x in names_a:
                 # A name beside a shared word that is not part of it ("Lula y Milei" /

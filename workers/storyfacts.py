@@ -64,6 +64,13 @@ _ALA = fold("على")
 _CONTEXT_PREPOSITIONS = {"in", "to", "en", "a"} | {
     fold(w) for w in ("في", "شمال", "جنوب", "شرق", "غرب", "شمالي", "جنوبي", "شرقي", "غربي")
 }
+_SOURCE_WORDS = {
+    "segun", "according", "citing", "cites", "per",
+    *(fold(w) for w in ("وفق", "وفقا", "بحسب", "حسب", "نقلا")),
+}  # fmt: skip
+# A Spanish headline may open with a participle ("Detenido un hombre...", "Desarticulada
+# una red..."): capitalised, uncommon, and no name.
+_ES_PARTICIPLE = re.compile(r"(?:ad|id)(?:o|a|os|as)$")
 _ATTRIBUTION_VERBS = {
     "say", "said", "says", "tell", "told", "report", "accord", "cite", "dice", "segun",
     *(fold(w) for w in ("وفق", "وفقا", "بحسب", "حسب", "قال", "قالت", "أفاد", "أفادت", "نقلا")),
@@ -240,7 +247,11 @@ def _attribution_segments(toks: list[_Tok], first_colon: bool, paren: set[int]) 
         sourced = "attribution" in kinds and not kinds & _FACT_KINDS
         # "..., officials say" names the source; "; no casualties reported" is a fact.
         facts = kinds & _FACT_KINDS
-        if (words & _ATTRIBUTION_VERBS and "negation" not in kinds) or sourced or (short_tail and not facts):
+        if (
+            (words & _ATTRIBUTION_VERBS and "negation" not in kinds)
+            or sourced
+            or (short_tail and not facts)
+        ):
             out.add(seg)
     return out
 
@@ -373,7 +384,10 @@ def extract(headline: str, lang: str) -> Facts:
         rare = vocab.rarity(t.folded) >= 3.5 and not t.folded.isdigit()
         if cased and t.surface[:1].isalpha() and t.surface[:1] != t.surface[:1].lower():
             # Capitalised: a name mid-sentence; the first word only if it is uncommon.
-            if (i > 0 and toks[i - 1].segment == t.segment) or rare:
+            first = i == 0 or toks[i - 1].segment != t.segment
+            if first and vocab.lang == "es" and _ES_PARTICIPLE.search(t.folded):
+                continue
+            if not first or rare:
                 t.kind, t.canon = "name", t.folded
         elif (
             vocab.lang == "ar"
@@ -511,7 +525,13 @@ def _names(
         if places and _qualifier(toks, toks.index(group[0]), toks.index(last), vocab):
             continue
         keys = [t.canon for t in group if t.stem not in vocab.generic] or [t.canon for t in group]
-        source = last.segment in attribution or last.segment in paren
+        first_tok = toks.index(group[0])
+        # "..., sin víctimas según el IGP", "according to the WHO": who says it.
+        cited = any(
+            t.folded in _SOURCE_WORDS and t.segment == group[0].segment
+            for t in toks[max(0, first_tok - 3) : first_tok]
+        )
+        source = last.segment in attribution or last.segment in paren or cited
         text = " ".join(t.surface for t in group)
         # A country is context only as "in Ukraine": "Iranian drone makers" is a fact.
         first = toks.index(group[0])
@@ -549,10 +569,15 @@ def _qualifier(toks: list[_Tok], first: int, last: int, vocab: Vocabulary) -> bo
     if vocab.lang != "ar":
         # An institution is named by its country; another country's still differs. Not
         # Arabic, where the adjective after "the army" is how the actor is named.
-        if joined and after is not None and after.stem in vocab.generic and not after.cap:
+        if joined and after is not None and after.stem in vocab.institutions and not after.cap:
             return True
         prev = toks[first - 1] if first > 0 else None
-        if prev is not None and prev.segment == toks[first].segment and prev.stem in vocab.generic and vocab.lang == "es":
+        if (
+            prev is not None
+            and prev.segment == toks[first].segment
+            and prev.stem in vocab.institutions
+            and vocab.lang == "es"
+        ):
             return True
     if (
         joined

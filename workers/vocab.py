@@ -68,6 +68,7 @@ class Vocabulary:
     namers: frozenset[str]  # stems after which a word is a name ("camp", "city")
     # event classes a rewrite may leave out: how, where, with what ("drone", "school")
     circumstances: frozenset[str] = frozenset()
+    institutions: frozenset[str] = frozenset()  # stems named by a country ("French police")
 
     def stem(self, word: str) -> str:
         return _stem(self.lang, word)
@@ -133,8 +134,12 @@ def _arabic_forms(word: str) -> list[str]:
     return forms
 
 
-def _variants(lang: str, variants: list[str]) -> list[str]:
-    """Arabic present-tense verbs are listed once: يعلن brings تعلن, and the reverse."""
+def _variants(lang: str, variants: list[str], kind: str = "") -> list[str]:
+    """Arabic present-tense verbs are listed once: يعلن brings تعلن, and the reverse.
+    Spanish places and demonyms bring their plurals ("francés" -> "franceses")."""
+    if lang == "es" and kind == "places":
+        plurals = [v + ("s" if v[-1] in "aeiou" else "es") for v in variants if " " not in v]
+        return variants + plurals
     if lang != "ar":
         return variants
     out = list(variants)
@@ -157,7 +162,7 @@ def vocabulary(lang: str) -> Vocabulary:
     phrases: dict[tuple[str, ...], tuple[str, str]] = {}
     for kind in _PRIORITY:
         for canonical, variants in sections.get(kind, []):
-            for variant in _variants(lang, variants):
+            for variant in _variants(lang, variants, kind):
                 # Lists may hold stems ("injur"), which a second stemming could change.
                 raw = tuple(fold(w) for w in variant.replace("-", " ").split())
                 stemmed = _key(lang, variant)
@@ -193,6 +198,9 @@ def vocabulary(lang: str) -> Vocabulary:
         for _, vs in (sections.get("circumstances") or read_sections("en")["circumstances"])
         for v in vs
     )
+    institutions = frozenset(
+        k[0] for _, vs in sections.get("institutions", []) for v in vs if (k := _key(lang, v))
+    )
     return Vocabulary(
         lang,
         phrases,
@@ -206,4 +214,5 @@ def vocabulary(lang: str) -> Vocabulary:
         starts,
         namers,
         circumstances,
+        institutions,
     )
