@@ -13,7 +13,6 @@ Rules, in order of weight (docs/story-matching.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from difflib import SequenceMatcher
 
 from rapidfuzz import fuzz
@@ -68,7 +67,7 @@ def _acronym(text: str) -> str:
     return bare.lower()
 
 
-_SILENT = frozenset("aeiouyhwاوي")  # vowels, and Arabic alif, waw, ya
+_SILENT = frozenset("aeiouyhw\u0627\u0648\u064a")  # vowels, and Arabic alif, waw, ya
 
 
 def _skeleton(word: str) -> str:
@@ -133,7 +132,7 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     # check below: rewrites change many such words, a look-alike changes one.
     # ... unless only one or two such words differ, one side having a single one: a swap.
     sure_a, sure_b = [n for n in miss_a if not n.maybe], [n for n in miss_b if not n.maybe]
-    few = 1 <= min(len(miss_a), len(miss_b)) and max(len(miss_a), len(miss_b)) <= 2
+    few = min(len(miss_a), len(miss_b)) >= 1 and max(len(miss_a), len(miss_b)) <= 2
     # ... or when nothing else differs: "mayor of Ankara X" / "mayor of Istanbul Y".
     if miss_a and miss_b and not few:
         keys = {k for n in (*a.names, *b.names) for k in n.keys}

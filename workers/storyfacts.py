@@ -449,11 +449,9 @@ def _means(events: frozenset[str], vocab: Vocabulary) -> frozenset[str]:
     out = set()
     for e in events:
         parts = set(e.split("|"))
-        if parts <= vocab.circumstances:
-            out.add(e)
-        elif "rise" in parts and classes & {"kill", "wound"}:
-            out.add(e)
-        elif "close" in parts and classes & {"rise", "fall"}:
+        toll = "rise" in parts and bool(classes & {"kill", "wound"})
+        market = "close" in parts and bool(classes & {"rise", "fall"})
+        if parts <= vocab.circumstances or toll or market:
             out.add(e)
     return frozenset(out)
 
