@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 
@@ -46,17 +47,18 @@ class Verdict:
         }
 
 
-def _initials(text: str) -> set[str]:
+@lru_cache(maxsize=65536)
+def _initials(text: str) -> frozenset[str]:
     """What a name of several words is abbreviated to: "Bank of England" -> "be", "boe";
     "Estados Unidos" -> "eu", "eeuu" (Spanish doubles the letters of a plural)."""
     words = text.replace("-", " ").split()
     caps = [w for w in words if w[:1].isupper()]
     if len(caps) < 2:
-        return set()
+        return frozenset()
     out = {"".join(w[0] for w in caps), "".join(w[0] for w in words if w[:1].isalpha())}
     if all(w.lower().endswith("s") for w in caps):
         out.add("".join(w[0] * 2 for w in caps))
-    return {x.lower() for x in out}
+    return frozenset(x.lower() for x in out)
 
 
 def _acronym(text: str) -> str:
@@ -70,6 +72,7 @@ def _acronym(text: str) -> str:
 _SILENT = frozenset("aeiouyhw\u0627\u0648\u064a")  # vowels, and Arabic alif, waw, ya
 
 
+@lru_cache(maxsize=65536)
 def _skeleton(word: str) -> str:
     """A name's consonants (after its first letter), doubled ones once: transliterations
     agree there ("Zelensky" / "Zelenskiy", "ترامب" / "ترمب")."""
@@ -91,9 +94,7 @@ def _abbreviated(name: Name, other: Facts) -> bool:
 def _key_present(key: str, other: Facts) -> bool:
     if key in other.words:
         return True
-    for word in other.words:
-        if word[:1] != key[:1]:
-            continue
+    for word in other.by_letter.get(key[:1], ()):
         short, long = sorted((key, word), key=len)
         # Inflection and spelling drift of one name ("Zelensky"/"Zelenskyy",
         # "Iraq"/"Iraqi"), but not "Iran"/"Iraq" or "Austria"/"Australia".
@@ -151,7 +152,7 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
                     return "actor", [f"{event}: {actor} -> {target} / {actor_b} -> {target_b}"]
     if not (a.passive or b.passive) and (crossed := _crossed(a, b)):
         return "actor", crossed
-    if swapped := _swapped(a, b):
+    if swapped := _swapped(a, b) or _swapped(b, a):
         return "word", swapped
     return None
 
@@ -295,7 +296,7 @@ def _overlap(a: Facts, b: Facts) -> tuple[float, float]:
 
 def compare(a: Facts, b: Facts, threshold: float = THRESHOLD) -> Verdict:
     """The verdict on two headlines' facts; symmetric in ``a`` and ``b``."""
-    veto = _veto(a, b) or _veto(b, a)
+    veto = _veto(a, b)  # symmetric: the one-sided checks look both ways
     if veto is not None:
         reason, differing = veto
         return Verdict(False, 0.0, f"different {reason}", [], differing)

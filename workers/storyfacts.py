@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -110,6 +110,16 @@ class Facts:
     # another in an otherwise unchanged headline shows there.
     order: tuple[str, ...] = ()
     lang: str = ""  # the lists' language: where a modifier stands beside its head
+    # ``words`` by first letter, for the matcher's spelling-drift search (not stored).
+    by_letter: dict[str, tuple[str, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        groups: dict[str, list[str]] = {}
+        for word in self.words:
+            groups.setdefault(word[:1], []).append(word)
+        object.__setattr__(self, "by_letter", {k: tuple(v) for k, v in groups.items()})
 
     def to_json(self) -> dict[str, Any]:
         return {
