@@ -84,8 +84,15 @@ class Vocabulary:
         if folded[:1] in "وف" and folded[1:] in _AR_PARTICLES:
             return folded[1:], folded[1:]  # "ولا إصابات": "and no injuries"
         forms = _arabic_forms(folded)
+        # A word the lists hold alone first ("القتلى" is "قتلى"), then a word of a phrase
+        # ("حصيلة القتلى").
         for form in forms:
-            if form in self.known or form in self.numbers:
+            if (form,) in self.phrases or form in self.numbers:
+                return form, form
+            if (stem := _stem("ar", form),) in self.phrases:
+                return form, stem
+        for form in forms:
+            if form in self.known:
                 return form, form
             if (stem := _stem("ar", form)) in self.known:
                 return form, stem
