@@ -173,7 +173,10 @@ def _number(key: str) -> bool:
 
 
 def _related(x: str, y: str) -> bool:
-    """Two forms of one word: inflection or spelling drift ("Zelensky"/"Zelenskyy")."""
+    """Two forms of one word: inflection or spelling drift ("Zelensky"/"Zelenskyy"), or
+    event classes one of which may mean the other ("fall" / "crash|fall")."""
+    if set(x.split("|")) & set(y.split("|")):
+        return True
     short, long = sorted((x, y), key=len)
     # Not a prefix that turns a word around ("acelera" / "desacelera").
     return (len(short) >= 4 and long.startswith(short[:4])) or (

@@ -296,7 +296,10 @@ def _numbers(toks: list[_Tok], vocab: Vocabulary) -> frozenset[str]:
             if value == 100:
                 current = (current or Decimal(1)) * 100
             elif value >= 1000:
-                total, current = (total + (current or Decimal(1))) * value, Decimal(0)
+                if current or not total:
+                    total, current = (total + (current or Decimal(1))) * value, Decimal(0)
+                else:
+                    total *= value  # "10 mil millones": the thousands scaled again
             else:
                 current += value
             in_run = True
@@ -559,7 +562,7 @@ def _names(
         )
         # A name of generic words only ("Audiencia Nacional", "Supreme Court") is an
         # institution a rewrite may leave out; another one in its place still differs.
-        generic = all(t.stem in vocab.generic for t in group)
+        generic = all(t.stem in vocab.generic and t.kind == "name" for t in group)
         # ... unless a word such as "camp" or "city" says it is one ("مخيم نور شمس").
         pos = toks.index(group[0])
         named = pos > 0 and toks[pos - 1].stem in vocab.namers
