@@ -19,6 +19,7 @@ from functools import lru_cache
 from rapidfuzz import fuzz
 
 from workers.storyfacts import Facts, Name
+from workers.vocab import vocabulary
 
 __all__ = ["MIN_SHARED", "THRESHOLD", "Verdict", "compare"]
 
@@ -88,7 +89,41 @@ def _abbreviated(name: Name, other: Facts) -> bool:
     if _initials(name.text) & other.words:
         return True
     acronym = _acronym(name.text)
-    return bool(acronym) and any(acronym in _initials(n.text) for n in other.names)
+    if not acronym:
+        return False
+    if any(acronym in _initials(n.text) for n in other.names):
+        return True
+    # ... or words only partly a name: "BOJ" / "Bank of Japan" ("Bank" opens the headline).
+    return _spelt(acronym, other, {k for n in other.names for k in n.keys})
+
+
+def _spelt(acronym: str, facts: Facts, keys: set[str]) -> bool:
+    """Whether words in a row, one of them in ``keys``, have the acronym's initials
+    (small words such as "of" / "de" may or may not have a letter)."""
+    if len(acronym) < 3:
+        return False
+    # Words of a name: names, or the generic words names are made of ("Bank", "Court").
+    generic = vocabulary(facts.lang or "en").generic
+    for letters in {acronym, acronym[0] + acronym[1:].replace("o", "").replace("d", "")}:
+        n = len(letters)
+        for i in range(len(facts.order) - n + 1):
+            run = facts.order[i : i + n]
+            if (
+                "".join(k[:1] for k in run) == letters
+                and keys.intersection(run)
+                and all(
+                    k in keys or k in generic or any(k in m.keys for m in facts.names) for k in run
+                )
+            ):
+                return True
+    return False
+
+
+def _expanded(name: Name, own: Facts, other: Facts) -> bool:
+    """A name that is part of words the other headline abbreviates ("Japan" in "Bank of
+    Japan" / "BOJ")."""
+    keys = set(name.keys)
+    return any((acronym := _acronym(m.text)) and _spelt(acronym, own, keys) for m in other.names)
 
 
 def _key_present(key: str, other: Facts) -> bool:
@@ -107,12 +142,14 @@ def _key_present(key: str, other: Facts) -> bool:
     return False
 
 
-def _present(name: Name, other: Facts) -> bool:
-    return any(_key_present(k, other) for k in name.keys) or _abbreviated(name, other)
+def _present(name: Name, other: Facts, own: Facts | None = None) -> bool:
+    if any(_key_present(k, other) for k in name.keys) or _abbreviated(name, other):
+        return True
+    return own is not None and _expanded(name, own, other)
 
 
 def _missing(a: Facts, b: Facts) -> list[Name]:
-    return [n for n in a.names if not n.source and not _present(n, b)]
+    return [n for n in a.names if not n.source and not _present(n, b, a)]
 
 
 def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
@@ -227,9 +264,9 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
     # Americanos", "Zelensky" / "Zelenskiy") is no swap.
     known = {
         k
-        for n, other in [*((n, b) for n in a.names), *((n, a) for n in b.names)]
+        for n, own, other in [*((n, a, b) for n in a.names), *((n, b, a) for n in b.names)]
         for k in n.keys
-        if _key_present(k, other) or _abbreviated(n, other)
+        if _key_present(k, other) or _abbreviated(n, other) or _expanded(n, own, other)
     }
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op != "replace" or i2 - i1 > 2 or j2 - j1 > 2:
