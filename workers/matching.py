@@ -327,9 +327,33 @@ def _contradicts(negated: Facts, other: Facts) -> bool:
     return bool(negated.denied & said)
 
 
+def _same_word(x: str, y: str) -> bool:
+    """One word in two forms the stemmer leaves apart: a name and its adjective
+    ("Tanzania" / "Tanzanian"), a spelling ("Zelensky" / "Zelenskiy"), or an event word
+    of two classes and one of them ("sinks": "crash|fall" / "crash")."""
+    if "|" in x or "|" in y:
+        return bool(set(x.split("|")) & set(y.split("|")))
+    if x[:1] != y[:1]:
+        return False
+    short, long = sorted((x, y), key=len)
+    if len(short) >= 4 and long.startswith(short) and len(long) - len(short) <= 2:
+        return True
+    return len(short) >= 6 and fuzz.ratio(x, y) >= 85
+
+
 def _overlap(a: Facts, b: Facts) -> tuple[float, float]:
     """(score 0-100, the weight of what both say): a rarity-weighted Dice overlap."""
     shared = sum(min(w, b.content[k]) for k, w in a.content.items() if k in b.content)
+    # Words left on each side may still be one word in two forms: pair them once each.
+    left_b = [k for k in b.content if k not in a.content]
+    for k, w in a.content.items():
+        if k in b.content:
+            continue
+        for other in left_b:
+            if _same_word(k, other):
+                shared += min(w, b.content[other])
+                left_b.remove(other)
+                break
     total = sum(a.content.values()) + sum(b.content.values())
     return (200.0 * shared / total if total else 100.0), shared
 
