@@ -409,7 +409,8 @@ def extract(headline: str, lang: str) -> Facts:
             and t.stem not in vocab.generic
         ):
             # No letter case: every word outside the lists may be a name (غزة is common).
-            t.kind, t.canon = "name", t.folded
+            # Its stem: the same word with another clitic or suffix ("سيطرتها" / "السيطرة").
+            t.kind, t.canon = "name", t.stem
         elif not cased and rare and len(t.folded) > 1:
             t.kind, t.canon = "name", t.folded
     names = _names(toks, vocab, attribution, paren)
