@@ -205,6 +205,15 @@ def _one_name(facts: Facts, x: str, y: str) -> bool:
     return any(x in n.keys and y in n.keys for n in facts.names)
 
 
+def _says(facts: Facts, key: str) -> bool:
+    """Whether a headline has this word, an event class of it included ("layoff" in a
+    headline that says "cut", "fall|layoff")."""
+    if key in facts.content:
+        return True
+    classes = set(key.split("|"))
+    return any(k in facts.events and classes & set(k.split("|")) for k in facts.content)
+
+
 def _number(key: str) -> bool:
     return key[:1].isdigit() or key[:1] in "~#"
 
@@ -271,8 +280,8 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op != "replace" or i2 - i1 > 2 or j2 - j1 > 2:
             continue
-        xs = [x for x in a.order[i1:i2] if x not in b.content and not _number(x) and x not in known]
-        ys = [y for y in b.order[j1:j2] if y not in a.content and not _number(y) and y not in known]
+        xs = [x for x in a.order[i1:i2] if not _says(b, x) and not _number(x) and x not in known]
+        ys = [y for y in b.order[j1:j2] if not _says(a, y) and not _number(y) and y not in known]
         if not xs or not ys or any(_related(x, y) for x in xs for y in ys):
             continue  # moved or reworded, not swapped
         # A name for a name ("Bint Jbeil" / "Tyre"), or one word for one word; not a
@@ -284,10 +293,10 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
     # The same slot, wherever the rest moved: "Lula y Milei" / "Lula y Boric", "fires
     # ballistic missile" / "launched a cruise missile" (the word before or after agrees).
     only_a = [
-        i for i, x in enumerate(a.order) if x not in b.content and not _number(x) and x not in known
+        i for i, x in enumerate(a.order) if not _says(b, x) and not _number(x) and x not in known
     ]
     only_b = [
-        j for j, y in enumerate(b.order) if y not in a.content and not _number(y) and y not in known
+        j for j, y in enumerate(b.order) if not _says(a, y) and not _number(y) and y not in known
     ]
     for i in only_a:
         for j in only_b:
@@ -345,15 +354,28 @@ def _overlap(a: Facts, b: Facts) -> tuple[float, float]:
     """(score 0-100, the weight of what both say): a rarity-weighted Dice overlap."""
     shared = sum(min(w, b.content[k]) for k, w in a.content.items() if k in b.content)
     # Words left on each side may still be one word in two forms: pair them once each.
+    left_a = [k for k in a.content if k not in b.content]
     left_b = [k for k in b.content if k not in a.content]
-    for k, w in a.content.items():
-        if k in b.content:
-            continue
+    for k in list(left_a):
         for other in left_b:
             if _same_word(k, other):
-                shared += min(w, b.content[other])
+                shared += min(a.content[k], b.content[other])
+                left_a.remove(k)
                 left_b.remove(other)
                 break
+    # ... or an abbreviation and the name it stands for ("BOJ" / "Bank of Japan").
+    for x, y, left_x, left_y in ((a, b, left_a, left_b), (b, a, left_b, left_a)):
+        names_y = {k for n in y.names for k in n.keys}
+        for n in x.names:
+            key = n.keys[0] if n.keys else ""
+            if key not in left_x or not _acronym(n.text) or not _abbreviated(n, y):
+                continue
+            named = [k for k in left_y if k in names_y]
+            if named:
+                best = max(named, key=lambda k: y.content[k])
+                shared += min(x.content[key], y.content[best])
+                left_x.remove(key)
+                left_y.remove(best)
     total = sum(a.content.values()) + sum(b.content.values())
     return (200.0 * shared / total if total else 100.0), shared
 
