@@ -71,6 +71,7 @@ _SOURCE_WORDS = {
 # A Spanish headline may open with a participle ("Detenido un hombre...", "Desarticulada
 # una red..."): capitalised, uncommon, and no name.
 _ES_PARTICIPLE = re.compile(r"(?:ad|id)(?:o|a|os|as)$")
+_LOCATIVE = {"in", "at", "near", "en", "cerca"}
 _ATTRIBUTION_VERBS = {
     "say", "said", "says", "tell", "told", "report", "accord", "cite", "dice", "segun",
     *(fold(w) for w in ("وفق", "وفقا", "بحسب", "حسب", "قال", "قالت", "أفاد", "أفادت", "نقلا")),
@@ -397,7 +398,9 @@ def extract(headline: str, lang: str) -> Facts:
         rare = vocab.rarity(t.folded) >= 3.5 and not t.folded.isdigit()
         if cased and t.surface[:1].isalpha() and t.surface[:1] != t.surface[:1].lower():
             # Capitalised: a name mid-sentence; the first word only if it is uncommon.
-            first = i == 0 or toks[i - 1].segment != t.segment
+            # The headline's first word, or the first after "Kremlin:"; after a comma
+            # a capital still says name ("..., Michigan, police say").
+            first = i == 0 or (first_colon and t.segment == 1 and toks[i - 1].segment == 0)
             if first and vocab.lang == "es" and _ES_PARTICIPLE.search(t.folded):
                 continue
             if not first or rare:
@@ -561,6 +564,17 @@ def _names(
                 )
             )
         )
+        # "in Grand Blanc, Michigan": a town named before the place that holds it is where
+        # it happened, which a rewrite may leave at "Michigan" (another town still differs).
+        last_i = toks.index(last)
+        town = (
+            first > 0
+            and toks[first - 1].folded in _LOCATIVE
+            and last_i + 1 < len(toks)
+            and toks[last_i + 1].segment == last.segment + 1
+            and _is_name(toks[last_i + 1])
+        )
+        context = context or town
         # A name of generic words only ("Audiencia Nacional", "Supreme Court") is an
         # institution a rewrite may leave out; another one in its place still differs.
         generic = all(t.stem in vocab.generic and t.kind == "name" for t in group)
