@@ -232,14 +232,16 @@ def _related(x: str, y: str) -> bool:
 
 def _spans(facts: Facts) -> set[tuple[str, frozenset[str], str]]:
     """(name, the words between, next name) for each two names in a row."""
-    keys = {k for n in facts.names for k in n.keys}
+    # Each word of a name stands for the whole name ("Real Madrid": "real").
+    keys = {k: n.keys[0] for n in facts.names for k in n.keys}
     spans = set()
     last, between = "", []
     for key in facts.order:
         if key in keys:
-            if last and between:
-                spans.add((last, frozenset(between), key))
-            last, between = key, []
+            if last and between and keys[key] != last:
+                spans.add((last, frozenset(between), keys[key]))
+            if keys[key] != last:
+                last, between = keys[key], []
         elif last:
             between.append(key)
     return spans

@@ -36,7 +36,8 @@ from workers.vocab import Vocabulary, fold, vocabulary
 __all__ = ["Facts", "Name", "extract"]
 
 _SLUG = re.compile(
-    r"^\s*(?:[A-Z]{3,}(?:/[A-Z]+)?-(?=\S)|(?:exclusive|factbox|analysis|update \d+|urgent|"
+    # A wire slug is upper case ("SOCCER-"); "Twenty-five killed" opens with a number.
+    r"^\s*(?:(?-i:[A-Z]{3,}(?:/[A-Z]+)?)-(?=\S)|(?:exclusive|factbox|analysis|update \d+|urgent|"
     r"breaking|flash|exclusiva|urgente|عاجل|خاص)\s*[:|\-–]\s*)",
     re.IGNORECASE,
 )
@@ -371,14 +372,21 @@ def _label(out: list[_Tok], vocab: Vocabulary) -> list[_Tok]:
     return out
 
 
-def _case_informative(toks: list[_Tok], text: str) -> bool:
-    # Title Case and ALL CAPS make every word look like a name; short words are left out of
-    # the vote because Title Case styles keep them lower case.
+def _case_informative(toks: list[_Tok], text: str, vocab: Vocabulary) -> bool:
+    # Title Case and ALL CAPS make every word look like a name; short words and function
+    # words are left out of the vote because Title Case styles keep them lower case. One
+    # other word in lower case is sentence case: "El Real Madrid gana al Barcelona".
     if text.upper() == text:
         return False
-    cased = [t for t in toks[1:] if len(t.surface) > 3 and t.surface[:1].isalpha()]
+    cased = [
+        t
+        for t in toks[1:]
+        if len(t.surface) > 3
+        and t.surface[:1].isalpha()
+        and vocab.phrases.get((t.stem,), ("",))[0] != "stopwords"
+    ]
     upper = [t for t in cased if t.cap]
-    return len(cased) < 2 or len(upper) / len(cased) < 0.75
+    return len(cased) < 2 or len(upper) < len(cased)
 
 
 def extract(headline: str, lang: str) -> Facts:
@@ -386,7 +394,7 @@ def extract(headline: str, lang: str) -> Facts:
     vocab = vocabulary(lang)
     text = _clean(headline, vocab.lang)
     toks, paren, first_colon = _tokens(text, vocab)
-    cased = vocab.lang != "ar" and _case_informative(toks, text)
+    cased = vocab.lang != "ar" and _case_informative(toks, text, vocab)
     toks = _rewrite(toks, vocab)
     numbers = _numbers(toks, vocab)
     passive = _passive(toks)
