@@ -147,6 +147,7 @@ def test_a_new_name_or_development_is_a_new_story() -> None:
             "es",
         ),
         ("Lakers topple Celtics in overtime", "Celtics topple Lakers in overtime", "en"),
+        ("El Real Madrid gana al Barcelona 2-1", "El Barcelona gana al Real Madrid 2-1", "es"),
         # A negation that denies what the other says; a toll is not a rise of its own.
         (
             "Quake hits Sumatra, tsunami warning issued",
@@ -176,6 +177,8 @@ def test_an_unknown_word_swapped_or_a_crossed_actor_vetoes(a: str, b: str, lang:
             "es",
         ),
         ("Zelenskiy meets Trump in Washington", "Zelensky meets Trump in Washington", "en"),
+        ("Twenty-five killed in bus crash in Kenya", "25 killed in bus crash in Kenya", "en"),
+        ("مقتل ثلاثمئة شخص في فيضانات", "مقتل 300 شخص في فيضانات", "ar"),
         ("ترامب يلتقي بوتين في ألاسكا", "ترمب يلتقي بوتين في ألاسكا", "ar"),
         ("Microsoft to cut 6,000 jobs", "Microsoft announces 6,000 job cuts", "en"),
         ("Nigeria's central bank raises rate to 27.5%", "Nigeria lifts key rate to 27.5%", "en"),
