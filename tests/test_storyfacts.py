@@ -32,6 +32,8 @@ def test_numbers_in_any_script_and_form() -> None:
     assert extract("التضخم ١٫٢٪", "ar").numbers == extract("التضخم 1.2 بالمئة", "ar").numbers
     assert extract("Microsoft pays $69bn", "en").numbers == {"69000000000"}
     assert extract("Second night of strikes", "en").numbers == {"#2"}
+    assert extract("2nd night of strikes", "en").numbers == {"#2"}
+    assert extract("Aprobada la 1ª fase del plan", "es").numbers == {"#1"}
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,11 @@ _TOKEN = re.compile(
     r"|(?P<word>[^\W_]+(?:['’][^\W\d_]+)*)"
     r"|(?P<sep>[,;:()\[\]|«»]|(?<=\s)[-–—]|[-–—](?=\s))",
 )
+# "1st", "2nd", "19th"; "1º", "2ª", "3er", "1ero", "2do" (Spanish ordinal endings).
+_ORDINAL = re.compile(
+    r"(\d{1,3})(?:st|nd|rd|th|º|ª|er|ero|era|do|da|to|ta|vo|va|no|na|mo|ma)", re.I
+)
+_ORDINAL_MARKS = {"º", "ª"}
 _SUFFIX = re.compile(r"(k|m|mn|bn)$")
 _SEPARATOR = re.compile(r"[.,]")
 _SCALE = {"k": 1000, "m": 10**6, "mn": 10**6, "bn": 10**9}
@@ -236,6 +241,11 @@ def _tokens(text: str, vocab: Vocabulary) -> tuple[list[_Tok], set[int], bool]:
         tok = _Tok(raw, form, stem, segment, folded, cap=raw[:1].isupper(), poss=poss)
         if m.lastgroup == "num":
             tok.kind, tok.canon = "number", _number(raw.lower(), vocab.lang)
+        elif ordinal := _ORDINAL.fullmatch(raw):
+            tok.kind, tok.canon = "number", f"#{int(ordinal.group(1))}"  # "2nd", "1ª"
+        elif raw in _ORDINAL_MARKS and toks and toks[-1].kind == "number" and "." not in raw:
+            toks[-1].canon = f"#{toks[-1].canon}"  # "1.ª": the number is an ordinal
+            continue
         toks.append(tok)
     return toks, paren, first_colon
 
@@ -285,7 +295,10 @@ def _numbers(toks: list[_Tok], vocab: Vocabulary) -> frozenset[str]:
             flush()
             continue
         word = vocab.numbers.get(t.folded) if t.kind != "number" else None
-        if t.kind == "number":
+        if t.kind == "number" and t.canon.startswith("#"):
+            flush()
+            found.add(t.canon)  # "2nd", "1ª": an ordinal, apart from counts
+        elif t.kind == "number":
             flush()
             current, in_run = Decimal(t.canon), True
         elif word is not None and word[0] in "~#":
