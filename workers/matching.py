@@ -208,10 +208,7 @@ def _one_name(facts: Facts, x: str, y: str) -> bool:
 def _says(facts: Facts, key: str) -> bool:
     """Whether a headline has this word, an event class of it included ("layoff" in a
     headline that says "cut", "fall|layoff")."""
-    if key in facts.content:
-        return True
-    classes = set(key.split("|"))
-    return any(k in facts.events and classes & set(k.split("|")) for k in facts.content)
+    return key in facts.content or not facts.classes.isdisjoint(key.split("|"))
 
 
 def _number(key: str) -> bool:
@@ -262,7 +259,12 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
     grows" / "German economy grows", "raise output" / "cut output". That is how a fact
     changes when the lists do not know the word; a rewrite changes more than one word,
     or swaps words the lists make one (synonyms), so a lone unknown swap is a new fact."""
-    if not a.order or not b.order:
+    if not a.order or not b.order or a.order == b.order:
+        return []
+    # A swap needs a word on each side the other does not say.
+    if all(_says(b, x) or _number(x) for x in a.order) or all(
+        _says(a, y) or _number(y) for y in b.order
+    ):
         return []
     matcher = SequenceMatcher(None, a.order, b.order, autojunk=False)
     kept = sum(block.size for block in matcher.get_matching_blocks())

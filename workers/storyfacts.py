@@ -121,12 +121,16 @@ class Facts:
     by_letter: dict[str, tuple[str, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # Every class of the events, a word of two ("rise|lift") giving both (not stored).
+    classes: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         groups: dict[str, list[str]] = {}
         for word in self.words:
             groups.setdefault(word[:1], []).append(word)
         object.__setattr__(self, "by_letter", {k: tuple(v) for k, v in groups.items()})
+        classes = frozenset(c for e in self.events for c in e.split("|"))
+        object.__setattr__(self, "classes", classes)
 
     def to_json(self) -> dict[str, Any]:
         return {
