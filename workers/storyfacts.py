@@ -49,6 +49,8 @@ _DIGITS = {
 _AR_ORDINAL = re.compile(r"(?<![\w])ال\s?(\d{1,2})(?!\d)")
 _AR_ORDINALS = {"1": "الأول", "2": "الثاني", "3": "الثالث", "4": "الرابع", "5": "الخامس"}
 _ABBREV = re.compile(r"\b(?:[A-Za-z]\.){2,}")
+# "US$5bn" is "$5bn": the currency, no country named.
+_US_DOLLAR = re.compile(r"\b(?:US|U\.S\.)\s?\$")
 _MAGNITUDE = re.compile(r"\b[Mm](?=\d)")
 _TOKEN = re.compile(
     r"(?P<num>\d+(?:[.,]\d+)*+(?:[kKmM]|mn|bn|MN|BN)?(?![^\W_]))"
@@ -189,7 +191,7 @@ def _clean(text: str, lang: str) -> str:
     text = _ABBREV.sub(lambda m: m.group().replace(".", ""), text.translate(_DIGITS))
     # Arabic writes "the 3rd" as "الـ3" (tatweel gone: "ال3"): an ordinal.
     text = _AR_ORDINAL.sub(lambda m: _AR_ORDINALS.get(m.group(1), m.group(0)), text)
-    return _MAGNITUDE.sub("", text)
+    return _MAGNITUDE.sub("", _US_DOLLAR.sub("$", text))
 
 
 def _number(raw: str, lang: str) -> str:
