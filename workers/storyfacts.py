@@ -437,11 +437,12 @@ def extract(headline: str, lang: str) -> Facts:
             and len(t.folded) > 2
             and not t.folded.isdigit()
             and t.stem not in vocab.generic
+            and not _AR_NOT_NAME.search(t.raw)
         ):
             # No letter case: every word outside the lists may be a name (غزة is common).
             # Its stem: the same word with another clitic or suffix ("سيطرتها" / "السيطرة").
             t.kind, t.canon = "name", t.stem
-        elif not cased and rare and len(t.folded) > 1:
+        elif not cased and rare and len(t.folded) > 1 and vocab.lang != "ar":
             t.kind, t.canon = "name", t.folded
     names = _names(toks, vocab, attribution, paren)
     main = [t for t in toks if t.segment not in attribution]
@@ -517,6 +518,11 @@ def _denied(main: list[_Tok]) -> set[int]:
                 out.add(id(n))
                 covered += 1
     return out
+
+
+# Arabic word shapes that are no name: an attached pronoun ("بلادهم" their country,
+# "سيطرتها" its control), a verb in the plural ("عادوا" they returned, "يهاجمون").
+_AR_NOT_NAME = re.compile("(?:^.{3,}(?:هم|هما|كم|نا|ها)$)|(?:^.{2,}وا$)|(?:^[يت].{2,}(?:ون|ان)$)")
 
 
 def _passive(toks: list[_Tok]) -> bool:

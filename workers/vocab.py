@@ -174,8 +174,14 @@ def vocabulary(lang: str) -> Vocabulary:
                 raw = tuple(fold(w) for w in variant.replace("-", " ").split())
                 stemmed = _key(lang, variant)
                 # A stem of two letters (Arabic "وف" of both وفاة and وفا) says too little.
-                short = lang == "ar" and min(map(len, stemmed)) <= 2
-                for key in (raw,) if short else (raw, stemmed):
+                # ... and an Arabic place of one word is matched as written, with or
+                # without its clitics: the stem of "البحرين" (Bahrain) is "بحر" (sea).
+                one_place = lang == "ar" and kind in ("places", "aliases") and len(raw) == 1
+                short = lang == "ar" and (min(map(len, stemmed)) <= 2 or one_place)
+                keys = [raw] if short else [raw, stemmed]
+                if one_place:
+                    keys += [(form,) for form in _arabic_forms(raw[0])[1:]]
+                for key in keys:
                     canon = canonical or fold(variant)
                     old = phrases.get(key)
                     if kind == "events" and old is not None and old[0] == "events":
