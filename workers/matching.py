@@ -2,12 +2,22 @@
 
 Rules, in order of weight (docs/story-matching.md):
 
-1. **A changed fact vetoes**, however alike the words: another number, a negation on one
-   side only, another set of events, a name on each side that the other lacks (a place,
-   person or organisation swapped), a new name on one side (outside an attribution, and
-   not a country given as context), or actor and target swapped.
+1. **A changed fact vetoes**, however alike the words: another number; a negation on one
+   side only that denies what the other says; an event on each side the other lacks, or
+   one added that is more than a circumstance (killed, not "in a blast"); another role;
+   a name on each side that the other lacks (a place, person or organisation swapped);
+   a new name on one side (outside an attribution, and not a country given as context);
+   actor and target swapped (by the event's actor, or two names around the same words in
+   the other order); and, where the lists know nothing of the changed word, one word put
+   in another's place in an otherwise unchanged headline, or in the same slot (the
+   modifier of one head, a name beside the same word).
 2. **Otherwise the words decide**: a rarity-weighted overlap of the two headlines' content
-   words (stems, synonyms made one), at or above :data:`THRESHOLD`.
+   words (stems, synonyms made one, a word's two forms paired), at or above
+   :data:`THRESHOLD`.
+
+A name is present in the other headline as itself, an inflection or transliteration, an
+alias, or an abbreviation ("BOJ" / "Bank of Japan"); a word of two event classes
+("lifts": rise or lift) matches either.
 """
 
 from __future__ import annotations
