@@ -3,17 +3,23 @@
 A headline is reduced once, when its item is accepted, to what makes it a story:
 
 - **numbers**: digits in any script, number words, decimal comma or point ("6,1" is 6.1,
-  "1.500" and "1,500" are 1500, "7.0" is 7), "%"/"percent" dropped, ordinals kept apart;
+  "1.500" and "1,500" are 1500, "7.0" is 7), "%"/"percent" dropped, ordinals ("second",
+  "2nd", "1ª") kept apart;
 - **names**: places, people, organisations. In cased text a capitalised word mid-sentence;
   where case says nothing (Arabic, Title Case, ALL CAPS, the first word) an uncommon word
   (wordfreq) in none of the word lists. Consecutive name words are one name, which is
   present in another headline when any of its distinctive words is ("Jair Bolsonaro");
-  a country before a title or a name ("US President Trump", "Brazil's Sao Paulo") is a
-  qualifier, not a fact; names in an attribution ("..., Kremlin says") are the source;
+  a country before a title, a name or an institution ("US President Trump", "Brazil's Sao
+  Paulo", "French police") is a qualifier, not a fact; names in an attribution ("...,
+  Kremlin says", "según el INDEC") are the source;
 - **events**: classes from the word lists (killed, wounded, arrested...), each with its
-  actor and target where word order shows them ("Israel strikes Iran");
-- **polarity**: a negation outside the attribution;
-- **content**: every other word, stemmed, canonical for synonyms, weighted by rarity.
+  actor and target where word order shows them ("Israel strikes Iran"); a word of two
+  classes keeps both ("cut": "fall|layoff"); the circumstances among them ("blast",
+  "school") a rewrite may leave out;
+- **polarity**: a negation outside the attribution, and the words it covers ("no tsunami
+  warning": what did not happen is no event);
+- **content**: every other word, stemmed, canonical for synonyms, weighted by rarity, and
+  in headline order (``order``) for the matcher's swap checks.
 
 :mod:`workers.matching` compares two of these. ``Facts`` round-trips through JSON so a
 worker computes them once and keeps them beside the item.
