@@ -150,6 +150,11 @@ def test_a_new_name_or_development_is_a_new_story() -> None:
         ),
         ("Lakers topple Celtics in overtime", "Celtics topple Lakers in overtime", "en"),
         ("El Real Madrid gana al Barcelona 2-1", "El Barcelona gana al Real Madrid 2-1", "es"),
+        (
+            "Ukrainian air force: 45 out of 60 Russian drones downed overnight",
+            "Russia says it shot down 45 of 60 Ukrainian drones overnight",
+            "en",
+        ),
         # A negation that denies what the other says; a toll is not a rise of its own.
         (
             "Quake hits Sumatra, tsunami warning issued",
@@ -180,6 +185,16 @@ def test_an_unknown_word_swapped_or_a_crossed_actor_vetoes(a: str, b: str, lang:
         ),
         ("Zelenskiy meets Trump in Washington", "Zelensky meets Trump in Washington", "en"),
         ("Twenty-five killed in bus crash in Kenya", "25 killed in bus crash in Kenya", "en"),
+        (
+            "Ukraine says it shot down 45 of 60 Russian drones overnight",
+            "Ukrainian air force: 45 out of 60 Russian drones downed overnight",
+            "en",
+        ),
+        (
+            "Volcano erupts in Iceland, forcing evacuation of Grindavik",
+            "Grindavik evacuated as volcanic eruption begins in Iceland",
+            "en",
+        ),
         ("مقتل ثلاثمئة شخص في فيضانات", "مقتل 300 شخص في فيضانات", "ar"),
         ("ترامب يلتقي بوتين في ألاسكا", "ترمب يلتقي بوتين في ألاسكا", "ar"),
         ("Microsoft to cut 6,000 jobs", "Microsoft announces 6,000 job cuts", "en"),

@@ -239,13 +239,15 @@ def _related(x: str, y: str) -> bool:
 
 def _spans(facts: Facts) -> set[tuple[str, frozenset[str], str]]:
     """(name, the words between, next name) for each two names in a row."""
-    # Each word of a name stands for the whole name ("Real Madrid": "real").
-    keys = {k: n.keys[0] for n in facts.names for k in n.keys}
+    # Each word of a name stands for the whole name ("Real Madrid": "real"); a place
+    # given as context ("in Iceland") is where, not who.
+    keys = {k: n.keys[0] for n in facts.names if not n.place for k in n.keys}
     spans = set()
     last, between = "", []
     for key in facts.order:
         if key in keys:
-            if last and between and keys[key] != last:
+            # Few words between: "England beat Australia", not a clause apart.
+            if last and 0 < len(between) <= 3 and keys[key] != last:
                 spans.add((last, frozenset(between), keys[key]))
             if keys[key] != last:
                 last, between = keys[key], []

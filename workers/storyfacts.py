@@ -78,6 +78,8 @@ _ALA = fold("على")
 _CONTEXT_PREPOSITIONS = {"in", "to", "en", "a"} | {
     fold(w) for w in ("في", "شمال", "جنوب", "شرق", "غرب", "شمالي", "جنوبي", "شرقي", "غربي")
 }
+# A past participle: "downed", "shot", "derribados", "interceptada".
+_PARTICIPLE = re.compile(r"(?:ed|shot|struck|hit|down|[ai]d[oa]s?)$")
 _SOURCE_WORDS = {
     "segun", "according", "citing", "cites", "per",
     *(fold(w) for w in ("وفق", "وفقا", "بحسب", "حسب", "نقلا")),
@@ -470,7 +472,10 @@ def extract(headline: str, lang: str) -> Facts:
                 # An Arabic "name" is any word outside the lists: weigh it by its rarity.
                 weight = max(1.0, vocab.rarity(t.surface) - 2.0)
             content[key] = max(content.get(key, 0.0), weight)
-    actors = _actors(main, vocab)
+    # A country as the source ("Ukrainian air force: ...", "..., Israel says") may be the
+    # actor the main clause leaves out.
+    sources = {t.canon for t in toks if t.segment in attribution and t.kind == "places"}
+    actors = _actors(main, vocab, next(iter(sources)) if len(sources) == 1 else "")
     return Facts(
         numbers=numbers,
         names=names,
@@ -661,10 +666,13 @@ def _qualifier(toks: list[_Tok], first: int, last: int, vocab: Vocabulary) -> bo
     return bool(before) and before[-1].kind == "titles" and (named or arabic)
 
 
-def _actors(main: list[_Tok], vocab: Vocabulary) -> frozenset[tuple[str, str, str]]:
+def _actors(
+    main: list[_Tok], vocab: Vocabulary, source: str = ""
+) -> frozenset[tuple[str, str, str]]:
     """(event, actor, target) for transitive events where they show: in English and
-    Spanish the nearest names either side; in Arabic the adjective after the event noun
-    and the name after "على" ("الضربات الإسرائيلية على إيران")."""
+    Spanish the nearest names either side, a participle's name being its target and the
+    country that says it the actor otherwise; in Arabic the adjective after the event
+    noun and the name after "على" ("الضربات الإسرائيلية على إيران")."""
     found = set()
     seen: set[str] = set()
     for t in main:
@@ -682,6 +690,13 @@ def _actors(main: list[_Tok], vocab: Vocabulary) -> frozenset[tuple[str, str, st
         else:
             actor = next((m.canon for m in reversed(same[:k]) if _is_name(m)), "")
             target = next((m.canon for m in same[k + 1 :] if _is_name(m)), "")
+            reported = any(m.kind == "attribution" for m in same[:k])
+            if not target and not reported and _PARTICIPLE.search(t.surface.lower()):
+                # "Russian drones downed", "drones rusos derribados": what was done to
+                # (but "Seoul says Pyongyang launched...": a past tense, reported).
+                actor, target = "", actor
+            # Who says it did it: "Ukrainian air force: ... drones downed".
+            actor = actor or source
         # Arabic word order is freer: only a full (actor, target) pair is trusted there.
         if (actor and target) or (vocab.lang != "ar" and (actor or target)):
             found.add((t.canon, actor, target))
