@@ -3,17 +3,23 @@
 A headline is reduced once, when its item is accepted, to what makes it a story:
 
 - **numbers**: digits in any script, number words, decimal comma or point ("6,1" is 6.1,
-  "1.500" and "1,500" are 1500, "7.0" is 7), "%"/"percent" dropped, ordinals kept apart;
+  "1.500" and "1,500" are 1500, "7.0" is 7), "%"/"percent" dropped, ordinals ("second",
+  "2nd", "1ª") kept apart;
 - **names**: places, people, organisations. In cased text a capitalised word mid-sentence;
   where case says nothing (Arabic, Title Case, ALL CAPS, the first word) an uncommon word
   (wordfreq) in none of the word lists. Consecutive name words are one name, which is
   present in another headline when any of its distinctive words is ("Jair Bolsonaro");
-  a country before a title or a name ("US President Trump", "Brazil's Sao Paulo") is a
-  qualifier, not a fact; names in an attribution ("..., Kremlin says") are the source;
+  a country before a title, a name or an institution ("US President Trump", "Brazil's Sao
+  Paulo", "French police") is a qualifier, not a fact; names in an attribution ("...,
+  Kremlin says", "según el INDEC") are the source;
 - **events**: classes from the word lists (killed, wounded, arrested...), each with its
-  actor and target where word order shows them ("Israel strikes Iran");
-- **polarity**: a negation outside the attribution;
-- **content**: every other word, stemmed, canonical for synonyms, weighted by rarity.
+  actor and target where word order shows them ("Israel strikes Iran"); a word of two
+  classes keeps both ("cut": "fall|layoff"); the circumstances among them ("blast",
+  "school") a rewrite may leave out;
+- **polarity**: a negation outside the attribution, and the words it covers ("no tsunami
+  warning": what did not happen is no event);
+- **content**: every other word, stemmed, canonical for synonyms, weighted by rarity, and
+  in headline order (``order``) for the matcher's swap checks.
 
 :mod:`workers.matching` compares two of these. ``Facts`` round-trips through JSON so a
 worker computes them once and keeps them beside the item.
@@ -26,7 +32,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +42,8 @@ from workers.vocab import Vocabulary, fold, vocabulary
 __all__ = ["Facts", "Name", "extract"]
 
 _SLUG = re.compile(
-    r"^\s*(?:[A-Z]{3,}(?:/[A-Z]+)?-(?=\S)|(?:exclusive|factbox|analysis|update \d+|urgent|"
+    # A wire slug is upper case ("SOCCER-"); "Twenty-five killed" opens with a number.
+    r"^\s*(?:(?-i:[A-Z]{3,}(?:/[A-Z]+)?)-(?=\S)|(?:exclusive|factbox|analysis|update \d+|urgent|"
     r"breaking|flash|exclusiva|urgente|عاجل|خاص)\s*[:|\-–]\s*)",
     re.IGNORECASE,
 )
@@ -48,12 +55,19 @@ _DIGITS = {
 _AR_ORDINAL = re.compile(r"(?<![\w])ال\s?(\d{1,2})(?!\d)")
 _AR_ORDINALS = {"1": "الأول", "2": "الثاني", "3": "الثالث", "4": "الرابع", "5": "الخامس"}
 _ABBREV = re.compile(r"\b(?:[A-Za-z]\.){2,}")
+# "US$5bn" is "$5bn": the currency, no country named.
+_US_DOLLAR = re.compile(r"\b(?:US|U\.S\.)\s?\$")
 _MAGNITUDE = re.compile(r"\b[Mm](?=\d)")
 _TOKEN = re.compile(
     r"(?P<num>\d+(?:[.,]\d+)*+(?:[kKmM]|mn|bn|MN|BN)?(?![^\W_]))"
     r"|(?P<word>[^\W_]+(?:['’][^\W\d_]+)*)"
     r"|(?P<sep>[,;:()\[\]|«»]|(?<=\s)[-–—]|[-–—](?=\s))",
 )
+# "1st", "2nd", "19th"; "1º", "2ª", "3er", "1ero", "2do" (Spanish ordinal endings).
+_ORDINAL = re.compile(
+    r"(\d{1,3})(?:st|nd|rd|th|º|ª|er|ero|era|do|da|to|ta|vo|va|no|na|mo|ma)", re.I
+)
+_ORDINAL_MARKS = {"º", "ª"}
 _SUFFIX = re.compile(r"(k|m|mn|bn)$")
 _SEPARATOR = re.compile(r"[.,]")
 _SCALE = {"k": 1000, "m": 10**6, "mn": 10**6, "bn": 10**9}
@@ -64,6 +78,16 @@ _ALA = fold("على")
 _CONTEXT_PREPOSITIONS = {"in", "to", "en", "a"} | {
     fold(w) for w in ("في", "شمال", "جنوب", "شرق", "غرب", "شمالي", "جنوبي", "شرقي", "غربي")
 }
+# A past participle: "downed", "shot", "derribados", "interceptada".
+_PARTICIPLE = re.compile(r"(?:ed|shot|struck|hit|down|[ai]d[oa]s?)$")
+_SOURCE_WORDS = {
+    "segun", "according", "citing", "cites", "per",
+    *(fold(w) for w in ("وفق", "وفقا", "بحسب", "حسب", "نقلا")),
+}  # fmt: skip
+# A Spanish headline may open with a participle ("Detenido un hombre...", "Desarticulada
+# una red..."): capitalised, uncommon, and no name.
+_ES_PARTICIPLE = re.compile(r"(?:ad|id)(?:o|a|os|as)$")
+_LOCATIVE = {"in", "at", "near", "en", "cerca"}
 _ATTRIBUTION_VERBS = {
     "say", "said", "says", "tell", "told", "report", "accord", "cite", "dice", "segun",
     *(fold(w) for w in ("وفق", "وفقا", "بحسب", "حسب", "قال", "قالت", "أفاد", "أفادت", "نقلا")),
@@ -94,6 +118,29 @@ class Facts:
     titles: frozenset[str]  # roles named outside the attribution ("foreign minister")
     content: dict[str, float]  # canonical word -> rarity weight
     words: frozenset[str]  # every folded word, stem and canonical form: presence of names
+    # The words a negation covers ("no tsunami warning", "will not attend the summit");
+    # empty with a negation: it covers the whole headline.
+    denied: frozenset[str] = frozenset()
+    # The events that only say how, where or with what (a rewrite may leave them out).
+    means: frozenset[str] = frozenset()
+    # The content keys in headline order, outside the attribution: a word swapped for
+    # another in an otherwise unchanged headline shows there.
+    order: tuple[str, ...] = ()
+    lang: str = ""  # the lists' language: where a modifier stands beside its head
+    # ``words`` by first letter, for the matcher's spelling-drift search (not stored).
+    by_letter: dict[str, tuple[str, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    # Every class of the events, a word of two ("rise|lift") giving both (not stored).
+    classes: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        groups: dict[str, list[str]] = {}
+        for word in self.words:
+            groups.setdefault(word[:1], []).append(word)
+        object.__setattr__(self, "by_letter", {k: tuple(v) for k, v in groups.items()})
+        classes = frozenset(c for e in self.events for c in e.split("|"))
+        object.__setattr__(self, "classes", classes)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,6 +153,10 @@ class Facts:
             "titles": sorted(self.titles),
             "content": self.content,
             "words": sorted(self.words),
+            "denied": sorted(self.denied),
+            "means": sorted(self.means),
+            "order": list(self.order),
+            "lang": self.lang,
         }
 
     @classmethod
@@ -120,6 +171,10 @@ class Facts:
             titles=frozenset(doc["titles"]),
             content=doc["content"],
             words=frozenset(doc["words"]),
+            denied=frozenset(doc.get("denied", ())),
+            means=frozenset(doc.get("means", ())),
+            order=tuple(doc.get("order", ())),
+            lang=doc.get("lang", ""),
         )
 
 
@@ -144,7 +199,7 @@ def _clean(text: str, lang: str) -> str:
     text = _ABBREV.sub(lambda m: m.group().replace(".", ""), text.translate(_DIGITS))
     # Arabic writes "the 3rd" as "الـ3" (tatweel gone: "ال3"): an ordinal.
     text = _AR_ORDINAL.sub(lambda m: _AR_ORDINALS.get(m.group(1), m.group(0)), text)
-    return _MAGNITUDE.sub("", text)
+    return _MAGNITUDE.sub("", _US_DOLLAR.sub("$", text))
 
 
 def _number(raw: str, lang: str) -> str:
@@ -200,6 +255,11 @@ def _tokens(text: str, vocab: Vocabulary) -> tuple[list[_Tok], set[int], bool]:
         tok = _Tok(raw, form, stem, segment, folded, cap=raw[:1].isupper(), poss=poss)
         if m.lastgroup == "num":
             tok.kind, tok.canon = "number", _number(raw.lower(), vocab.lang)
+        elif ordinal := _ORDINAL.fullmatch(raw):
+            tok.kind, tok.canon = "number", f"#{int(ordinal.group(1))}"  # "2nd", "1ª"
+        elif raw in _ORDINAL_MARKS and toks and toks[-1].kind == "number" and "." not in raw:
+            toks[-1].canon = f"#{toks[-1].canon}"  # "1.ª": the number is an ordinal
+            continue
         toks.append(tok)
     return toks, paren, first_colon
 
@@ -221,7 +281,13 @@ def _attribution_segments(toks: list[_Tok], first_colon: bool, paren: set[int]) 
         words = {t.folded for t in by_seg[seg]} | {t.stem for t in by_seg[seg]}
         short_tail = seg == segs[-1] and len(by_seg[seg]) <= 3
         sourced = "attribution" in kinds and not kinds & _FACT_KINDS
-        if words & _ATTRIBUTION_VERBS or sourced or (short_tail and not kinds & _FACT_KINDS):
+        # "..., officials say" names the source; "; no casualties reported" is a fact.
+        facts = kinds & _FACT_KINDS
+        if (
+            (words & _ATTRIBUTION_VERBS and "negation" not in kinds)
+            or sourced
+            or (short_tail and not facts)
+        ):
             out.add(seg)
     return out
 
@@ -243,7 +309,10 @@ def _numbers(toks: list[_Tok], vocab: Vocabulary) -> frozenset[str]:
             flush()
             continue
         word = vocab.numbers.get(t.folded) if t.kind != "number" else None
-        if t.kind == "number":
+        if t.kind == "number" and t.canon.startswith("#"):
+            flush()
+            found.add(t.canon)  # "2nd", "1ª": an ordinal, apart from counts
+        elif t.kind == "number":
             flush()
             current, in_run = Decimal(t.canon), True
         elif word is not None and word[0] in "~#":
@@ -256,7 +325,10 @@ def _numbers(toks: list[_Tok], vocab: Vocabulary) -> frozenset[str]:
             if value == 100:
                 current = (current or Decimal(1)) * 100
             elif value >= 1000:
-                total, current = (total + (current or Decimal(1))) * value, Decimal(0)
+                if current or not total:
+                    total, current = (total + (current or Decimal(1))) * value, Decimal(0)
+                else:
+                    total *= value  # "10 mil millones": the thousands scaled again
             else:
                 current += value
             in_run = True
@@ -327,14 +399,21 @@ def _label(out: list[_Tok], vocab: Vocabulary) -> list[_Tok]:
     return out
 
 
-def _case_informative(toks: list[_Tok], text: str) -> bool:
-    # Title Case and ALL CAPS make every word look like a name; short words are left out of
-    # the vote because Title Case styles keep them lower case.
+def _case_informative(toks: list[_Tok], text: str, vocab: Vocabulary) -> bool:
+    # Title Case and ALL CAPS make every word look like a name; short words and function
+    # words are left out of the vote because Title Case styles keep them lower case. One
+    # other word in lower case is sentence case: "El Real Madrid gana al Barcelona".
     if text.upper() == text:
         return False
-    cased = [t for t in toks[1:] if len(t.surface) > 3 and t.surface[:1].isalpha()]
+    cased = [
+        t
+        for t in toks[1:]
+        if len(t.surface) > 3
+        and t.surface[:1].isalpha()
+        and vocab.phrases.get((t.stem,), ("",))[0] != "stopwords"
+    ]
     upper = [t for t in cased if t.cap]
-    return len(cased) < 2 or len(upper) / len(cased) < 0.75
+    return len(cased) < 2 or len(upper) < len(cased)
 
 
 def extract(headline: str, lang: str) -> Facts:
@@ -342,7 +421,7 @@ def extract(headline: str, lang: str) -> Facts:
     vocab = vocabulary(lang)
     text = _clean(headline, vocab.lang)
     toks, paren, first_colon = _tokens(text, vocab)
-    cased = vocab.lang != "ar" and _case_informative(toks, text)
+    cased = vocab.lang != "ar" and _case_informative(toks, text, vocab)
     toks = _rewrite(toks, vocab)
     numbers = _numbers(toks, vocab)
     passive = _passive(toks)
@@ -354,22 +433,31 @@ def extract(headline: str, lang: str) -> Facts:
         rare = vocab.rarity(t.folded) >= 3.5 and not t.folded.isdigit()
         if cased and t.surface[:1].isalpha() and t.surface[:1] != t.surface[:1].lower():
             # Capitalised: a name mid-sentence; the first word only if it is uncommon.
-            if (i > 0 and toks[i - 1].segment == t.segment) or rare:
+            # The headline's first word, or the first after "Kremlin:"; after a comma
+            # a capital still says name ("..., Michigan, police say").
+            first = i == 0 or (first_colon and t.segment == 1 and toks[i - 1].segment == 0)
+            if first and vocab.lang == "es" and _ES_PARTICIPLE.search(t.folded):
+                continue
+            if not first or rare:
                 t.kind, t.canon = "name", t.folded
         elif (
             vocab.lang == "ar"
             and len(t.folded) > 2
             and not t.folded.isdigit()
             and t.stem not in vocab.generic
+            and not _AR_NOT_NAME.search(t.raw)
         ):
             # No letter case: every word outside the lists may be a name (غزة is common).
-            t.kind, t.canon = "name", t.folded
-        elif not cased and rare and len(t.folded) > 1:
+            # Its stem: the same word with another clitic or suffix ("سيطرتها" / "السيطرة").
+            t.kind, t.canon = "name", t.stem
+        elif not cased and rare and len(t.folded) > 1 and vocab.lang != "ar":
             t.kind, t.canon = "name", t.folded
     names = _names(toks, vocab, attribution, paren)
     main = [t for t in toks if t.segment not in attribution]
-    events = frozenset(t.canon for t in main if t.kind == "events")
-    titles = frozenset(t.canon for t in main if t.kind == "titles")
+    denied = _denied(main)
+    # What a negation covers did not happen: "quake hits, no casualties" has no deaths.
+    events = frozenset(t.canon for t in main if t.kind == "events" and id(t) not in denied)
+    titles = frozenset(t.canon for t in main if t.kind == "titles" and t.canon != "-")
     negated = any(t.kind == "negation" for t in main)
     content: dict[str, float] = {}
     words: set[str] = set()
@@ -384,7 +472,10 @@ def extract(headline: str, lang: str) -> Facts:
                 # An Arabic "name" is any word outside the lists: weigh it by its rarity.
                 weight = max(1.0, vocab.rarity(t.surface) - 2.0)
             content[key] = max(content.get(key, 0.0), weight)
-    actors = _actors(main, vocab)
+    # A country as the source ("Ukrainian air force: ...", "..., Israel says") may be the
+    # actor the main clause leaves out.
+    sources = {t.canon for t in toks if t.segment in attribution and t.kind == "places"}
+    actors = _actors(main, vocab, next(iter(sources)) if len(sources) == 1 else "")
     return Facts(
         numbers=numbers,
         names=names,
@@ -395,7 +486,54 @@ def extract(headline: str, lang: str) -> Facts:
         titles=titles,
         content=content,
         words=frozenset(w for w in words if w),
+        denied=frozenset(t.canon if t.kind else t.stem for t in main if id(t) in denied),
+        means=_means(events, vocab),
+        lang=vocab.lang,
+        order=tuple(
+            t.canon if t.kind else t.stem
+            for t in main
+            if t.kind in ("", "events", "synonyms", "name", "places", "aliases", "dates", "number")
+        ),
     )
+
+
+def _means(events: frozenset[str], vocab: Vocabulary) -> frozenset[str]:
+    """The events a rewrite may leave out: circumstances ("blast", "school"); a toll that
+    "rises to" a number beside the deaths themselves ("toll rises to 45" / "45 killed",
+    the number tells whether it changed); a market that "closes" up or down."""
+    classes = {c for e in events for c in e.split("|")}
+    out = set()
+    for e in events:
+        parts = set(e.split("|"))
+        toll = "rise" in parts and bool(classes & {"kill", "wound"})
+        market = "close" in parts and bool(classes & {"rise", "fall"})
+        if parts <= vocab.circumstances or toll or market:
+            out.add(e)
+    return frozenset(out)
+
+
+_SCOPE = 4  # content words a negation covers, within its clause
+
+
+def _denied(main: list[_Tok]) -> set[int]:
+    """The tokens each negation covers: the next content words of its clause."""
+    out: set[int] = set()
+    for i, t in enumerate(main):
+        if t.kind != "negation":
+            continue
+        covered = 0
+        for n in main[i + 1 :]:
+            if n.segment != t.segment or covered == _SCOPE:
+                break
+            if n.kind in ("", "events", "synonyms", "name", "places", "aliases", "dates", "number"):
+                out.add(id(n))
+                covered += 1
+    return out
+
+
+# Arabic word shapes that are no name: an attached pronoun ("بلادهم" their country,
+# "سيطرتها" its control), a verb in the plural ("عادوا" they returned, "يهاجمون").
+_AR_NOT_NAME = re.compile("(?:^.{3,}(?:هم|هما|كم|نا|ها)$)|(?:^.{2,}وا$)|(?:^[يت].{2,}(?:ون|ان)$)")
 
 
 def _passive(toks: list[_Tok]) -> bool:
@@ -443,10 +581,16 @@ def _names(
     for group in groups:
         last = group[-1]
         places = all(t.kind == "places" or t.canon in ("eu", "ue") for t in group)
-        if places and _qualifier(toks, toks.index(group[0]), toks.index(last)):
+        if places and _qualifier(toks, toks.index(group[0]), toks.index(last), vocab):
             continue
         keys = [t.canon for t in group if t.stem not in vocab.generic] or [t.canon for t in group]
-        source = last.segment in attribution or last.segment in paren
+        first_tok = toks.index(group[0])
+        # "..., sin víctimas según el IGP", "according to the WHO": who says it.
+        cited = any(
+            t.folded in _SOURCE_WORDS and t.segment == group[0].segment
+            for t in toks[max(0, first_tok - 3) : first_tok]
+        )
+        source = last.segment in attribution or last.segment in paren or cited
         text = " ".join(t.surface for t in group)
         # A country is context only as "in Ukraine": "Iranian drone makers" is a fact.
         first = toks.index(group[0])
@@ -464,9 +608,20 @@ def _names(
                 )
             )
         )
+        # "in Grand Blanc, Michigan": a town named before the place that holds it is where
+        # it happened, which a rewrite may leave at "Michigan" (another town still differs).
+        last_i = toks.index(last)
+        town = (
+            first > 0
+            and toks[first - 1].folded in _LOCATIVE
+            and last_i + 1 < len(toks)
+            and toks[last_i + 1].segment == last.segment + 1
+            and _is_name(toks[last_i + 1])
+        )
+        context = context or town
         # A name of generic words only ("Audiencia Nacional", "Supreme Court") is an
         # institution a rewrite may leave out; another one in its place still differs.
-        generic = all(t.stem in vocab.generic for t in group)
+        generic = all(t.stem in vocab.generic and t.kind == "name" for t in group)
         # ... unless a word such as "camp" or "city" says it is one ("مخيم نور شمس").
         pos = toks.index(group[0])
         named = pos > 0 and toks[pos - 1].stem in vocab.namers
@@ -475,11 +630,25 @@ def _names(
     return tuple(names)
 
 
-def _qualifier(toks: list[_Tok], first: int, last: int) -> bool:
-    """A country that qualifies a title or a name: "US President", "Brazil's Sao Paulo",
-    "the Ukrainian capital", "el presidente de EEUU"."""
+def _qualifier(toks: list[_Tok], first: int, last: int, vocab: Vocabulary) -> bool:
+    """A country that qualifies a title, a name or an institution: "US President",
+    "Brazil's Sao Paulo", "the Ukrainian capital", "el presidente de EEUU", "French
+    police", "el Ejército israelí"."""
     after = toks[last + 1] if last + 1 < len(toks) else None
     joined = after is not None and after.segment == toks[last].segment
+    if vocab.lang != "ar":
+        # An institution is named by its country; another country's still differs. Not
+        # Arabic, where the adjective after "the army" is how the actor is named.
+        if joined and after is not None and after.stem in vocab.institutions and not after.cap:
+            return True
+        prev = toks[first - 1] if first > 0 else None
+        if (
+            prev is not None
+            and prev.segment == toks[first].segment
+            and prev.stem in vocab.institutions
+            and vocab.lang == "es"
+        ):
+            return True
     if (
         joined
         and after is not None
@@ -497,15 +666,18 @@ def _qualifier(toks: list[_Tok], first: int, last: int) -> bool:
     return bool(before) and before[-1].kind == "titles" and (named or arabic)
 
 
-def _actors(main: list[_Tok], vocab: Vocabulary) -> frozenset[tuple[str, str, str]]:
+def _actors(
+    main: list[_Tok], vocab: Vocabulary, source: str = ""
+) -> frozenset[tuple[str, str, str]]:
     """(event, actor, target) for transitive events where they show: in English and
-    Spanish the nearest names either side; in Arabic the adjective after the event noun
-    and the name after "على" ("الضربات الإسرائيلية على إيران")."""
+    Spanish the nearest names either side, a participle's name being its target and the
+    country that says it the actor otherwise; in Arabic the adjective after the event
+    noun and the name after "على" ("الضربات الإسرائيلية على إيران")."""
     found = set()
     seen: set[str] = set()
     for t in main:
         # The first mention of an event is the headline's: "beats Alcaraz to win title".
-        if t.kind != "events" or t.canon not in vocab.transitive or t.canon in seen:
+        if t.kind != "events" or t.canon in seen or not set(t.canon.split("|")) & vocab.transitive:
             continue
         seen.add(t.canon)
         same = [m for m in main if m.segment == t.segment]
@@ -518,6 +690,13 @@ def _actors(main: list[_Tok], vocab: Vocabulary) -> frozenset[tuple[str, str, st
         else:
             actor = next((m.canon for m in reversed(same[:k]) if _is_name(m)), "")
             target = next((m.canon for m in same[k + 1 :] if _is_name(m)), "")
+            reported = any(m.kind == "attribution" for m in same[:k])
+            if not target and not reported and _PARTICIPLE.search(t.surface.lower()):
+                # "Russian drones downed", "drones rusos derribados": what was done to
+                # (but "Seoul says Pyongyang launched...": a past tense, reported).
+                actor, target = "", actor
+            # Who says it did it: "Ukrainian air force: ... drones downed".
+            actor = actor or source
         # Arabic word order is freer: only a full (actor, target) pair is trusted there.
         if (actor and target) or (vocab.lang != "ar" and (actor or target)):
             found.add((t.canon, actor, target))

@@ -66,6 +66,9 @@ class Vocabulary:
     known: frozenset[str]  # every word of every list (folded and stemmed)
     starts: frozenset[str]  # first words of the phrases of two words or more
     namers: frozenset[str]  # stems after which a word is a name ("camp", "city")
+    # event classes a rewrite may leave out: how, where, with what ("drone", "school")
+    circumstances: frozenset[str] = frozenset()
+    institutions: frozenset[str] = frozenset()  # stems named by a country ("French police")
 
     def stem(self, word: str) -> str:
         return _stem(self.lang, word)
@@ -78,9 +81,18 @@ class Vocabulary:
         ال), the known word in the lists if a form is one ("وفاة" stays, "بجنين" -> "جنين")."""
         if self.lang != "ar":
             return folded, _stem(self.lang, folded)
+        if folded[:1] in "وف" and folded[1:] in _AR_PARTICLES:
+            return folded[1:], folded[1:]  # "ولا إصابات": "and no injuries"
         forms = _arabic_forms(folded)
+        # A word the lists hold alone first ("القتلى" is "قتلى"), then a word of a phrase
+        # ("حصيلة القتلى").
         for form in forms:
-            if form in self.known or form in self.numbers:
+            if (form,) in self.phrases or form in self.numbers:
+                return form, form
+            if (stem := _stem("ar", form),) in self.phrases:
+                return form, stem
+        for form in forms:
+            if form in self.known:
                 return form, form
             if (stem := _stem("ar", form)) in self.known:
                 return form, stem
@@ -115,6 +127,8 @@ def _stemmer(lang: str) -> Stemmer.Stemmer:
     return Stemmer.Stemmer(_STEMMERS[lang])
 
 
+# Negations of two letters, which keep their "and" (و) or "so" (ف) in writing.
+_AR_PARTICLES = frozenset(("لا", "لم", "لن"))
 _AR_CLITIC = re.compile(r"^(?:وال|بال|فال|كال|لل|ال|و|ف|ب|ل|ك)")
 
 
@@ -127,8 +141,12 @@ def _arabic_forms(word: str) -> list[str]:
     return forms
 
 
-def _variants(lang: str, variants: list[str]) -> list[str]:
-    """Arabic present-tense verbs are listed once: يعلن brings تعلن, and the reverse."""
+def _variants(lang: str, variants: list[str], kind: str = "") -> list[str]:
+    """Arabic present-tense verbs are listed once: يعلن brings تعلن, and the reverse.
+    Spanish places and demonyms bring their plurals ("francés" -> "franceses")."""
+    if lang == "es" and kind == "places":
+        plurals = [v + ("s" if v[-1] in "aeiou" else "es") for v in variants if " " not in v]
+        return variants + plurals
     if lang != "ar":
         return variants
     out = list(variants)
@@ -151,14 +169,26 @@ def vocabulary(lang: str) -> Vocabulary:
     phrases: dict[tuple[str, ...], tuple[str, str]] = {}
     for kind in _PRIORITY:
         for canonical, variants in sections.get(kind, []):
-            for variant in _variants(lang, variants):
+            for variant in _variants(lang, variants, kind):
                 # Lists may hold stems ("injur"), which a second stemming could change.
                 raw = tuple(fold(w) for w in variant.replace("-", " ").split())
                 stemmed = _key(lang, variant)
                 # A stem of two letters (Arabic "وف" of both وفاة and وفا) says too little.
-                short = lang == "ar" and min(map(len, stemmed)) <= 2
-                for key in (raw,) if short else (raw, stemmed):
-                    phrases[key] = (kind, canonical or fold(variant))
+                # ... and an Arabic place of one word is matched as written, with or
+                # without its clitics: the stem of "البحرين" (Bahrain) is "بحر" (sea).
+                one_place = lang == "ar" and kind in ("places", "aliases") and len(raw) == 1
+                short = lang == "ar" and (min(map(len, stemmed)) <= 2 or one_place)
+                keys = [raw] if short else [raw, stemmed]
+                if one_place:
+                    keys += [(form,) for form in _arabic_forms(raw[0])[1:]]
+                for key in keys:
+                    canon = canonical or fold(variant)
+                    old = phrases.get(key)
+                    if kind == "events" and old is not None and old[0] == "events":
+                        # A word in two event classes may mean either ("lifts" rates or
+                        # sanctions, "cut" rates or jobs): its classes joined by "|".
+                        canon = "|".join(sorted({*old[1].split("|"), canon}))
+                    phrases[key] = (kind, canon)
     rewrites: dict[tuple[str, ...], tuple[str, ...]] = {}
     for canonical, variants in sections.get("rewrites", []):
         for v in variants:
@@ -175,6 +205,15 @@ def vocabulary(lang: str) -> Vocabulary:
     namers = frozenset(
         k[0] for _, vs in sections.get("namers", []) for v in vs if (k := _key(lang, v))
     )
+    # Event classes are named in English in every list, so English's section serves all.
+    circumstances = frozenset(
+        v
+        for _, vs in (sections.get("circumstances") or read_sections("en")["circumstances"])
+        for v in vs
+    )
+    institutions = frozenset(
+        k[0] for _, vs in sections.get("institutions", []) for v in vs if (k := _key(lang, v))
+    )
     return Vocabulary(
         lang,
         phrases,
@@ -187,4 +226,6 @@ def vocabulary(lang: str) -> Vocabulary:
         known,
         starts,
         namers,
+        circumstances,
+        institutions,
     )
