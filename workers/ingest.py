@@ -76,8 +76,9 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
         return await _duplicate(ctx, item_id, first.decode(), now)
     facts: Facts | None = None
     match: tuple[str, Verdict] | None = None
+    stories: Stories | None = ctx.get("stories")
     if not force:
-        stories: Stories = ctx["stories"]
+        assert stories is not None
         await stories.sync(item["edition"])
         try:
             facts = facts_of(item)
@@ -87,15 +88,29 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
         except Exception:  # a failure to score publishes: never drop an item on a bug
             log.exception("story matching failed for %s; publishing it", item_id)
             facts, match = None, None
+    elif stories is not None and not rerun:
+        facts = _facts_or_none(item)  # kept for later decisions, though none is made now
     if match is not None:
         return await _hold(ctx, item_id, rev, match, now)
-    outcome = await ctx["publisher"].publish_new(
-        item,
-        dedupe_key=key,
-        dedupe_ttl=settings.dedupe_window_seconds,
-        recent_window_ms=settings.dedupe_window_seconds * 1000,
-        rev=rev,
-    )
+    # The facts are stored in the publish step itself, and this process's index takes them
+    # from memory: a decision running meanwhile never re-extracts a headline it sees in
+    # the recent set before they are filed.
+    if stories is not None and facts is not None:
+        stories.expect(item_id, facts)
+    try:
+        outcome = await ctx["publisher"].publish_new(
+            item,
+            dedupe_key=key,
+            dedupe_ttl=settings.dedupe_window_seconds,
+            recent_window_ms=settings.dedupe_window_seconds * 1000,
+            rev=rev,
+            facts=orjson.dumps(facts.to_json()) if facts is not None else None,
+        )
+        if outcome.status == "published" and stories is not None and facts is not None:
+            stories.filed(item_id, item["edition"], facts)
+    finally:
+        if stories is not None:
+            stories.settle(item_id)
     if outcome.status == "stale":
         raise Retry(defer=0.05)  # the draft was edited while we read it
     await record(ctx, item_id, outcome, 1, now)
@@ -103,8 +118,7 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
         await note_status(redis, keys, item_id, by="worker")
     if outcome.status == "duplicate":
         await incr_stat(redis, keys, "duplicates", "exact")
-    if outcome.status == "published" and "stories" in ctx:
-        await _keep(ctx["stories"], item, facts)
+    if outcome.status == "published" and stories is not None:
         await schedule_expiry(ctx, item)
     return outcome.status
 
@@ -151,14 +165,13 @@ async def _hold(
     return result.decode() if isinstance(result, bytes) else str(result)
 
 
-async def _keep(stories: Stories, item: dict[str, Any], facts: Facts | None) -> None:
-    """Index a published item's facts (computed now if the decision was skipped)."""
+def _facts_or_none(item: dict[str, Any]) -> Facts | None:
+    """An item's facts for the index; a failure leaves it out of it, never unpublished."""
     try:
-        facts = facts or facts_of(item)
+        return facts_of(item)
     except Exception:
         log.exception("story facts of %s failed; it is not indexed", item["id"])
-        return
-    await stories.keep(item["id"], item["edition"], facts)
+        return None
 
 
 async def record(

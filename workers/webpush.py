@@ -35,7 +35,6 @@ import ssl
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -178,23 +177,27 @@ class Sender:
                     expired += len(subs)
                     continue
                 work.extend((sub, message) for sub in subs)
-        outcomes = await self._send_all(iter(work), event.id, attempt=1)
+        outcomes = await self._send_all(work, event.id, attempt=1)
         if expired:
             outcomes["expired"] += expired
         await self._count(outcomes)
         return outcomes
 
     async def _send_all(
-        self, work: Iterator[tuple[Subscription, Message]], event_id: str, attempt: int
+        self, work: list[tuple[Subscription, Message]], event_id: str, attempt: int
     ) -> Counter[str]:
         outcomes: Counter[str] = Counter()
+        todo = iter(work)
 
         async def sender() -> None:
-            for sub, message in work:  # one shared iterator: each item is taken once
+            for sub, message in todo:  # one shared iterator: each item is taken once
                 outcomes[await self._send_one(sub, message, event_id, attempt)] += 1
 
-        senders = min(self.settings.webpush_concurrency, 1_000_000)
-        await asyncio.gather(*(sender() for _ in range(senders)))
+        # No more senders than messages: an event no subscription wants (most of them,
+        # on a ticker without Web Push) starts no task at all.
+        senders = min(self.settings.webpush_concurrency, len(work))
+        if senders:
+            await asyncio.gather(*(sender() for _ in range(senders)))
         return outcomes
 
     async def _target(self, endpoint: str) -> Target:
