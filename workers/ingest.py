@@ -71,15 +71,23 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
     rerun = int(raw.get(b"published_version", b"0")) > 0
     force = bool(data.get("force")) or raw.get(b"publish_anyway") == b"1" or rerun
     key = None if force else dedupe_key(item["headline"], item["edition"])
-    first = await redis.get(keys.dedupe(key)) if key is not None else None
+    stories: Stories | None = ctx.get("stories")
+    first, looked = None, None
+    if key is not None:
+        assert stories is not None
+        # The exact-repeat check and the window's news since the last decision: one trip.
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.dedupe(key))
+            at_ms = stories.look(pipe, item["edition"])
+            first, rows = await pipe.execute()
+        looked = (at_ms, rows)
     if first and first.decode() != item_id:  # an exact repeat: dropped, as it always was
         return await _duplicate(ctx, item_id, first.decode(), now)
     facts: Facts | None = None
     match: tuple[str, Verdict] | None = None
-    stories: Stories | None = ctx.get("stories")
     if not force:
         assert stories is not None
-        await stories.sync(item["edition"])
+        await stories.sync(item["edition"], looked)
         try:
             facts = facts_of(item)
             match = stories.index.best(
@@ -113,9 +121,18 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
             stories.settle(item_id)
     if outcome.status == "stale":
         raise Retry(defer=0.05)  # the draft was edited while we read it
-    await record(ctx, item_id, outcome, 1, now)
     if outcome.status in ("published", "duplicate"):
-        await note_status(redis, keys, item_id, by="worker")
+        # The audit entry and the desk's read of the item after it: one trip.
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(keys.history(item_id), orjson.dumps(_entry(outcome, 1, now)))
+            pipe.hgetall(keys.item(item_id))
+            pushed, after = await pipe.execute(raise_on_error=False)
+        if isinstance(pushed, Exception):
+            raise pushed  # the audit trail must hold it: the job is retried
+        # The desk note is best effort, as ever: an error reading the item is its own.
+        await note_status(
+            redis, keys, item_id, by="worker", raw=None if isinstance(after, Exception) else after
+        )
     if outcome.status == "duplicate":
         await incr_stat(redis, keys, "duplicates", "exact")
     if outcome.status == "published" and stories is not None:
@@ -185,12 +202,17 @@ async def record(
     """Append what the worker did to the item's audit trail."""
     if outcome.status not in ("published", "duplicate"):
         return
+    entry = _entry(outcome, version, now, near)
+    await ctx["redis"].rpush(ctx["keys"].history(item_id), orjson.dumps(entry))
+
+
+def _entry(outcome: Outcome, version: int, now: datetime, near: bool = False) -> dict[str, Any]:
     entry: dict[str, Any] = {"at": iso(now), "by": "worker", "version": version}
     if outcome.status == "duplicate":
         entry.update(action="duplicate", duplicate_of=outcome.ref, near=near)
     else:
         entry.update(action="published" if version == 1 else "applied", event_id=outcome.ref)
-    await ctx["redis"].rpush(ctx["keys"].history(item_id), orjson.dumps(entry))
+    return entry
 
 
 async def schedule_expiry(ctx: dict[str, Any], item: dict[str, Any]) -> None:

@@ -53,14 +53,30 @@ class Stories:
         # before the job files them, and a decision must not read them back or re-extract.
         self._pending: dict[str, Facts] = {}
 
-    async def sync(self, edition: str) -> None:
-        """Index the edition's items published since the last look (by any worker)."""
+    def look(self, pipe: Any, edition: str) -> int:
+        """Queue the first read of :meth:`sync` on a pipeline (beside a job's other reads);
+        returns the time to give :meth:`sync` with that read's answer."""
         now_ms = int(time.time() * 1000)
-        since = max(self._seen_ms.get(edition, 0), now_ms - self.window_ms)
+        self._read(pipe, edition, max(self._seen_ms.get(edition, 0), now_ms - self.window_ms))
+        return now_ms
+
+    def _read(self, client: Any, edition: str, since: int) -> Any:
+        return client.zrangebyscore(
+            self.keys.recent(edition), since, "+inf", start=0, num=_BATCH, withscores=True
+        )
+
+    async def sync(
+        self, edition: str, looked: tuple[int, list[tuple[bytes, float]]] | None = None
+    ) -> None:
+        """Index the edition's items published since the last look (by any worker);
+        ``looked``: the time and answer of :meth:`look`, when the first read is done."""
+        if looked is None:
+            now_ms = int(time.time() * 1000)
+            since = max(self._seen_ms.get(edition, 0), now_ms - self.window_ms)
+            rows = await self._read(self.redis, edition, since)
+        else:
+            now_ms, rows = looked
         while True:
-            rows = await self.redis.zrangebyscore(
-                self.keys.recent(edition), since, "+inf", start=0, num=_BATCH, withscores=True
-            )
             fresh = []
             for raw_id, score in rows:
                 item_id = raw_id.decode()
@@ -79,6 +95,7 @@ class Stories:
             since = int(rows[-1][1])
             if all(i.decode() in self.index for i, _ in rows):
                 since += 1  # a full page of one millisecond's items: move past it
+            rows = await self._read(self.redis, edition, since)
         self.index.evict(now_ms - self.window_ms)
 
     async def _load(self, edition: str, fresh: list[tuple[str, int]]) -> None:

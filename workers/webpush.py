@@ -130,11 +130,21 @@ class Sender:
                 got = await self.redis.xread(
                     {self.keys.events: cursor}, count=20, block=max(1, wait_ms)
                 )
+                unsaved = False  # the cursor moved past events that sent nothing
+                if got:
+                    await self._subscriptions()  # once a batch, as it was read
                 for raw_id, fields in got[0][1] if got else ():
                     event = Event.from_entry(raw_id.decode(), fields)
-                    await self.send_event(event)
-                    await self.redis.set(self.keys.webpush_cursor, event.id)
                     cursor = event.id
+                    if await self.send_event(event, refresh=False):
+                        await self.redis.set(self.keys.webpush_cursor, cursor)
+                        unsaved = False
+                    else:
+                        unsaved = True
+                if unsaved:
+                    # An event that sent nothing has nothing to repeat: its cursor is
+                    # saved once a batch, not once an event.
+                    await self.redis.set(self.keys.webpush_cursor, cursor)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -160,11 +170,13 @@ class Sender:
             groups.setdefault(sub.filter, []).append(sub)
         self.groups, self._version = groups, version
 
-    async def send_event(self, event: Event) -> Counter[str]:
-        """Send one stream event to every subscription it concerns."""
+    async def send_event(self, event: Event, refresh: bool = True) -> Counter[str]:
+        """Send one stream event to every subscription it concerns (``refresh=False``: the
+        caller has just read the subscriptions, for a batch of events)."""
         if event.type not in ("item.published", "item.updated", "item.retracted"):
             return Counter()
-        await self._subscriptions()
+        if refresh:
+            await self._subscriptions()
         now = datetime.now(UTC)
         work: list[tuple[Subscription, Message]] = []
         expired = 0
