@@ -177,7 +177,14 @@ def _worker(args: argparse.Namespace) -> int:
     _apply_log_options(args)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run_worker(settings))
+    # uvloop (uvicorn[standard] brings it, and the API serves on it) where installed: a job
+    # is mostly Redis round trips, whose socket writes cost asyncio's pure Python loop more.
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(run_worker(settings))
+    else:
+        uvloop.run(run_worker(settings))
     return 0
 
 
