@@ -26,7 +26,7 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
-from bench.procstat import tree
+from bench.procstat import cpu_seconds, tree
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.embedded_redis import RedisProcess, free_port
@@ -188,6 +188,8 @@ class TickerStack:
         if via == "intake":
             self.worker = subprocess.Popen([py, "-m", "ticker", "worker"], env=env, cwd=cwd)
         _wait_http(f"http://127.0.0.1:{self.port}/readyz", self.api)
+        if self.worker is not None:
+            self._wait_worker()
         # Every API process must hold its subscription before the clients come.
         deadline = time.monotonic() + 30
         while len(self.server_pids()) < self.workers + (self.workers > 1):
@@ -195,6 +197,32 @@ class TickerStack:
                 raise RuntimeError("API processes did not start")
             time.sleep(0.1)
         time.sleep(1.0)
+
+    def _wait_worker(self, timeout: float = 120) -> None:
+        """Until the worker polls its queue (startup done: the window indexed) and its word
+        lists have loaded (its CPU goes quiet), so its start is not counted as item work."""
+        from arq.constants import health_check_key_suffix
+        from redis import Redis as SyncRedis
+
+        assert self.redis is not None and self.worker is not None
+        key = Keys(SETTINGS.redis_prefix).queue + health_check_key_suffix
+        client = SyncRedis.from_url(self.redis.url)
+        deadline = time.monotonic() + timeout
+        try:
+            while not client.exists(key):
+                if self.worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the worker did not start")
+                time.sleep(0.1)
+        finally:
+            client.close()
+        before = cpu_seconds([self.worker.pid])
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = cpu_seconds([self.worker.pid])
+            if now - before < 0.05:  # under a tenth of a core
+                return
+            before = now
+        raise RuntimeError("the worker did not settle")
 
     def stop(self) -> None:
         _stop(self.api)
