@@ -49,6 +49,7 @@ class Run:
         self.measure_after: int = cfg.get("measure_after", 0)
         self.ticker: bool = cfg["server"].split("@")[0] == "ticker"
         self.live = 0  # deliveries past the replayed ones
+        self.last_at = 0.0  # wall time of the last delivery
         self.lat_bt = array("d")
         self.lat_sid = array("d")
         self.ok = 0
@@ -152,6 +153,7 @@ class Conn(asyncio.Protocol):
         if order <= self.last:
             run.out_of_order += 1
         self.last = order
+        run.last_at = now
         if seq > run.measure_after:
             run.live += 1
             run.lat_bt.append(now * 1e3 - bt_us / 1e3)
@@ -241,6 +243,7 @@ async def main(cfg: dict[str, Any]) -> None:
             "out_of_order": run.out_of_order,
             "closed_early": run.closed,
             "complete": run.complete,
+            "last_at": run.last_at,
         }
     )
     for c in conns:

@@ -26,7 +26,7 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
-from bench.procstat import tree
+from bench.procstat import cpu_seconds, tree
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.embedded_redis import RedisProcess, free_port
@@ -38,21 +38,28 @@ __all__ = ["NCHAN_MODULE", "NchanStack", "Stack", "TickerStack", "nchan_availabl
 NCHAN_MODULE = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
 BENCH_KEY = "bench-" + os.urandom(8).hex()
 SETTINGS = Settings()
+# Posted story headlines come from other seeds than the pre-filled window's.
+STORY_SEED = 1_000_000
 
 
 def marker(seq: int, sent_us: int) -> str:
     return f"bseq={seq:06d} bt={sent_us:016d}"
 
 
-def headline(seq: int, sent_us: int) -> str:
+def headline(seq: int, sent_us: int, story: bool = False) -> str:
+    if story:  # an agency-style headline, so the duplicate decision has real work
+        from bench.dedupe import headlines
+
+        _, text = headlines(1, seed=STORY_SEED + seq)[0]
+        return f"{text} {marker(seq, sent_us)}"
     return f"Benchmark item {marker(seq, sent_us)} crosses the wire"
 
 
-def submission(seq: int, sent_us: int, force: bool = False) -> dict[str, Any]:
+def submission(seq: int, sent_us: int, force: bool = False, story: bool = False) -> dict[str, Any]:
     """What an editor posts for benchmark item ``seq``."""
     return {
         **({"force": True} if force else {}),
-        "headline": headline(seq, sent_us),
+        "headline": headline(seq, sent_us, story),
         "edition": "en",
         "urgency": 3,
         "categories": ["world"],
@@ -100,7 +107,7 @@ class Stack(Protocol):
     def server_pids(self) -> list[int]: ...
     def other_pids(self) -> dict[str, list[int]]: ...
     def path(self, transport: str) -> str: ...
-    async def publisher(self, via: str, force: bool = False) -> Publish: ...
+    async def publisher(self, via: str, force: bool = False, story: bool = False) -> Publish: ...
 
 
 class Publish(Protocol):
@@ -181,6 +188,8 @@ class TickerStack:
         if via == "intake":
             self.worker = subprocess.Popen([py, "-m", "ticker", "worker"], env=env, cwd=cwd)
         _wait_http(f"http://127.0.0.1:{self.port}/readyz", self.api)
+        if self.worker is not None:
+            self._wait_worker()
         # Every API process must hold its subscription before the clients come.
         deadline = time.monotonic() + 30
         while len(self.server_pids()) < self.workers + (self.workers > 1):
@@ -188,6 +197,32 @@ class TickerStack:
                 raise RuntimeError("API processes did not start")
             time.sleep(0.1)
         time.sleep(1.0)
+
+    def _wait_worker(self, timeout: float = 120) -> None:
+        """Until the worker polls its queue (startup done: the window indexed) and its word
+        lists have loaded (its CPU goes quiet), so its start is not counted as item work."""
+        from arq.constants import health_check_key_suffix
+        from redis import Redis as SyncRedis
+
+        assert self.redis is not None and self.worker is not None
+        key = Keys(SETTINGS.redis_prefix).queue + health_check_key_suffix
+        client = SyncRedis.from_url(self.redis.url)
+        deadline = time.monotonic() + timeout
+        try:
+            while not client.exists(key):
+                if self.worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the worker did not start")
+                time.sleep(0.1)
+        finally:
+            client.close()
+        before = cpu_seconds([self.worker.pid])
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = cpu_seconds([self.worker.pid])
+            if now - before < 0.05:  # under a tenth of a core
+                return
+            before = now
+        raise RuntimeError("the worker did not settle")
 
     def stop(self) -> None:
         _stop(self.api)
@@ -209,9 +244,11 @@ class TickerStack:
     def path(self, transport: str) -> str:
         return "/v1/ws?edition=en" if transport == "ws" else "/v1/stream?edition=en"
 
-    async def publisher(self, via: str, force: bool = False) -> Publish:
+    async def publisher(self, via: str, force: bool = False, story: bool = False) -> Publish:
         if via == "intake":
-            return IntakePublish(f"http://127.0.0.1:{self.port}", force)
+            pub = IntakePublish(f"http://127.0.0.1:{self.port}", force, story)
+            await pub.open()
+            return pub
         assert self.redis is not None
         return DirectPublish(self.redis.url, self.source)
 
@@ -274,22 +311,63 @@ class DirectPublish:
 
 
 class IntakePublish:
-    """``POST /v1/items``, as an editor's tool would: the whole pipeline."""
+    """``POST /v1/items``, as an editor's tool would: the whole pipeline.
 
-    def __init__(self, base: str, force: bool = False) -> None:
+    A pool of kept-alive HTTP/1.1 connections written by hand (an HTTP library costs the
+    runner more CPU than the server spends answering), so the runner can offer the
+    schedule's rate: each call takes a free connection, and up to :attr:`concurrency`
+    posts are in flight at once.
+    """
+
+    def __init__(
+        self, base: str, force: bool = False, story: bool = False, connections: int = 16
+    ) -> None:
         self.force = force
-        self.http = httpx.AsyncClient(
-            base_url=base, headers={"authorization": f"Bearer {BENCH_KEY}"}, timeout=10
+        self.story = story
+        self.base = base
+        host_port = base.split("://", 1)[1]
+        self.host, port = host_port.rsplit(":", 1)
+        self.port = int(port)
+        self.concurrency = connections
+        self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+        self._open: list[asyncio.StreamWriter] = []
+
+    async def open(self) -> None:
+        for _ in range(self.concurrency):
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            self._open.append(writer)
+            self._idle.put_nowait((reader, writer))
+
+    def request(self, seq: int, sent_us: int) -> bytes:
+        body = orjson.dumps(submission(seq, sent_us, self.force, self.story))
+        return (
+            b"POST /v1/items HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (self.host.encode(), BENCH_KEY.encode(), len(body), body)
         )
 
     async def __call__(self, seq: int, sent_us: int) -> str | None:
-        r = await self.http.post("/v1/items", json=submission(seq, sent_us, self.force))
-        if r.status_code != 202:
-            raise RuntimeError(f"intake {seq}: {r.status_code} {r.text}")
+        reader, writer = await self._idle.get()
+        writer.write(self.request(seq, sent_us))
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head[: head.find(b"\r\n")]
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        body = await reader.readexactly(length) if length else b""
+        self._idle.put_nowait((reader, writer))
+        if b" 202 " not in status:
+            raise RuntimeError(f"intake {seq}: {status!r} {body[:300]!r}")
         return None  # published later, by the worker
 
     async def close(self) -> None:
-        await self.http.aclose()
+        for writer in self._open:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
 
 NGINX_CONF = """\
@@ -377,7 +455,7 @@ class NchanStack:
     def path(self, transport: str) -> str:
         return "/sub"
 
-    async def publisher(self, via: str, force: bool = False) -> Publish:
+    async def publisher(self, via: str, force: bool = False, story: bool = False) -> Publish:
         pub = RawPublish(self.port)
         await pub.open()
         return pub

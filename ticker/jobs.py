@@ -1,44 +1,82 @@
 """Job names and how they are enqueued: the contract between API and workers.
 
-Job ids make enqueueing idempotent: arq ignores a job id it already holds.
+Job ids make enqueueing idempotent: arq ignores a job id it already holds. A job is
+written as arq's ``enqueue_job`` writes it (its keys, its serializer, its lifetimes), in
+one atomic Lua step instead of arq's three round trips (``lua/enqueue.lua``): every item
+enqueues two jobs (publish, expire), so this is on every item's path.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
+from typing import Any
 
 from arq.connections import ArqRedis
+from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms, to_ms, to_unix_ms
+from redis.exceptions import NoScriptError
 
 from ticker.constants import Keys
+from ticker.lua import script as lua
 
-__all__ = ["enqueue_change", "enqueue_delivery", "enqueue_expiry", "enqueue_ingest"]
+__all__ = ["enqueue", "enqueue_change", "enqueue_delivery", "enqueue_expiry", "enqueue_ingest"]
 
 INGEST = "ingest_item"
 APPLY_CHANGE = "apply_change"
 EXPIRE = "expire_item"
+_ENQUEUE_SHA = hashlib.sha1(lua("enqueue").encode()).hexdigest()  # the id Redis gives it
+
+
+async def enqueue(
+    arq: ArqRedis,
+    function: str,
+    *args: Any,
+    job_id: str,
+    queue: str,
+    defer_until: datetime | None = None,
+    defer_by: float | None = None,
+) -> bool:
+    """Enqueue ``function(*args)`` as arq would (``enqueue_job``); False when a job or a
+    result with this id is already held."""
+    now_ms = timestamp_ms()
+    if defer_until is not None:
+        score = to_unix_ms(defer_until)
+    elif defer_by:
+        score = now_ms + to_ms(defer_by)
+    else:
+        score = now_ms
+    lifetime = score - now_ms + getattr(arq, "expires_extra_ms", expires_extra_ms)
+    job = serialize_job(
+        function, args, {}, None, now_ms, serializer=getattr(arq, "job_serializer", None)
+    )
+    keys = (job_key_prefix + job_id, result_key_prefix + job_id, queue)
+    try:
+        done = await arq.evalsha(_ENQUEUE_SHA, 3, *keys, job_id, score, lifetime, job)
+    except NoScriptError:
+        done = await arq.eval(lua("enqueue"), 3, *keys, job_id, score, lifetime, job)
+    return bool(done)
 
 
 async def enqueue_ingest(
     arq: ArqRedis, keys: Keys, item_id: str, *, rev: str = "0", defer_until: datetime | None = None
 ) -> None:
     """Publish version 1 (at ``defer_until`` for an embargo); one job per draft revision."""
-    await arq.enqueue_job(
+    await enqueue(
+        arq,
         INGEST,
         item_id,
-        _job_id=f"ingest:{item_id}:{rev}",
-        _queue_name=keys.queue,
-        _defer_until=defer_until,
+        job_id=f"ingest:{item_id}:{rev}",
+        queue=keys.queue,
+        defer_until=defer_until,
     )
 
 
 async def enqueue_change(arq: ArqRedis, keys: Keys, item_id: str, version: int) -> None:
     """Apply an accepted correction, retraction or expiry (version 2 and up)."""
-    await arq.enqueue_job(
-        APPLY_CHANGE,
-        item_id,
-        version,
-        _job_id=f"change:{item_id}:{version}",
-        _queue_name=keys.queue,
+    await enqueue(
+        arq, APPLY_CHANGE, item_id, version, job_id=f"change:{item_id}:{version}", queue=keys.queue
     )
 
 
@@ -50,13 +88,14 @@ async def enqueue_expiry(
     A time already past runs at once: arq sizes a job's lifetime from its due time, so a
     job due in the past would lapse unrun ("job expired")."""
     when = max(when, datetime.now(UTC))
-    await arq.enqueue_job(
+    await enqueue(
+        arq,
         EXPIRE,
         item_id,
         expires_at,
-        _job_id=f"expire:{item_id}:{expires_at}",
-        _queue_name=keys.queue,
-        _defer_until=when,
+        job_id=f"expire:{item_id}:{expires_at}",
+        queue=keys.queue,
+        defer_until=when,
     )
 
 
@@ -68,10 +107,11 @@ async def enqueue_delivery(
 ) -> None:
     """Start (or continue) delivering an endpoint's queue; ``reason`` makes the job id
     (an event id, a retry, a replay), so the same nudge is never queued twice."""
-    await arq.enqueue_job(
+    await enqueue(
+        arq,
         DELIVER_WEBHOOKS,
         endpoint_id,
-        _job_id=f"webhook:{endpoint_id}:{reason}",
-        _queue_name=keys.queue,
-        _defer_by=defer_by,
+        job_id=f"webhook:{endpoint_id}:{reason}",
+        queue=keys.queue,
+        defer_by=defer_by,
     )

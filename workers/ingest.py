@@ -71,14 +71,23 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
     rerun = int(raw.get(b"published_version", b"0")) > 0
     force = bool(data.get("force")) or raw.get(b"publish_anyway") == b"1" or rerun
     key = None if force else dedupe_key(item["headline"], item["edition"])
-    first = await redis.get(keys.dedupe(key)) if key is not None else None
+    stories: Stories | None = ctx.get("stories")
+    first, looked = None, None
+    if key is not None:
+        assert stories is not None
+        # The exact-repeat check and the window's news since the last decision: one trip.
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.dedupe(key))
+            at_ms = stories.look(pipe, item["edition"])
+            first, rows = await pipe.execute()
+        looked = (at_ms, rows)
     if first and first.decode() != item_id:  # an exact repeat: dropped, as it always was
         return await _duplicate(ctx, item_id, first.decode(), now)
     facts: Facts | None = None
     match: tuple[str, Verdict] | None = None
     if not force:
-        stories: Stories = ctx["stories"]
-        await stories.sync(item["edition"])
+        assert stories is not None
+        await stories.sync(item["edition"], looked)
         try:
             facts = facts_of(item)
             match = stories.index.best(
@@ -87,24 +96,46 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
         except Exception:  # a failure to score publishes: never drop an item on a bug
             log.exception("story matching failed for %s; publishing it", item_id)
             facts, match = None, None
+    elif stories is not None and not rerun:
+        facts = _facts_or_none(item)  # kept for later decisions, though none is made now
     if match is not None:
         return await _hold(ctx, item_id, rev, match, now)
-    outcome = await ctx["publisher"].publish_new(
-        item,
-        dedupe_key=key,
-        dedupe_ttl=settings.dedupe_window_seconds,
-        recent_window_ms=settings.dedupe_window_seconds * 1000,
-        rev=rev,
-    )
+    # The facts are stored in the publish step itself, and this process's index takes them
+    # from memory: a decision running meanwhile never re-extracts a headline it sees in
+    # the recent set before they are filed.
+    if stories is not None and facts is not None:
+        stories.expect(item_id, facts)
+    try:
+        outcome = await ctx["publisher"].publish_new(
+            item,
+            dedupe_key=key,
+            dedupe_ttl=settings.dedupe_window_seconds,
+            recent_window_ms=settings.dedupe_window_seconds * 1000,
+            rev=rev,
+            facts=orjson.dumps(facts.to_json()) if facts is not None else None,
+        )
+        if outcome.status == "published" and stories is not None and facts is not None:
+            stories.filed(item_id, item["edition"], facts)
+    finally:
+        if stories is not None:
+            stories.settle(item_id)
     if outcome.status == "stale":
         raise Retry(defer=0.05)  # the draft was edited while we read it
-    await record(ctx, item_id, outcome, 1, now)
     if outcome.status in ("published", "duplicate"):
-        await note_status(redis, keys, item_id, by="worker")
+        # The audit entry and the desk's read of the item after it: one trip.
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(keys.history(item_id), orjson.dumps(_entry(outcome, 1, now)))
+            pipe.hgetall(keys.item(item_id))
+            pushed, after = await pipe.execute(raise_on_error=False)
+        if isinstance(pushed, Exception):
+            raise pushed  # the audit trail must hold it: the job is retried
+        # The desk note is best effort, as ever: an error reading the item is its own.
+        await note_status(
+            redis, keys, item_id, by="worker", raw=None if isinstance(after, Exception) else after
+        )
     if outcome.status == "duplicate":
         await incr_stat(redis, keys, "duplicates", "exact")
-    if outcome.status == "published" and "stories" in ctx:
-        await _keep(ctx["stories"], item, facts)
+    if outcome.status == "published" and stories is not None:
         await schedule_expiry(ctx, item)
     return outcome.status
 
@@ -151,14 +182,13 @@ async def _hold(
     return result.decode() if isinstance(result, bytes) else str(result)
 
 
-async def _keep(stories: Stories, item: dict[str, Any], facts: Facts | None) -> None:
-    """Index a published item's facts (computed now if the decision was skipped)."""
+def _facts_or_none(item: dict[str, Any]) -> Facts | None:
+    """An item's facts for the index; a failure leaves it out of it, never unpublished."""
     try:
-        facts = facts or facts_of(item)
+        return facts_of(item)
     except Exception:
         log.exception("story facts of %s failed; it is not indexed", item["id"])
-        return
-    await stories.keep(item["id"], item["edition"], facts)
+        return None
 
 
 async def record(
@@ -172,12 +202,17 @@ async def record(
     """Append what the worker did to the item's audit trail."""
     if outcome.status not in ("published", "duplicate"):
         return
+    entry = _entry(outcome, version, now, near)
+    await ctx["redis"].rpush(ctx["keys"].history(item_id), orjson.dumps(entry))
+
+
+def _entry(outcome: Outcome, version: int, now: datetime, near: bool = False) -> dict[str, Any]:
     entry: dict[str, Any] = {"at": iso(now), "by": "worker", "version": version}
     if outcome.status == "duplicate":
         entry.update(action="duplicate", duplicate_of=outcome.ref, near=near)
     else:
         entry.update(action="published" if version == 1 else "applied", event_id=outcome.ref)
-    await ctx["redis"].rpush(ctx["keys"].history(item_id), orjson.dumps(entry))
+    return entry
 
 
 async def schedule_expiry(ctx: dict[str, Any], item: dict[str, Any]) -> None:

@@ -60,6 +60,7 @@ class Publisher:
         dedupe_ttl: int = 0,
         recent_window_ms: int = 0,
         rev: str = "",
+        facts: bytes | None = None,
     ) -> Outcome:
         now_ms = int(time.time() * 1000)
         minid = f"{now_ms - self.retention_ms}-0" if self.retention_ms else "0"
@@ -88,13 +89,14 @@ class Publisher:
             self.command,
             rev,
             new_epoch(),
+            facts or b"",
         ]
         status_b, ref = await self._script(keys=keys, args=args)
         return Outcome(status_b.decode(), ref.decode() if isinstance(ref, bytes) else str(ref))
 
     async def publish_new(self, item: dict[str, Any], **options: Any) -> Outcome:
         """Version 1 of an item: stored, added to the live set, appended and published.
-        ``options`` are :meth:`emit`'s dedupe and revision arguments."""
+        ``options`` are :meth:`emit`'s dedupe, revision and story facts arguments."""
         return await self.emit(
             item_id=item["id"],
             version=1,

@@ -1,7 +1,7 @@
 """The worker's story memory: facts kept beside each item in Redis and indexed in memory.
 
 An item's facts are computed once, when the worker accepts it, and written to the item's
-hash (field ``facts``) once it is published. Each worker process holds a
+hash (field ``facts``) by the atomic publish step itself. Each worker process holds a
 :class:`~workers.storyindex.StoryIndex` of the recent window, built from Redis on start and
 brought up to date before each decision from the editions' recent sets (items other
 workers published), reading only what it has not seen: no job re-reads the window.
@@ -49,16 +49,43 @@ class Stories:
         self.window_ms = window_seconds * 1000
         self.index = StoryIndex(self.window_ms)
         self._seen_ms: dict[str, int] = {}  # edition -> newest score read
+        # Facts of items this process is publishing now: the recent set may name them
+        # before the job files them, and a decision must not read them back or re-extract.
+        self._pending: dict[str, Facts] = {}
 
-    async def sync(self, edition: str) -> None:
-        """Index the edition's items published since the last look (by any worker)."""
+    def look(self, pipe: Any, edition: str) -> int:
+        """Queue the first read of :meth:`sync` on a pipeline (beside a job's other reads);
+        returns the time to give :meth:`sync` with that read's answer."""
         now_ms = int(time.time() * 1000)
-        since = max(self._seen_ms.get(edition, 0), now_ms - self.window_ms)
+        self._read(pipe, edition, max(self._seen_ms.get(edition, 0), now_ms - self.window_ms))
+        return now_ms
+
+    def _read(self, client: Any, edition: str, since: int) -> Any:
+        return client.zrangebyscore(
+            self.keys.recent(edition), since, "+inf", start=0, num=_BATCH, withscores=True
+        )
+
+    async def sync(
+        self, edition: str, looked: tuple[int, list[tuple[bytes, float]]] | None = None
+    ) -> None:
+        """Index the edition's items published since the last look (by any worker);
+        ``looked``: the time and answer of :meth:`look`, when the first read is done."""
+        if looked is None:
+            now_ms = int(time.time() * 1000)
+            since = max(self._seen_ms.get(edition, 0), now_ms - self.window_ms)
+            rows = await self._read(self.redis, edition, since)
+        else:
+            now_ms, rows = looked
         while True:
-            rows = await self.redis.zrangebyscore(
-                self.keys.recent(edition), since, "+inf", start=0, num=_BATCH, withscores=True
-            )
-            fresh = [(i.decode(), int(s)) for i, s in rows if i.decode() not in self.index]
+            fresh = []
+            for raw_id, score in rows:
+                item_id = raw_id.decode()
+                if item_id in self.index:
+                    continue
+                if (mine := self._pending.get(item_id)) is not None:
+                    self.index.add(item_id, edition, int(score), mine)
+                else:
+                    fresh.append((item_id, int(score)))
             if fresh:
                 await self._load(edition, fresh)
             if rows:
@@ -68,6 +95,7 @@ class Stories:
             since = int(rows[-1][1])
             if all(i.decode() in self.index for i, _ in rows):
                 since += 1  # a full page of one millisecond's items: move past it
+            rows = await self._read(self.redis, edition, since)
         self.index.evict(now_ms - self.window_ms)
 
     async def _load(self, edition: str, fresh: list[tuple[str, int]]) -> None:
@@ -88,8 +116,14 @@ class Stories:
                 continue
             self.index.add(item_id, edition, at_ms, facts)
 
-    async def keep(self, item_id: str, edition: str, facts: Facts) -> None:
-        """Store a published item's facts beside it and index them."""
-        doc = orjson.dumps(facts.to_json())
-        await self.redis.hset(self.keys.item(item_id), mapping={"facts": doc})  # type: ignore[misc]
+    def expect(self, item_id: str, facts: Facts) -> None:
+        """This process is about to publish ``item_id`` with these facts."""
+        self._pending[item_id] = facts
+
+    def settle(self, item_id: str) -> None:
+        """The publish step of ``item_id`` is over (whatever it answered)."""
+        self._pending.pop(item_id, None)
+
+    def filed(self, item_id: str, edition: str, facts: Facts) -> None:
+        """Index an item just published with its facts (the publish step stored them)."""
         self.index.add(item_id, edition, int(time.time() * 1000), facts)

@@ -65,22 +65,36 @@ class Dispatcher:
             if not got:
                 continue
             endpoints = await self.store.all()
+            unmoved = ""  # the newest event past the shared cursor that no endpoint wants
             for raw_id, fields in got[0][1]:
                 event = Event.from_entry(raw_id.decode(), fields)
-                await self.dispatch(event, endpoints)
+                if self.targets(event, endpoints):
+                    await self.dispatch(event, endpoints)
+                    unmoved = ""
+                else:
+                    unmoved = event.id
                 cursor = event.id
+            if unmoved:
+                # Events no endpoint wants queue nothing: the shared cursor moves past
+                # them once a batch, not once an event (a re-run of them adds nothing).
+                await self._fanout(keys=[self.keys.webhook_cursor], args=[unmoved, b""])
 
     async def _cursor(self) -> str:
         # First run ever: start at the stream's end (no history is sent to anyone).
         await self.redis.set(self.keys.webhook_cursor, await self.store.stream_last_id(), nx=True)
         return str((await self.redis.get(self.keys.webhook_cursor)).decode())
 
-    async def dispatch(self, event: Event, endpoints: list[Endpoint]) -> None:
-        targets = [
+    @staticmethod
+    def targets(event: Event, endpoints: list[Endpoint]) -> list[Endpoint]:
+        """The endpoints that take ``event``."""
+        return [
             ep
             for ep in endpoints
             if ep.enabled and event.key > parse_stream_id(ep.after) and event.matches(ep.filter)
         ]
+
+    async def dispatch(self, event: Event, endpoints: list[Endpoint]) -> None:
+        targets = self.targets(event, endpoints)
         keys = [self.keys.webhook_cursor]
         for ep in targets:
             keys += [self.keys.webhook(ep.id), self.keys.webhook_queue(ep.id)]

@@ -44,7 +44,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -72,6 +72,7 @@ from workers.sealing import encryption_pool, seal_many
 __all__ = ["Sender", "start_webpush", "stop_webpush"]
 
 log = logging.getLogger("ticker.webpush")
+_T = TypeVar("_T")
 
 LEASE_MS = 15_000
 RESOLVE_TTL = 60.0  # seconds a push service's checked address is reused
@@ -179,11 +180,19 @@ class Sender:
                 )
                 if not got:
                     await self._pool_if_needed()  # idle: ready before the next flash
+                unsaved = False  # the cursor moved past events that sent nothing
                 for raw_id, fields in got[0][1] if got else ():
                     event = Event.from_entry(raw_id.decode(), fields)
-                    await self.send_event(event)
-                    await self.redis.set(self.keys.webpush_cursor, event.id)
                     cursor = event.id
+                    if await self.send_event(event):
+                        await self.redis.set(self.keys.webpush_cursor, cursor)
+                        unsaved = False
+                    else:
+                        unsaved = True
+                if unsaved:
+                    # An event that sent nothing has nothing to repeat: its cursor is
+                    # saved once a batch, not once an event.
+                    await self.redis.set(self.keys.webpush_cursor, cursor)
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=False, cancel_futures=True)
@@ -283,6 +292,11 @@ class Sender:
         """Encrypt in batches (in the pool when there is one) while ``webpush_concurrency``
         sends take what is encrypted: the key agreement and the HTTP/2 traffic overlap."""
         outcomes: Counter[str] = Counter()
+        first = await anext(work, None)
+        if first is None:  # no subscription wants it: no tasks to start
+            await work.aclose()
+            return outcomes
+        work = _starting_with(first, work)
         concurrency = max(1, self.settings.webpush_concurrency)
         sealed: asyncio.Queue[tuple[Subscription, Message, bytes] | None] = asyncio.Queue(
             concurrency
@@ -511,3 +525,13 @@ async def stop_webpush(ctx: dict[str, Any]) -> None:
     h2: H2Pool | None = ctx.pop("webpush_h2", None)
     if h2 is not None:
         await h2.aclose()
+
+
+async def _starting_with(first: _T, rest: AsyncGenerator[_T, None]) -> AsyncGenerator[_T, None]:
+    """``first`` (already taken from ``rest``), then the rest."""
+    try:
+        yield first
+        async for item in rest:
+            yield item
+    finally:
+        await rest.aclose()

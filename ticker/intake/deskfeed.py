@@ -26,10 +26,14 @@ __all__ = ["last_feed_id", "note_status"]
 log = logging.getLogger("ticker.deskfeed")  # the name logs have always carried
 
 
-async def note_status(redis: Any, keys: Keys, item_id: str, *, by: str | None = None) -> None:
-    """Tell the desk an item's status (or version) changed; ``by`` names who changed it."""
+async def note_status(
+    redis: Any, keys: Keys, item_id: str, *, by: str | None = None, raw: Any = None
+) -> None:
+    """Tell the desk an item's status (or version) changed; ``by`` names who changed it.
+    ``raw``: the item's hash, when the caller has just read it (after the change)."""
     try:
-        raw = await redis.hgetall(keys.item(item_id))
+        if raw is None:
+            raw = await redis.hgetall(keys.item(item_id))
         if not raw:
             return
         view = desk_view(item_id, raw)

@@ -11,7 +11,8 @@
 --       12 live action (add | remove | keep), 13 recent window (ms; 0: no recent
 --       zset), 14 publish command,
 --       15 the draft revision the job read ('' when versions are immutable),
---       16 an epoch for an empty Redis (kept only if there is none yet)
+--       16 an epoch for an empty Redis (kept only if there is none yet),
+--       17 the item's story facts JSON ('' or absent: none), stored beside it
 local item, live, events = KEYS[1], KEYS[2], KEYS[3]
 local dedupe = ARGV[10] ~= '0' and KEYS[4] or ''
 local recent = ARGV[13] ~= '0' and KEYS[5] or ''
@@ -91,6 +92,9 @@ else
 end
 if ARGV[4] ~= '' then
   redis.call('HSET', item, 'item', ARGV[4])
+end
+if ARGV[17] and ARGV[17] ~= '' then
+  redis.call('HSET', item, 'facts', ARGV[17])
 end
 
 local action = ARGV[12]
