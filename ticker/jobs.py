@@ -4,22 +4,34 @@ Job ids make enqueueing idempotent: arq ignores a job id it already holds. A job
 written as arq's ``enqueue_job`` writes it (its keys, its serializer, its lifetimes), in
 one atomic Lua step instead of arq's three round trips (``lua/enqueue.lua``): every item
 enqueues two jobs (publish, expire), so this is on every item's path.
+
+That leans on arq's undocumented helpers and key layout (tested with the arq range pinned in
+pyproject.toml; tests/test_jobs.py compares the two paths' Redis writes). When a helper is
+missing, or the step fails in a way Redis does not explain, the public ``enqueue_job`` takes
+over for the rest of the process, with one logged error.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
-from arq.jobs import serialize_job
-from arq.utils import timestamp_ms, to_ms, to_unix_ms
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from ticker.constants import Keys
 from ticker.lua import script as lua
+
+try:  # arq's own helpers, not its documented API
+    from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
+    from arq.jobs import serialize_job
+    from arq.utils import timestamp_ms, to_ms, to_unix_ms
+except ImportError:  # pragma: no cover - another arq: the public path
+    fast_enqueue = False
+else:
+    fast_enqueue = True
 
 __all__ = ["enqueue", "enqueue_change", "enqueue_delivery", "enqueue_expiry", "enqueue_ingest"]
 
@@ -27,6 +39,8 @@ INGEST = "ingest_item"
 APPLY_CHANGE = "apply_change"
 EXPIRE = "expire_item"
 _ENQUEUE_SHA = hashlib.sha1(lua("enqueue").encode()).hexdigest()  # the id Redis gives it
+
+log = logging.getLogger("ticker.jobs")
 
 
 async def enqueue(
@@ -40,6 +54,37 @@ async def enqueue(
 ) -> bool:
     """Enqueue ``function(*args)`` as arq would (``enqueue_job``); False when a job or a
     result with this id is already held."""
+    global fast_enqueue
+    if fast_enqueue:
+        try:
+            return await _enqueue_in_one_step(
+                arq, function, args, job_id, queue, defer_until, defer_by
+            )
+        except RedisError:
+            raise  # Redis's own failure: the caller's retry applies, as for enqueue_job
+        except Exception:
+            fast_enqueue = False
+            log.exception("arq's internals are not as tested; enqueueing by enqueue_job")
+    job = await arq.enqueue_job(
+        function,
+        *args,
+        _job_id=job_id,
+        _queue_name=queue,
+        _defer_until=defer_until,
+        _defer_by=defer_by,
+    )
+    return job is not None
+
+
+async def _enqueue_in_one_step(
+    arq: ArqRedis,
+    function: str,
+    args: tuple[Any, ...],
+    job_id: str,
+    queue: str,
+    defer_until: datetime | None,
+    defer_by: float | None,
+) -> bool:
     now_ms = timestamp_ms()
     if defer_until is not None:
         score = to_unix_ms(defer_until)
@@ -52,10 +97,11 @@ async def enqueue(
         function, args, {}, None, now_ms, serializer=getattr(arq, "job_serializer", None)
     )
     keys = (job_key_prefix + job_id, result_key_prefix + job_id, queue)
+    argv: tuple[Any, ...] = (*keys, job_id, score, lifetime, job)
     try:
-        done = await arq.evalsha(_ENQUEUE_SHA, 3, *keys, job_id, score, lifetime, job)
+        done = await arq.evalsha(_ENQUEUE_SHA, 3, *argv)  # type: ignore[misc]
     except NoScriptError:
-        done = await arq.eval(lua("enqueue"), 3, *keys, job_id, score, lifetime, job)
+        done = await arq.eval(lua("enqueue"), 3, *argv)  # type: ignore[misc]
     return bool(done)
 
 

@@ -242,8 +242,9 @@ def _spans(facts: Facts) -> set[tuple[str, frozenset[str], str]]:
     # Each word of a name stands for the whole name ("Real Madrid": "real"); a place
     # given as context ("in Iceland") is where, not who.
     keys = {k: n.keys[0] for n in facts.names if not n.place for k in n.keys}
-    spans = set()
-    last, between = "", []
+    spans: set[tuple[str, frozenset[str], str]] = set()
+    last = ""
+    between: list[str] = []
     for key in facts.order:
         if key in keys:
             # Few words between: "England beat Australia", not a clause apart.
