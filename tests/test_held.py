@@ -3,6 +3,7 @@ anyway, cancelling, exact repeats, a matcher failure, and the worker's index on 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -11,6 +12,10 @@ import pytest
 import workers.ingest
 from tests.support.helpers import wait_for
 from tests.support.stack import Stack, auth
+from ticker.constants import Keys
+from workers.matching import THRESHOLD
+from workers.stories import Stories
+from workers.storyfacts import extract
 
 ORIGINAL = "Three soldiers killed in attack on army post in Niger"
 REWRITE = "Attack on army post in Niger kills three soldiers, army says"
@@ -160,3 +165,43 @@ async def test_other_editions_are_other_stories(stack: Stack) -> None:
         return len(await stack.events()) == 2
 
     await wait_for(two, what="both items published")
+
+
+REWRITES = [
+    ORIGINAL,
+    REWRITE,
+    "Attack on Niger army post kills three soldiers",
+    "Three soldiers die in attack on army post in Niger, officials say",
+]
+
+
+async def test_rewrites_posted_at_once_publish_once(stack: Stack) -> None:
+    """Agencies' rewrites of one story arriving together are decided side by side by the
+    worker's concurrent jobs: one is published, the others are held against it."""
+    posts = await asyncio.gather(*(stack.post({"headline": h, "edition": "en"}) for h in REWRITES))
+    ids = [r.json()["id"] for r in posts]
+    views: list[dict[str, Any]] = []
+
+    async def decided() -> bool:
+        views[:] = [(await stack.http.get(f"/v1/items/{i}", headers=auth())).json() for i in ids]
+        return all(v["status"] in ("published", "held") for v in views)
+
+    await wait_for(decided, 10, what="every rewrite decided")
+    published = [v["id"] for v in views if v["status"] == "published"]
+    assert len(published) == 1, views
+    assert all(v["duplicate_of"] == published[0] for v in views if v["status"] == "held")
+    assert len(await stack.events()) == 1
+
+
+def test_a_decision_sees_what_this_process_is_publishing() -> None:
+    """The window's facts include items this process is publishing but has not filed, in
+    their edition only, until their publish step is over."""
+    stories = Stories(None, Keys(), 3600)  # type: ignore[arg-type]  # no Redis read here
+    rewrite = extract(REWRITE, "en")
+    stories.expect("first", "en", extract(ORIGINAL, "en"))
+    found = stories.best("en", rewrite, THRESHOLD, exclude="second")
+    assert found is not None and found[0] == "first"
+    assert stories.best("en", rewrite, THRESHOLD, exclude="first") is None
+    assert stories.best("ar", rewrite, THRESHOLD) is None
+    stories.settle("first")
+    assert stories.best("en", rewrite, THRESHOLD) is None

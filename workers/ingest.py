@@ -90,7 +90,7 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
         await stories.sync(item["edition"], looked)
         try:
             facts = facts_of(item)
-            match = stories.index.best(
+            match = stories.best(
                 item["edition"], facts, settings.near_duplicate_threshold, exclude=item_id
             )
         except Exception:  # a failure to score publishes: never drop an item on a bug
@@ -104,7 +104,7 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
     # from memory: a decision running meanwhile never re-extracts a headline it sees in
     # the recent set before they are filed.
     if stories is not None and facts is not None:
-        stories.expect(item_id, facts)
+        stories.expect(item_id, item["edition"], facts)
     try:
         outcome = await ctx["publisher"].publish_new(
             item,

@@ -17,6 +17,7 @@ import orjson
 from redis.asyncio import Redis
 
 from ticker.constants import Keys
+from workers.matching import Verdict, compare
 from workers.normalise import language_of
 from workers.storyfacts import Facts, extract
 from workers.storyindex import StoryIndex
@@ -49,9 +50,10 @@ class Stories:
         self.window_ms = window_seconds * 1000
         self.index = StoryIndex(self.window_ms)
         self._seen_ms: dict[str, int] = {}  # edition -> newest score read
-        # Facts of items this process is publishing now: the recent set may name them
-        # before the job files them, and a decision must not read them back or re-extract.
-        self._pending: dict[str, Facts] = {}
+        # Items this process is publishing now (id -> edition, facts): the recent set may
+        # name them before the job files them, and a decision must not read them back or
+        # re-extract; a decision made meanwhile compares with them too (see best).
+        self._pending: dict[str, tuple[str, Facts]] = {}
 
     def look(self, pipe: Any, edition: str) -> int:
         """Queue the first read of :meth:`sync` on a pipeline (beside a job's other reads);
@@ -83,7 +85,7 @@ class Stories:
                 if item_id in self.index:
                     continue
                 if (mine := self._pending.get(item_id)) is not None:
-                    self.index.add(item_id, edition, int(score), mine)
+                    self.index.add(item_id, edition, int(score), mine[1])
                 else:
                     fresh.append((item_id, int(score)))
             if fresh:
@@ -116,9 +118,28 @@ class Stories:
                 continue
             self.index.add(item_id, edition, at_ms, facts)
 
-    def expect(self, item_id: str, facts: Facts) -> None:
-        """This process is about to publish ``item_id`` with these facts."""
-        self._pending[item_id] = facts
+    def best(
+        self, edition: str, facts: Facts, threshold: float, exclude: str = ""
+    ) -> tuple[str, Verdict] | None:
+        """The recent item telling the same story, if any: those indexed, then those this
+        process is publishing right now. Jobs run side by side, so two rewrites of one
+        story can both be decided before either is published; the second sees the first
+        here. (Two worker processes deciding at the same moment can still both publish.)"""
+        found = self.index.best(edition, facts, threshold, exclude=exclude)
+        if found is not None:
+            return found
+        for item_id, (other_edition, other) in self._pending.items():
+            if other_edition != edition or item_id == exclude or item_id in self.index:
+                continue
+            verdict = compare(facts, other, threshold)
+            if verdict.same and (found is None or verdict.score > found[1].score):
+                found = (item_id, verdict)
+        return found
+
+    def expect(self, item_id: str, edition: str, facts: Facts) -> None:
+        """This process is about to publish ``item_id`` with these facts. Call it in the
+        same step as the decision (no await between), so no decision falls between."""
+        self._pending[item_id] = (edition, facts)
 
     def settle(self, item_id: str) -> None:
         """The publish step of ``item_id`` is over (whatever it answered)."""
