@@ -277,6 +277,9 @@
     $('[data-role="held-new"]', li).textContent = (view.item || {}).headline || "";
     const old = $('[data-role="held-old"]', li);
     const original = view.duplicate_of;
+    // The matched item is usually on the board already; otherwise ask for it.
+    const onBoard = ((state.items.get(original) || {}).item || {}).headline;
+    if (onBoard) state.matched.set(original, onBoard);
     old.textContent = state.matched.get(original) || original || "";
     if (original && !state.matched.has(original)) {
       api("GET", "/v1/items/" + encodeURIComponent(original)).then((r) => {
