@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -47,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.chaos_clients import Client, Publisher, run_client, shared_http
 from scripts.chaos_report import analyse, print_report
+from scripts.soak import children
 from ticker.constants import Keys
 from ticker.embedded_redis import RedisProcess, free_port
 
@@ -61,14 +61,6 @@ def rss_mib(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            out += [int(c) for c in (task / "children").read_text().split()]
-    return out
 
 
 class Services:
