@@ -123,6 +123,18 @@ def test_names_in_an_attribution_are_the_source() -> None:
     assert [n.text for n in facts.names if n.source] == ["Kremlin", "Peskov"]
 
 
+def test_a_place_opening_a_headline_is_a_name() -> None:
+    """Letter case says nothing of a headline's first word, nor of Title Case or ALL CAPS:
+    a country or a large town there is still a name (GeoNames and the CLDR), so another
+    place in its stead is another story."""
+    assert [n.text for n in extract("Chicago shooting leaves 3 dead", "en").names] == ["Chicago"]
+    assert "Barcelona" in [n.text for n in extract("Barcelona registra 3 muertos", "es").names]
+    assert "LAGOS" in [n.text for n in extract("LAGOS FLOODS LEAVE 3 DEAD", "en").names]
+    assert not same("Paris police arrest 2 over museum heist", "Police arrest 2 over museum heist")
+    # ... and a common word is not taken for a town.
+    assert extract("Police arrest 2 over museum heist", "en").names == ()
+
+
 def test_a_new_name_or_development_is_a_new_story() -> None:
     """A name one headline adds outside the attribution, or a new event, is news."""
     assert not same(

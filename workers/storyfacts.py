@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from workers.gazetteer import place
 from workers.normalise import display_headline, strip_alert_prefix
 from workers.vocab import Vocabulary, fold, vocabulary
 
@@ -438,7 +439,7 @@ def extract(headline: str, lang: str) -> Facts:
             first = i == 0 or (first_colon and t.segment == 1 and toks[i - 1].segment == 0)
             if first and vocab.lang == "es" and _ES_PARTICIPLE.search(t.folded):
                 continue
-            if not first or rare:
+            if not first or rare or place(t.folded):
                 t.kind, t.canon = "name", t.folded
         elif (
             vocab.lang == "ar"
@@ -450,7 +451,7 @@ def extract(headline: str, lang: str) -> Facts:
             # No letter case: every word outside the lists may be a name (غزة is common).
             # Its stem: the same word with another clitic or suffix ("سيطرتها" / "السيطرة").
             t.kind, t.canon = "name", t.stem
-        elif not cased and rare and len(t.folded) > 1 and vocab.lang != "ar":
+        elif not cased and (rare or place(t.folded)) and len(t.folded) > 1 and vocab.lang != "ar":
             t.kind, t.canon = "name", t.folded
     names = _names(toks, vocab, attribution, paren)
     main = [t for t in toks if t.segment not in attribution]
