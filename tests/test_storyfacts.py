@@ -149,6 +149,7 @@ def test_a_new_name_or_development_is_a_new_story() -> None:
             "es",
         ),
         ("Lakers topple Celtics in overtime", "Celtics topple Lakers in overtime", "en"),
+        ("Israel strikes Iran", "Iran attacks Israel", "en"),
         ("El Real Madrid gana al Barcelona 2-1", "El Barcelona gana al Real Madrid 2-1", "es"),
         (
             "Ukrainian air force: 45 out of 60 Russian drones downed overnight",
@@ -210,6 +211,8 @@ def test_an_unknown_word_swapped_or_a_crossed_actor_vetoes(a: str, b: str, lang:
             "ar",
         ),
         ("Un terremoto sacude Perú sin causar víctimas", "Un terremoto sacude Perú", "es"),
+        ("Quake leaves 5 dead in Peru", "Quake kills 5 in Peru", "en"),
+        ("Death toll in Kabul rises to 45", "Blast kills 45 in Kabul", "en"),
         (
             "Desarticulada una red de narcotráfico en Cádiz",
             "La Policía desarticula una red de narcotráfico en Cádiz",
