@@ -170,7 +170,10 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     only_a, only_b = _unmatched(a.events, b.events), _unmatched(b.events, a.events)
     # Another event on each side is a changed event (killed / wounded, drone / missile);
     # one added on one side is news unless it only says how or where ("blast", "school").
-    if (only_a and only_b) or (only_a - a.means) or (only_b - b.means):
+    # A toll that rises or what "leaves" people dead is no alternative to a circumstance
+    # on the other side ("toll rises to 45" / "blast kills 45").
+    told_a, told_b = only_a - _told(a), only_b - _told(b)
+    if (told_a and told_b) or (only_a - a.means) or (only_b - b.means):
         return "event", sorted(only_a | only_b)
     if a.titles - b.titles and b.titles - a.titles:
         # "foreign minister" for "vice president": another person, named by role.
@@ -193,7 +196,8 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     if not (a.passive or b.passive):
         for event, actor, target in a.actors:
             for event_b, actor_b, target_b in b.actors:
-                if event != event_b:
+                # A word of two classes ("strikes": attack or landfall) is either.
+                if set(event.split("|")).isdisjoint(event_b.split("|")):
                     continue
                 if (actor and actor in (target_b,)) or (target and target == actor_b):
                     return "actor", [f"{event}: {actor} -> {target} / {actor_b} -> {target_b}"]
@@ -202,6 +206,13 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     if swapped := _swapped(a, b) or _swapped(b, a):
         return "word", swapped
     return None
+
+
+def _told(facts: Facts) -> frozenset[str]:
+    """The means that are no circumstance but how the news is told (a toll that rises,
+    what "leaves" people dead, a market that closes)."""
+    circumstances = vocabulary(facts.lang or "en").circumstances
+    return frozenset(e for e in facts.means if not set(e.split("|")) <= circumstances)
 
 
 def _unmatched(events: frozenset[str], other: frozenset[str]) -> frozenset[str]:
@@ -257,12 +268,17 @@ def _spans(facts: Facts) -> set[tuple[str, frozenset[str], str]]:
     return spans
 
 
+def _classes(keys: frozenset[str]) -> set[str]:
+    """Content keys with each event of two classes ("attack|landfall") split into both."""
+    return {c for k in keys for c in k.split("|")}
+
+
 def _crossed(a: Facts, b: Facts) -> list[str]:
     """Two names each side of the same words, in the other order: "England beat
     Australia" / "Australia beat England", whatever the lists know of the verb."""
     for x, between, y in _spans(a):
         for x_b, between_b, y_b in _spans(b):
-            if (x, y) == (y_b, x_b) and x != y and between & between_b:
+            if (x, y) == (y_b, x_b) and x != y and _classes(between) & _classes(between_b):
                 return [f"{x} -> {y} / {x_b} -> {y_b}"]
     return []
 

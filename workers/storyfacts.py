@@ -501,14 +501,16 @@ def extract(headline: str, lang: str) -> Facts:
 def _means(events: frozenset[str], vocab: Vocabulary) -> frozenset[str]:
     """The events a rewrite may leave out: circumstances ("blast", "school"); a toll that
     "rises to" a number beside the deaths themselves ("toll rises to 45" / "45 killed",
-    the number tells whether it changed); a market that "closes" up or down."""
+    the number tells whether it changed); a market that "closes" up or down; what "leaves"
+    people dead, hurt, missing or homeless ("quake leaves 5 dead" / "quake kills 5")."""
     classes = {c for e in events for c in e.split("|")}
     out = set()
     for e in events:
         parts = set(e.split("|"))
         toll = "rise" in parts and bool(classes & {"kill", "wound"})
         market = "close" in parts and bool(classes & {"rise", "fall"})
-        if parts <= vocab.circumstances or toll or market:
+        left = parts == {"leave"} and bool(classes & {"kill", "wound", "missing", "displace"})
+        if parts <= vocab.circumstances or toll or market or left:
             out.add(e)
     return frozenset(out)
 

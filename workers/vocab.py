@@ -85,18 +85,22 @@ class Vocabulary:
             return folded[1:], folded[1:]  # "ولا إصابات": "and no injuries"
         forms = _arabic_forms(folded)
         # A word the lists hold alone first ("القتلى" is "قتلى"), then a word of a phrase
-        # ("حصيلة القتلى").
+        # ("حصيلة القتلى"); as written before by its stem, in any of its forms: the stem of
+        # "والسلمية" (and peaceful) is that of "سلم" (handed over), "السلمية" is listed.
+        stems = [_stem("ar", form) for form in forms]
         for form in forms:
             if (form,) in self.phrases or form in self.numbers:
                 return form, form
-            if (stem := _stem("ar", form),) in self.phrases:
+        for form, stem in zip(forms, stems, strict=True):
+            if (stem,) in self.phrases:
                 return form, stem
         for form in forms:
             if form in self.known:
                 return form, form
-            if (stem := _stem("ar", form)) in self.known:
+        for form, stem in zip(forms, stems, strict=True):
+            if stem in self.known:
                 return form, stem
-        return forms[-1], _stem("ar", forms[-1])
+        return forms[-1], stems[-1]
 
     def forms(self, folded: str) -> list[str]:
         """Every form a word may meet in another headline (Arabic: with and without clitics)."""
@@ -142,12 +146,13 @@ def _arabic_forms(word: str) -> list[str]:
 
 
 def _variants(lang: str, variants: list[str], kind: str = "") -> list[str]:
-    """Arabic present-tense verbs are listed once: يعلن brings تعلن, and the reverse.
+    """Arabic present-tense verbs are listed once: يعلن brings تعلن, and the reverse (not
+    names and dates: تونس is no verb, يونس is another name).
     Spanish places and demonyms bring their plurals ("francés" -> "franceses")."""
     if lang == "es" and kind == "places":
         plurals = [v + ("s" if v[-1] in "aeiou" else "es") for v in variants if " " not in v]
         return variants + plurals
-    if lang != "ar":
+    if lang != "ar" or kind in ("places", "aliases", "dates"):
         return variants
     out = list(variants)
     for v in variants:
@@ -175,12 +180,15 @@ def vocabulary(lang: str) -> Vocabulary:
                 stemmed = _key(lang, variant)
                 # A stem of two letters (Arabic "وف" of both وفاة and وفا) says too little.
                 # ... and an Arabic place of one word is matched as written, with or
-                # without its clitics: the stem of "البحرين" (Bahrain) is "بحر" (sea).
+                # without its article: the stem of "البحرين" (Bahrain) is "بحر" (sea), and
+                # a first letter that looks like a clitic is the name's own ("بوتين" is no
+                # "و" + "تين"). An Arabic weekday too: the stem of "الأحد" is "أحد" (one).
                 one_place = lang == "ar" and kind in ("places", "aliases") and len(raw) == 1
-                short = lang == "ar" and (min(map(len, stemmed)) <= 2 or one_place)
+                dated = lang == "ar" and kind == "dates"
+                short = lang == "ar" and (min(map(len, stemmed)) <= 2 or one_place or dated)
                 keys = [raw] if short else [raw, stemmed]
-                if one_place:
-                    keys += [(form,) for form in _arabic_forms(raw[0])[1:]]
+                if one_place and raw[0].startswith("ال") and len(raw[0]) > 4:
+                    keys.append((raw[0][2:],))
                 for key in keys:
                     canon = canonical or fold(variant)
                     old = phrases.get(key)
