@@ -125,6 +125,24 @@ def test_names_in_an_attribution_are_the_source() -> None:
     assert [n.text for n in facts.names if n.source] == ["Kremlin", "Peskov"]
 
 
+def test_forms_and_qualifiers_the_lists_do_not_spell_out() -> None:
+    """A listed word's canonical form is folded like the headline's words ("cárcel" meets
+    "carcelario"); an organisation naming a role is no new name ("OPEC leader Saudi
+    Arabia"); a town's name is not shadowed by a listed phrase made of it (صور, Tyre)."""
+    assert same(
+        "Motín carcelario en Guayaquil deja 12 presos muertos",
+        "Motín en una cárcel de Guayaquil deja 12 presos muertos",
+        "es",
+    )
+    assert same(
+        "OPEC leader Saudi Arabia to cut output in January", "Saudi Arabia to cut output in January"
+    )
+    assert same("NATO chief Rutte visits Kyiv", "Rutte visits Kyiv")
+    assert not same(
+        "غارة إسرائيلية على صور في جنوب لبنان", "غارة إسرائيلية على النبطية في جنوب لبنان", "ar"
+    )
+
+
 def test_a_place_opening_a_headline_is_a_name() -> None:
     """Letter case says nothing of a headline's first word, nor of Title Case or ALL CAPS:
     a country or a large town there is still a name (GeoNames and the CLDR), so another

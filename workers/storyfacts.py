@@ -584,7 +584,9 @@ def _names(
     for group in groups:
         last = group[-1]
         places = all(t.kind == "places" or t.canon in ("eu", "ue") for t in group)
-        if places and _qualifier(toks, toks.index(group[0]), toks.index(last), vocab):
+        # ... and an organisation that names a role: "OPEC leader Saudi Arabia", "UN chief".
+        org = all(t.kind == "aliases" for t in group)
+        if (places or org) and _qualifier(toks, toks.index(group[0]), toks.index(last), vocab):
             continue
         keys = [t.canon for t in group if t.stem not in vocab.generic] or [t.canon for t in group]
         first_tok = toks.index(group[0])

@@ -190,7 +190,8 @@ def vocabulary(lang: str) -> Vocabulary:
                 if one_place and raw[0].startswith("ال") and len(raw[0]) > 4:
                     keys.append((raw[0][2:],))
                 for key in keys:
-                    canon = canonical or fold(variant)
+                    # Folded like every other key: "cárcel" meets "carcelario".
+                    canon = fold(canonical or variant)
                     old = phrases.get(key)
                     if kind == "events" and old is not None and old[0] == "events":
                         # A word in two event classes may mean either ("lifts" rates or
