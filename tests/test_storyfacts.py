@@ -56,6 +56,18 @@ def test_numbers_in_any_script_and_form() -> None:
             "Hundreds killed in Khartoum market attack",
             "en",
         ),
+        # Two places spelt alike are two places, not a spelling drift of one.
+        (
+            "Three soldiers killed in attack in Niger",
+            "Three soldiers killed in attack in Nigeria",
+            "en",
+        ),
+        (
+            "Tres soldados muertos en un ataque en Níger",
+            "Tres soldados muertos en un ataque en Nigeria",
+            "es",
+        ),
+        ("Flooding in Austria leaves 3 dead", "Flooding in Australia leaves 3 dead", "en"),
         ("Al menos 15 muertos en Gaza", "Al menos 15 heridos en Gaza", "es"),
         ("Petro niega haber recibido fondos", "Petro reconoce haber recibido fondos", "es"),
         ("ارتفاع أسعار النفط بعد الهجوم", "انخفاض أسعار النفط بعد الهجوم", "ar"),

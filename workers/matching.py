@@ -28,6 +28,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
+from workers.gazetteer import place
 from workers.storyfacts import Facts, Name
 from workers.vocab import vocabulary
 
@@ -139,10 +140,12 @@ def _expanded(name: Name, own: Facts, other: Facts) -> bool:
 def _key_present(key: str, other: Facts) -> bool:
     if key in other.words:
         return True
+    if place(key) and any(_two_places(key, k) for n in other.names for k in n.keys):
+        return False  # the alike word is the other place's ("Níger" / "Nigeria": "nigeri")
     for word in other.by_letter.get(key[:1], ()):
         short, long = sorted((key, word), key=len)
         # Inflection and spelling drift of one name ("Zelensky"/"Zelenskyy",
-        # "Iraq"/"Iraqi"), but not "Iran"/"Iraq" or "Austria"/"Australia".
+        # "Iraq"/"Iraqi"), but not "Iran"/"Iraq" or "Austria"/"Australia" (above).
         if len(short) >= 4 and long.startswith(short) and len(long) - len(short) <= 2:
             return True
         if len(short) >= 6 and fuzz.ratio(key, word) >= 85:
@@ -150,6 +153,12 @@ def _key_present(key: str, other: Facts) -> bool:
         if len(skeleton := _skeleton(key)) >= 4 and skeleton == _skeleton(word):
             return True
     return False
+
+
+def _two_places(x: str, y: str) -> bool:
+    """Two countries or towns spelt alike are two places: "Niger" / "Nigeria", "Austria" /
+    "Australia" (inflection and spelling drift would pair them)."""
+    return x != y and place(x) and place(y)
 
 
 def _present(name: Name, other: Facts, own: Facts | None = None) -> bool:
@@ -375,7 +384,7 @@ def _same_word(x: str, y: str) -> bool:
     of two classes and one of them ("sinks": "crash|fall" / "crash")."""
     if "|" in x or "|" in y:
         return bool(set(x.split("|")) & set(y.split("|")))
-    if x[:1] != y[:1]:
+    if x[:1] != y[:1] or _two_places(x, y):
         return False
     short, long = sorted((x, y), key=len)
     if len(short) >= 4 and long.startswith(short) and len(long) - len(short) <= 2:
