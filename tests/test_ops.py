@@ -51,11 +51,12 @@ async def _dups(stack: Stack) -> bool:
 
 
 async def test_health_and_readiness(stack: Stack) -> None:
-    """/healthz answers while the process lives; /readyz checks Redis and the subscription."""
+    """/healthz answers while the process lives; /readyz checks Redis, the queue and the
+    subscription."""
     assert (await stack.http.get("/healthz")).json() == {"status": "ok"}
     ready = await stack.http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"redis": True, "subscription": True}
+    assert ready.json()["checks"] == {"redis": True, "queue": True, "subscription": True}
 
 
 async def test_request_id_is_echoed_or_made(stack: Stack) -> None:
