@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ import orjson
 import pytest
 
 from tests.support.deploy_helpers import (
+    RESOLVE_SINCE,
     Nginx,
     compose,
     directives,
@@ -24,9 +26,11 @@ from tests.support.deploy_helpers import (
     instructions,
     location,
     nginx_config,
+    nginx_version,
     render_nginx,
     stages,
 )
+from tests.support.dns import DnsServer
 from tests.support.helpers import is_item, sse, wait_for, ws
 from tests.support.stack import Api, WorkerRunner, auth
 from ticker.config import Settings
@@ -76,14 +80,37 @@ def test_nginx_config_streams_unbuffered_and_upgrades_websockets() -> None:
     assert str(Settings().max_body_bytes) in location(tree, "@too_large")["return"]
 
 
+def test_nginx_looks_the_replicas_up_while_it_runs() -> None:
+    """The upstream names each replica with `resolve` through Docker's DNS (in shared
+    memory, a short `valid`), so a recreated API container is reached at its new address
+    without a reload, and keeps least_conn and keepalive; compose runs an nginx that has
+    `resolve` (1.27.3 or later)."""
+    (upstream,) = directives(nginx_config(), "upstream")
+    block = upstream["block"]
+    args = {d["directive"]: d["args"] for d in block if d["directive"] != "server"}
+    assert "least_conn" in args and args["keepalive"] == ["64"]
+    assert args["zone"][0] == "ticker_api"
+    host, *options = args["resolver"]
+    assert host == "127.0.0.11" and "ipv6=off" in options  # Docker's embedded DNS
+    (valid,) = [o.removeprefix("valid=") for o in options if o.startswith("valid=")]
+    assert int(valid.removesuffix("s")) <= 10
+    servers = [d["args"] for d in block if d["directive"] == "server"]
+    assert len(servers) == 2 and all("resolve" in s for s in servers), servers
+    tag = compose()["services"]["nginx"]["image"].rpartition(":")[2]
+    found = re.match(r"\d+(?:\.\d+)*", tag)
+    assert found, tag
+    assert tuple(int(p) for p in found[0].split(".")) >= RESOLVE_SINCE, tag
+
+
 def test_nginx_accepts_the_config(tmp_path: Path) -> None:
     """`nginx -t` passes the config, with only its upstream addresses and paths rendered
-    for this machine."""
+    for this machine (and the run-time lookup left out for an nginx that lacks it)."""
     binary = find_nginx()
     tmp_path.chmod(0o755)
     conf = tmp_path / "nginx.conf"
     upstreams = {"api1:8000": "127.0.0.1:1", "api2:8000": "127.0.0.1:2"}
-    conf.write_text(render_nginx(upstreams, "127.0.0.1:1", tmp_path))
+    version = nginx_version(binary)
+    conf.write_text(render_nginx(upstreams, "127.0.0.1:1", tmp_path, version=version))
     done = Nginx.check(binary, conf, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "test is successful" in done.stderr
@@ -111,6 +138,62 @@ async def test_streams_pass_through_nginx_live(settings: Settings) -> None:
         await worker.stop()
         await api1.stop()
         await api2.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_nginx_follows_a_replica_to_its_new_address(settings: Settings) -> None:
+    """nginx starts while a replica's name does not resolve yet, and without a reload
+    reaches a replica recreated at a new address once the DNS says so, and a replica
+    that came up after it."""
+    binary = find_nginx()
+    if (version := nginx_version(binary)) < RESOLVE_SINCE:
+        pytest.skip(f"nginx {version} has no `server ... resolve` (TICKER_TEST_NGINX: a newer)")
+    port = free_port()
+    dns = DnsServer()
+    dns.records["api1"] = ["127.0.0.2"]  # api2 is not there yet
+    replicas = [Api(settings, port, host="127.0.0.2")]
+    await replicas[0].start()
+    upstreams = {"api1:8000": f"api1:{port}", "api2:8000": f"api2:{port}"}
+    try:
+        with dns.running(), Nginx.running(upstreams, free_port(), resolver=dns.address) as nginx:
+            async with httpx.AsyncClient(base_url=nginx.base, timeout=10) as http:
+                served = _served_by(http, nginx, f"127.0.0.2:{port}")
+                await wait_for(served, 15, what="api1 through nginx")
+                # api1 is recreated: a new container, a new address.
+                await replicas[0].stop()
+                replicas.append(Api(settings, port, host="127.0.0.3"))
+                await replicas[-1].start()
+                dns.records["api1"] = ["127.0.0.3"]
+                served = _served_by(http, nginx, f"127.0.0.3:{port}")
+                await wait_for(served, 15, what="api1 at its new address")
+                # api2 comes up after nginx started.
+                replicas.append(Api(settings, port, host="127.0.0.4"))
+                await replicas[-1].start()
+                dns.records["api2"] = ["127.0.0.4"]
+                served = _served_by(http, nginx, f"127.0.0.4:{port}")
+                await wait_for(served, 15, what="api2 once it resolves")
+        assert {"api1", "api2"} <= set(dns.queries)
+    finally:
+        for api in replicas:
+            await api.stop()  # a second stop returns at once
+
+
+def _served_by(http: httpx.AsyncClient, nginx: Nginx, upstream: str):  # type: ignore[no-untyped-def]
+    """A check: one request through nginx answered 200 from ``upstream`` (nginx's log)."""
+
+    async def check() -> bool:
+        rid = f"served-by-{random.getrandbits(64):x}"
+        try:
+            r = await http.get("/healthz", headers={"X-Request-Id": rid})
+        except httpx.TransportError:
+            return False
+        # nginx may write the line just after the answer: not there yet is "not yet".
+        lines = [orjson.loads(line) for line in nginx.log("access_log").splitlines()]
+        ups = [line["upstream"].split(", ")[-1] for line in lines if line["request_id"] == rid]
+        return r.status_code == 200 and ups == [upstream]
+
+    return check
 
 
 async def _answers(http: httpx.AsyncClient, path: str = "/healthz") -> bool:

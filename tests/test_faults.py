@@ -224,6 +224,41 @@ def _ready(stack: Stack):  # type: ignore[no-untyped-def]
     return check
 
 
+@pytest.mark.timeout(60)
+async def test_readyz_says_so_when_the_queue_redis_is_hung_or_gone(settings: Settings) -> None:
+    """With the job queue on its own Redis, /readyz answers 503 with `queue` false when
+    that Redis is frozen or gone (within its 1 s bound, not the 10 s socket timeout),
+    while the data Redis and the subscription still say true; ready again once it is back."""
+    queue = RedisProcess()
+    queue.start()
+    try:
+        with_queue = replace(settings, queue_redis_url=queue.url, redis_timeout=10.0)
+        async with running_stack(with_queue) as stack:
+            ready = await stack.http.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"] == {"redis": True, "queue": True, "subscription": True}
+            for fault in ("hang", "gone"):
+                assert queue.proc is not None
+                if fault == "hang":
+                    os.kill(queue.proc.pid, signal.SIGSTOP)
+                else:
+                    queue.stop(kill=True)
+                started = time.monotonic()
+                r = await stack.http.get("/readyz")
+                assert time.monotonic() - started < 5, "the check waited for the socket timeout"
+                assert r.status_code == 503, r.text
+                assert r.json()["checks"] == {"redis": True, "queue": False, "subscription": True}
+                if fault == "hang":
+                    os.kill(queue.proc.pid, signal.SIGCONT)
+                else:
+                    queue.start()
+                await wait_for(_ready(stack), 30, interval=0.1, what="/readyz to recover")
+    finally:
+        if queue.proc is not None:
+            os.kill(queue.proc.pid, signal.SIGCONT)
+        queue.close()
+
+
 def _side_item(item_id: str) -> dict[str, object]:
     return {
         "id": item_id,

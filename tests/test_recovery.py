@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import time
 from dataclasses import replace
 
 import orjson
@@ -9,9 +12,11 @@ import pytest
 import redis as redis_sync
 
 from tests.support.helpers import sse, wait_for, ws
-from tests.support.stack import API_KEYS, running_stack
+from tests.support.stack import API_KEYS, WorkerRunner, fresh_settings, running_stack
 from ticker.config import Settings
+from ticker.constants import Keys
 from ticker.embedded_redis import RedisProcess
+from workers import worker as worker_module
 
 
 async def test_events_missed_by_pubsub_are_caught_up_from_the_stream(settings: Settings) -> None:
@@ -73,3 +78,44 @@ def _item(item_id: str, headline: str) -> dict[str, object]:
         "regions": [],
         "urgency": 5,
     }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_worker_backoff_starts_again_once_it_served(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker whose restart backoff grew through one Redis outage, then served a while,
+    meets the next outage with the shortest delay again, not the longest."""
+    monkeypatch.setattr(worker_module, "STEADY_SECONDS", 1.0)
+    caplog.set_level(logging.WARNING, logger="ticker.worker")
+    server = RedisProcess()
+    server.start()
+    runner = WorkerRunner(fresh_settings(server.url))
+    lease = Keys(runner.settings.redis_prefix).webpush_lease
+
+    def delays() -> list[float]:
+        found = (re.search(r"restarting in ([\d.]+)s", r.getMessage()) for r in caplog.records)
+        return [float(m[1]) for m in found if m]
+
+    def served() -> bool:
+        with redis_sync.Redis.from_url(server.url) as r:
+            return bool(r.exists(lease))  # taken at the end of the worker's startup
+
+    try:
+        await runner.start()
+        await wait_for(served, 30, errors=(redis_sync.RedisError,), what="the worker to start")
+        server.stop(kill=True)
+        await wait_for(lambda: len(delays()) >= 6, 60, what="restarts to back off")
+        server.start()
+        await wait_for(served, 30, errors=(redis_sync.RedisError,), what="the worker back")
+        steady = time.monotonic() + 1.0
+        await wait_for(lambda: time.monotonic() > steady, 5, what="a steady second")
+        before = len(delays())
+        server.stop(kill=True)
+        await wait_for(lambda: len(delays()) > before, 30, what="the next outage")
+        assert max(delays()[:before]) > 0.5, delays()
+        assert delays()[before] <= 0.1, delays()
+    finally:
+        await runner.stop()
+        server.close()

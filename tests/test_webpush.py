@@ -29,7 +29,7 @@ from ticker.client.push import Push
 from ticker.config import Settings
 from ticker.webpush.messages import build_message, topic_of, urgency_of
 from workers import webpush as webpush_worker
-from workers.http2 import H2Pool, Origin
+from workers.http2 import CLOSED_STREAMS, H2Pool, Origin
 
 pytestmark = pytest.mark.slow
 
@@ -167,6 +167,41 @@ async def test_http2_pool_keeps_to_flow_control_and_stream_limits() -> None:
         assert [status for status, _ in answers] == [404] * 400
         assert service.connections == 3
         assert not service.problems
+
+
+async def test_http2_pool_lets_go_of_an_old_address_and_of_closed_streams() -> None:
+    """A push service met at a new address (its name resolves elsewhere now): once the old
+    address's connection has been idle past the pool's limit, the next send closes it and
+    forgets the address; a connection that carried thousands of pushes remembers a bounded
+    number of its closed streams."""
+    async with running_push_service() as service:
+        pool = H2Pool(
+            ssl.create_default_context(cafile=service.ca_file), connections=1, idle_seconds=1.0
+        )
+        port = int(service.origin.rsplit(":", 1)[1])
+        old, new = (
+            Origin(h, port, f"localhost:{port}", "localhost") for h in ("127.0.0.1", "localhost")
+        )
+        try:
+            n = CLOSED_STREAMS + 1000
+            for start in range(0, n, 500):
+                await asyncio.gather(
+                    *(
+                        pool.post(old, f"/push/none{i}", [], b"x", 20)
+                        for i in range(start, start + 500)
+                    )
+                )
+            (conn,) = pool._pools[old]
+            assert len(conn.h2._closed_streams) <= CLOSED_STREAMS < n
+            loop = asyncio.get_running_loop()
+            await wait_for(lambda: loop.time() - conn.used > 1.0, 5, what="the connection idle")
+            status, _ = await pool.post(new, "/push/none", [], b"x", 20)
+            assert status == 404
+            assert list(pool._pools) == [new]
+            assert not conn.usable and conn.transport is not None and conn.transport.is_closing()
+        finally:
+            await pool.aclose()
+        assert service.connections == 2 and not service.problems
 
 
 async def test_a_killed_encryption_process_loses_no_alert(

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -53,11 +54,22 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def _answers(client: Redis) -> bool:
+    """Whether ``client`` answers PING within the readiness bound (1 s)."""
+    with contextlib.suppress(Exception):
+        return bool(await asyncio.wait_for(client.ping(), 1.0))
+    return False
+
+
 async def readyz(request: Request) -> Response:
     state = request.state
-    checks = {"redis": False, "subscription": state.subscriber.live}
-    with contextlib.suppress(Exception):
-        checks["redis"] = bool(await asyncio.wait_for(state.redis.ping(), 1.0))
+    # The queue is checked too: an API whose intake cannot enqueue is not ready. When it
+    # is the data client (no TICKER_QUEUE_REDIS_URL), one PING answers for both.
+    if state.arq is state.redis:
+        redis = queue = await _answers(state.redis)
+    else:
+        redis, queue = await asyncio.gather(_answers(state.redis), _answers(state.arq))
+    checks = {"redis": redis, "queue": queue, "subscription": state.subscriber.live}
     ok = all(checks.values())
     body: dict[str, object] = {"status": "ok" if ok else "unavailable", "checks": checks}
     if (processes := supervised_processes()) is not None:

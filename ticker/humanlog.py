@@ -1,4 +1,4 @@
-"""Log lines for a person at a terminal, and arq's cron chatter moved to debug.
+"""Log lines for a person at a terminal, and arq's idle cron chatter moved to debug.
 
 ``ticker run`` on a terminal writes these instead of JSON: the time, the level,
 the message and the same extras the JSON lines carry as ``key=value``.
@@ -39,12 +39,25 @@ def _value(value: object) -> str:
 
 
 class CronChatter(logging.Filter):
-    """On arq's worker logger: a cron job's start and finish lines (a webhook sweep
-    every five seconds) become debug lines, shown only when debug is on."""
+    """On arq's worker logger: a cron job's start line, and its finish line when it did
+    nothing (no result, or 0: a webhook sweep every five seconds that re-queued nothing),
+    become debug lines, shown only when debug is on. A cron job that did something (its
+    finish line names the count), and any failure, retry or expiry, keeps its level."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        if not any(isinstance(a, str) and a.startswith("cron:") for a in args):
+        if record.levelno != logging.INFO or not any(
+            isinstance(a, str) and a.startswith("cron:") for a in args
+        ):
+            return True
+        # arq's job lines: "%6.2fs → %s(%s)%s" (start), "%6.2fs ← %s ● %s" (finish).
+        started = " → " in str(record.msg)
+        idle = " ← " in str(record.msg) and args[-1] in _NOTHING
+        if not (started or idle):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+# A finish line's result when the job did nothing (arq writes "" for None).
+_NOTHING = ("", "0", "None")

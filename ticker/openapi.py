@@ -288,7 +288,10 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
             "/readyz": {
                 "get": {
                     "summary": "Readiness",
-                    "description": "Redis answers and the subscription is live. Under "
+                    "description": "`checks`: `redis` (the data Redis answers within 1 s), "
+                    "`queue` (the job queue's Redis answers, so the intake can enqueue; "
+                    "the same PING when it is the data Redis) and `subscription` (this "
+                    "process follows the stream); 503 unless all are true. Under "
                     "`ticker serve --workers N` the body also has `processes`: "
                     "`expected`, `alive` and `restarts` (dead processes replaced).",
                     "security": [],

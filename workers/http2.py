@@ -15,6 +15,10 @@ same loop turn, and the answer is the status and the headers asked for.
   (connect, reset, timeout, a closed connection) raises ``H2Error``.
 - A server that does not offer h2 in ALPN raises ``NoHTTP2`` (the caller falls
   back to an HTTP/1.1 client for that origin).
+- A connection unused for ``idle_seconds`` is closed, and an origin left with none
+  is forgotten: an origin is a checked address, and a push service's name resolves
+  to other addresses over the days, so the pool would otherwise keep every address
+  it ever met, with each one's connections.
 """
 
 from __future__ import annotations
@@ -54,6 +58,22 @@ _CONFIG = H2Configuration(
 _REFUSED = object()
 CONNECT_TIMEOUT = 10.0  # seconds to connect, shake hands and get the server's SETTINGS
 _FRESH_CAPACITY = 100  # streams assumed before the server's SETTINGS arrive (RFC 9113 floor)
+IDLE_SECONDS = 300.0  # a connection unused this long is closed (the next flash opens one)
+CLOSED_STREAMS = 4096  # closed streams each connection remembers (h2's default: 65,536)
+
+
+class _H2Connection(H2Connection):
+    """h2's state machine, remembering fewer closed streams.
+
+    h2 keeps how each of the last 65,536 closed streams ended, to treat frames still in
+    flight after a reset as a stream error rather than a connection error: megabytes on
+    a connection that carried a large flash (docs/benchmarks.md), kept for its life.
+    Frames in flight concern the streams of the last round trip, a few hundred at most
+    (the server's concurrent stream limit); a late frame for a stream forgotten anyway
+    costs the connection, whose requests fail and are retried like any other failure.
+    """
+
+    MAX_CLOSED_STREAMS = CLOSED_STREAMS
 
 
 class H2Error(Exception):
@@ -97,7 +117,8 @@ class _Connection(asyncio.Protocol):
     ) -> None:
         self.loop = loop
         self.freed = freed  # a stream ended: the pool may have room again
-        self.h2 = H2Connection(config=_CONFIG)
+        self.h2 = _H2Connection(config=_CONFIG)
+        self.used = loop.time()  # when a request last started or ended here
         self.want = want  # response headers worth keeping
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, _Stream] = {}
@@ -118,6 +139,7 @@ class _Connection(asyncio.Protocol):
         self, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> tuple[int, dict[bytes, bytes]]:
         h2 = self.h2
+        self.used = self.loop.time()
         stream_id = h2.get_next_available_stream_id()
         try:
             h2.send_headers(stream_id, headers)
@@ -144,7 +166,9 @@ class _Connection(asyncio.Protocol):
             if not body:
                 h2.end_stream(stream_id)
             self._write_soon()
-            return await stream.future
+            answer = await stream.future
+            self.used = self.loop.time()
+            return answer
         except asyncio.CancelledError:
             if self.streams.pop(stream_id, None) is not None and self.usable:
                 with contextlib.suppress(_ProtocolError):
@@ -264,10 +288,13 @@ class H2Pool:
         connections: int = 4,
         want_headers: Sequence[str] = ("retry-after",),
         user_agent: str = "",
+        idle_seconds: float = IDLE_SECONDS,
     ) -> None:
         ssl_context.set_alpn_protocols(["h2"])
         self.ssl = ssl_context
         self.connections = connections
+        self.idle_seconds = idle_seconds
+        self._next_prune = 0.0
         self.want = tuple(h.encode() for h in want_headers)
         self.user_agent = user_agent.encode()
         self._pools: dict[Origin, list[_Connection]] = {}
@@ -283,6 +310,8 @@ class H2Pool:
         timeout: float,
     ) -> tuple[int, dict[bytes, bytes]]:
         """POST and return the status and the wanted headers (lower-case byte names)."""
+        if asyncio.get_running_loop().time() >= self._next_prune:
+            self.prune()
         request = [
             (b":method", b"POST"),
             (b":scheme", b"https"),
@@ -340,6 +369,23 @@ class H2Pool:
             # Every connection is full: wait for a stream to end somewhere.
             self._capacity.clear()
             await self._capacity.wait()
+
+    def prune(self) -> None:
+        """Close the connections unused for ``idle_seconds`` and drop those already
+        closed, then forget the origins left with none (being opened aside)."""
+        now = asyncio.get_running_loop().time()
+        self._next_prune = now + min(30.0, self.idle_seconds / 2)
+        for origin, pool in list(self._pools.items()):
+            keep = []
+            for conn in pool:
+                if conn.streams or (conn.usable and now - conn.used < self.idle_seconds):
+                    keep.append(conn)
+                else:
+                    conn.close()
+            if keep:
+                pool[:] = keep
+            elif origin not in self._opening:
+                del self._pools[origin]
 
     def _opened(self, origin: Origin, _: asyncio.Task[_Connection]) -> None:
         self._opening.pop(origin, None)

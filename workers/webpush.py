@@ -138,7 +138,8 @@ class Sender:
         self.settings = settings
         self.http = http
         self.h2 = h2
-        self._http1: set[Origin] = set()  # origins that offered no h2
+        # Push services (by name: their addresses change) that offered no h2.
+        self._http1: set[str] = set()
         self.pool: ProcessPoolExecutor | None = None
         self._pool_off = False
         self.store = WebPushStore(redis, keys)
@@ -180,6 +181,7 @@ class Sender:
                 )
                 if not got:
                     await self._pool_if_needed()  # idle: ready before the next flash
+                    self._tidy()
                 unsaved = False  # the cursor moved past events that sent nothing
                 for raw_id, fields in got[0][1] if got else ():
                     event = Event.from_entry(raw_id.decode(), fields)
@@ -340,6 +342,14 @@ class Sender:
                     self.pool = None
         return seal_many(jobs)
 
+    def _tidy(self) -> None:
+        """While idle: let go of idle push connections and of checked routes that expired
+        (a subscription's push service may not be met again)."""
+        if self.h2 is not None:
+            self.h2.prune()
+        now = time.monotonic()
+        self._routes = {o: r for o, r in self._routes.items() if r.expires >= now}
+
     async def _route(self, origin: str) -> _Route:
         """The origin checked by the SSRF guard; its answer is reused for a minute."""
         route = self._routes.get(origin)
@@ -377,7 +387,7 @@ class Sender:
         timeout = self.settings.webpush_timeout_seconds
         retry_after: str | None
         try:
-            if self.h2 is not None and route.origin not in self._http1:
+            if self.h2 is not None and route.origin.authority not in self._http1:
                 try:
                     headers = [*message.headers, (b"authorization", authorization.encode())]
                     status, extra = await self.h2.post(route.origin, path, headers, body, timeout)
@@ -385,7 +395,7 @@ class Sender:
                     retry_after = raw.decode("latin-1") if raw is not None else None
                 except NoHTTP2:
                     log.info("%s offers no HTTP/2; sending over HTTP/1.1", route.origin.authority)
-                    self._http1.add(route.origin)
+                    self._http1.add(route.origin.authority)
                     status, retry_after = await self._post_http1(
                         route.target, path, message, body, authorization, timeout
                     )

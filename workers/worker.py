@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from typing import Any
 
 from arq.cron import cron
@@ -39,6 +40,9 @@ FUNCTIONS = [
     # One job per nudge (unique ids), so results are not kept; retries are its own.
     func(deliver_webhooks, keep_result=0, max_tries=1000),  # type: ignore[arg-type]
 ]
+# A worker that served this long after its startup meets the next Redis error as a new
+# outage: its restart backoff starts again from the shortest delay.
+STEADY_SECONDS = 30.0
 CRON_JOBS = [
     cron(sweep_expired, second={0, 30}, run_at_startup=True, unique=True),
     cron(sweep_webhooks, second=set(range(0, 60, 5)), unique=True),
@@ -78,6 +82,7 @@ def make_worker(
             await ctx["stories"].sync(edition)
         await start_webhooks(ctx)
         await start_webpush(ctx)
+        ctx["started_at"] = time.monotonic()
 
     options: dict[str, Any] = {
         "functions": FUNCTIONS,
@@ -133,6 +138,9 @@ async def run_worker(settings: Settings, **overrides: Any) -> None:
                 await worker.async_run()
                 return
             except (RedisError, OSError) as exc:
+                started = worker.ctx.get("started_at")
+                if started is not None and time.monotonic() - started >= STEADY_SECONDS:
+                    failures = 0  # it served a while since the last outage: a new one
                 failures += 1
                 delay = backoff(failures, 0.1, 5.0)
                 log.warning("worker lost Redis (%s); restarting in %.1fs", exc, delay)

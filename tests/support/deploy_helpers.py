@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +20,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 __all__ = [
+    "RESOLVE_SINCE",
     "ROOT",
     "Nginx",
     "compose",
@@ -30,12 +32,16 @@ __all__ = [
     "k8s_object",
     "location",
     "nginx_config",
+    "nginx_version",
     "render_nginx",
     "stages",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
+# Open-source nginx looks an upstream server's name up while it runs (`server ...
+# resolve`, a `resolver` inside upstream{}) from this version on.
+RESOLVE_SINCE = (1, 27, 3)
 K8S = ROOT / "deploy" / "k8s"
 
 
@@ -108,13 +114,35 @@ def location(tree: list[dict[str, Any]], *args: str) -> dict[str, str]:
     raise AssertionError(f"nginx.conf has no location {' '.join(args)}")
 
 
-def render_nginx(upstreams: dict[str, str], listen: str, workdir: Path) -> str:
+def render_nginx(
+    upstreams: dict[str, str],
+    listen: str,
+    workdir: Path,
+    *,
+    version: tuple[int, ...] = RESOLVE_SINCE,
+    resolver: str | None = None,
+) -> str:
     """The config with only its addresses and paths swapped for a test run.
 
-    ``upstreams`` maps each compose address (``api1:8000``) to a loopback one;
-    file paths under /tmp move to ``workdir``; logs go to files there.
+    ``upstreams`` maps each compose address (``api1:8000``) to a loopback one (or to
+    a name ``resolver``, a DNS server's host:port, answers for); file paths under
+    /tmp move to ``workdir``; logs go to files there. For an nginx older than
+    RESOLVE_SINCE (Debian 12 has 1.22) the run-time lookup is left out, so the
+    rest of the config can still be run: the upstreams are addresses then.
     """
     tree = nginx_config()
+    for upstream in directives(tree, "upstream"):
+        block = upstream["block"]
+        if version < RESOLVE_SINCE:
+            assert resolver is None, f"nginx {version} cannot look upstream names up"
+            block[:] = [d for d in block if d["directive"] != "resolver"]
+            for d in block:
+                if d["directive"] == "server":
+                    d["args"] = [a for a in d["args"] if a != "resolve"]
+        elif resolver is not None:
+            for d in block:
+                if d["directive"] == "resolver":
+                    d["args"] = [resolver, "valid=1s", "ipv6=off"]
     seen: set[str] = set()
     for d in directives(tree, "server"):
         if d["args"] and d["args"][0] in upstreams:
@@ -147,15 +175,28 @@ def _all(block: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def find_nginx() -> str:
-    """The nginx binary; missing, the test is skipped, except under CI where it fails."""
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    """The nginx binary (TICKER_TEST_NGINX names another, e.g. a newer build); missing,
+    the test is skipped, except under CI where it fails."""
+    found = (
+        os.environ.get("TICKER_TEST_NGINX")
+        or shutil.which("nginx")
+        or next(
+            (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+        )
     )
     if found:
         return found
     if os.environ.get("CI"):
         pytest.fail("nginx is missing (.ci/run installs it)")
     pytest.skip("nginx is not installed (apt-get install nginx)")
+
+
+def nginx_version(binary: str) -> tuple[int, ...]:
+    """The binary's version, from ``nginx -v`` ("nginx version: nginx/1.22.1")."""
+    done = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=30, check=True)
+    found = re.search(r"nginx/(\d+(?:\.\d+)*)", done.stderr)
+    assert found, done.stderr
+    return tuple(int(part) for part in found[1].split("."))
 
 
 @dataclass
@@ -183,13 +224,19 @@ class Nginx:
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls, upstreams: dict[str, str], port: int) -> Iterator[Nginx]:
+    def running(
+        cls, upstreams: dict[str, str], port: int, *, resolver: str | None = None
+    ) -> Iterator[Nginx]:
         binary = find_nginx()
+        version = nginx_version(binary)
         with tempfile.TemporaryDirectory(prefix="ticker-nginx-") as tmp:
             workdir = Path(tmp)
             workdir.chmod(0o755)  # nginx's workers drop root, and must reach the temp dirs
             conf = workdir / "nginx.conf"
-            conf.write_text(render_nginx(upstreams, f"127.0.0.1:{port}", workdir))
+            listen = f"127.0.0.1:{port}"
+            conf.write_text(
+                render_nginx(upstreams, listen, workdir, version=version, resolver=resolver)
+            )
             checked = cls.check(binary, conf, workdir)
             assert checked.returncode == 0, checked.stderr
             proc = subprocess.Popen(

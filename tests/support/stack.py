@@ -77,17 +77,18 @@ def auth(name: str = "editor") -> dict[str, str]:
 class Api:
     """A running API process (in this event loop, on a real socket)."""
 
-    def __init__(self, settings: Settings, port: int = 0) -> None:
+    def __init__(self, settings: Settings, port: int = 0, host: str = "127.0.0.1") -> None:
         self.settings = settings
         self.app = create_app(settings)
-        self.sock = bind("127.0.0.1", port)
+        self.host = host
+        self.sock = bind(host, port)
         self.port = self.sock.getsockname()[1]
         self.server = TickerServer(server_config(self.app, settings, log_level="warning"), self.app)
         self.task: asyncio.Task[None] | None = None
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))

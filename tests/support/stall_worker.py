@@ -35,7 +35,9 @@ assert STALL_AT in ("start", "inside", "end"), STALL_AT
 
 
 async def stall(job_id: str) -> None:
-    (STALL_DIR / "reached").write_text(job_id)
+    # Written whole, then renamed: the test waits for the name, then reads the id.
+    (STALL_DIR / "reached.part").write_text(job_id)
+    (STALL_DIR / "reached.part").replace(STALL_DIR / "reached")
     while not (STALL_DIR / "go").exists():  # noqa: ASYNC110 (set by another process)
         await asyncio.sleep(0.02)
 
