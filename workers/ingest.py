@@ -31,6 +31,9 @@ log = logging.getLogger("ticker.worker")
 
 # An embargo job may be picked up a moment early; within this, it publishes.
 EMBARGO_SLACK = timedelta(milliseconds=50)
+# Decisions a job makes before it lets arq run it again, when other workers publish in
+# its edition between each decision and its publish step.
+DECISIONS = 5
 
 
 async def ingest_item(ctx: dict[str, Any], item_id: str) -> str:
@@ -78,44 +81,65 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
         # The exact-repeat check and the window's news since the last decision: one trip.
         async with redis.pipeline(transaction=False) as pipe:
             pipe.get(keys.dedupe(key))
-            at_ms = stories.look(pipe, item["edition"])
-            first, rows = await pipe.execute()
-        looked = (at_ms, rows)
+            mark = stories.look(pipe, item["edition"])
+            first, *reads = await pipe.execute()
+        looked = (mark, reads)
     if first and first.decode() != item_id:  # an exact repeat: dropped, as it always was
         return await _duplicate(ctx, item_id, first.decode(), now)
+    edition = item["edition"]
     facts: Facts | None = None
-    match: tuple[str, Verdict] | None = None
-    if not force:
+    deciding = not force  # a near-duplicate decision, checked again by the publish step
+    if deciding:
         assert stories is not None
-        await stories.sync(item["edition"], looked)
+        await stories.sync(edition, looked)
         try:
             facts = facts_of(item)
-            match = stories.best(
-                item["edition"], facts, settings.near_duplicate_threshold, exclude=item_id
-            )
         except Exception:  # a failure to score publishes: never drop an item on a bug
             log.exception("story matching failed for %s; publishing it", item_id)
-            facts, match = None, None
+            deciding = False
     elif stories is not None and not rerun:
         facts = _facts_or_none(item)  # kept for later decisions, though none is made now
-    if match is not None:
-        return await _hold(ctx, item_id, rev, match, now)
-    # The facts are stored in the publish step itself, and this process's index takes them
-    # from memory: a decision running meanwhile never re-extracts a headline it sees in
-    # the recent set before they are filed.
-    if stories is not None and facts is not None:
-        stories.expect(item_id, item["edition"], facts)
     try:
-        outcome = await ctx["publisher"].publish_new(
-            item,
-            dedupe_key=key,
-            dedupe_ttl=settings.dedupe_window_seconds,
-            recent_window_ms=settings.dedupe_window_seconds * 1000,
-            rev=rev,
-            facts=orjson.dumps(facts.to_json()) if facts is not None else None,
-        )
+        for _ in range(DECISIONS):
+            match: tuple[str, Verdict] | None = None
+            others: int | None = None
+            if deciding:
+                assert stories is not None and facts is not None
+                try:
+                    threshold = settings.near_duplicate_threshold
+                    match = stories.best(edition, facts, threshold, exclude=item_id)
+                    others = stories.others(edition)
+                except Exception:
+                    log.exception("story matching failed for %s; publishing it", item_id)
+                    deciding, facts = False, None
+            if match is not None:
+                return await _hold(ctx, item_id, rev, match, now)
+            # The facts are stored in the publish step itself, and this process's index
+            # takes them from memory: a decision running meanwhile never re-extracts a
+            # headline it sees in the recent set before they are filed. (No await between
+            # the decision and this.)
+            if stories is not None and facts is not None:
+                stories.expect(item_id, edition, facts)
+            outcome = await ctx["publisher"].publish_new(
+                item,
+                dedupe_key=key,
+                dedupe_ttl=settings.dedupe_window_seconds,
+                recent_window_ms=settings.dedupe_window_seconds * 1000,
+                rev=rev,
+                facts=orjson.dumps(facts.to_json()) if facts is not None else None,
+                writer=stories.writer if stories is not None else None,
+                others=others,
+            )
+            if outcome.status != "changed":
+                break
+            # Another worker published in this edition since the decision's index was
+            # read: its item may tell this story. Read it and decide again.
+            assert stories is not None
+            await stories.sync(edition)
+        else:
+            raise Retry(defer=0.05)  # other workers kept publishing: try again shortly
         if outcome.status == "published" and stories is not None and facts is not None:
-            stories.filed(item_id, item["edition"], facts)
+            stories.filed(item_id, edition, facts)
     finally:
         if stories is not None:
             stories.settle(item_id)
