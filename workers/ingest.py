@@ -32,8 +32,8 @@ log = logging.getLogger("ticker.worker")
 # An embargo job may be picked up a moment early; within this, it publishes.
 EMBARGO_SLACK = timedelta(milliseconds=50)
 # Decisions a job makes before it lets arq run it again, when other workers publish in
-# its edition between each decision and its publish step.
-DECISIONS = 5
+# its edition between each decision and its publish step (a hold's check takes one).
+DECISIONS = 6
 
 
 async def ingest_item(ctx: dict[str, Any], item_id: str) -> str:
@@ -75,23 +75,13 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
     force = bool(data.get("force")) or raw.get(b"publish_anyway") == b"1" or rerun
     key = None if force else dedupe_key(item["headline"], item["edition"])
     stories: Stories | None = ctx.get("stories")
-    first, looked = None, None
-    if key is not None:
-        assert stories is not None
-        # The exact-repeat check and the window's news since the last decision: one trip.
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.dedupe(key))
-            mark = stories.look(pipe, item["edition"])
-            first, *reads = await pipe.execute()
-        looked = (mark, reads)
-    if first and first.decode() != item_id:  # an exact repeat: dropped, as it always was
-        return await _duplicate(ctx, item_id, first.decode(), now)
     edition = item["edition"]
     facts: Facts | None = None
-    deciding = not force  # a near-duplicate decision, checked again by the publish step
+    # The decision reads no Redis: the index holds this process's items, and the publish
+    # step refuses it if another worker has published in the edition since the index read
+    # it; an exact repeat is refused by the publish step too (its dedupe key).
+    deciding = not force
     if deciding:
-        assert stories is not None
-        await stories.sync(edition, looked)
         try:
             facts = facts_of(item)
         except Exception:  # a failure to score publishes: never drop an item on a bug
@@ -99,6 +89,7 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
             deciding = False
     elif stories is not None and not rerun:
         facts = _facts_or_none(item)  # kept for later decisions, though none is made now
+    checked = False  # the exact-repeat check and the window read for this job's decision
     try:
         for _ in range(DECISIONS):
             match: tuple[str, Verdict] | None = None
@@ -112,6 +103,19 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
                 except Exception:
                     log.exception("story matching failed for %s; publishing it", item_id)
                     deciding, facts = False, None
+            if match is not None and not checked:
+                # A match (rare): an exact repeat is dropped, not held, and a hold is
+                # decided on the window as Redis has it: both read in one trip.
+                assert stories is not None and key is not None
+                async with redis.pipeline(transaction=False) as pipe:
+                    pipe.get(keys.dedupe(key))
+                    mark = stories.look(pipe, edition)
+                    first, *reads = await pipe.execute()
+                if first and first.decode() != item_id:  # dropped, as it always was
+                    return await _duplicate(ctx, item_id, first.decode(), now)
+                await stories.sync(edition, (mark, reads))
+                checked = True
+                continue
             if match is not None:
                 return await _hold(ctx, item_id, rev, match, now)
             # The facts are stored in the publish step itself, and this process's index

@@ -2,15 +2,16 @@
 
 An item's facts are computed once, when the worker accepts it, and written to the item's
 hash (field ``facts``) by the atomic publish step itself. Each worker process holds a
-:class:`~workers.storyindex.StoryIndex` of the recent window, built from Redis on start and
-brought up to date before each decision from the editions' recent sets (items other
-workers published), reading only what it has not seen: no job re-reads the window.
+:class:`~workers.storyindex.StoryIndex` of the recent window, built from Redis on start;
+its own items are filed from memory as it publishes them.
 
-Two worker processes may decide at the same instant, each before the other's item is in
-its index. The publish step counts the items each worker adds to an edition's recent set;
-a decision carries the count of other workers' items its index holds (:meth:`Stories.others`),
-and the step refuses (``changed``) when that count has moved: the job reads the news and
-decides again.
+Other workers' items are read only when needed. The publish step counts the items each
+worker adds to an edition's recent set; a decision carries the count of other workers'
+items its index holds (:meth:`Stories.others`), and the step refuses (``changed``) when
+that count has moved: the job reads the edition's recent set from where it left off
+(:meth:`Stories.sync`) and decides again. So a decision reads nothing from Redis, two
+worker processes deciding at the same instant do not both publish, and no job re-reads
+the window.
 """
 
 from __future__ import annotations
