@@ -11,12 +11,12 @@ import orjson
 from arq import Retry
 from redis.exceptions import RedisError
 
+from ticker import lua
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.intake.deskfeed import note_status
 from ticker.intake.schema import parse_time
 from ticker.jobs import enqueue_expiry
-from ticker.lua import script as lua
 from ticker.metrics import incr_stat
 from workers.items import build_item, iso
 from workers.matching import Verdict
@@ -192,8 +192,9 @@ async def _hold(
         "duplicate_of": original,
         "match": verdict.to_json(),
     }
-    result = await redis.eval(
-        lua("hold"),
+    result = await lua.run(
+        redis,
+        "hold",
         2,
         keys.item(item_id),
         keys.history(item_id),
