@@ -23,6 +23,7 @@ addresses), publishes the events on a fixed schedule, and reports:
     python -m bench.run --scenario sse-10k --baseline A --baseline B   # several steps
     python -m bench.run --scenario dedupe     # the duplicate decision's CPU per item
     python -m bench.run --servers ticker --scenario intake-dedupe --scenario intake-force
+    python -m bench.run ... --repeat 5     # five rounds, the scenarios' order turned each time
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import asyncio
 import math
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,6 +104,8 @@ SCENARIOS = {
 }
 # In-process micro-benchmarks (bench/dedupe.py): no server, no subscribers.
 MICRO = ("dedupe",)
+# The duplicate decision's cost to the pipeline: the same items with the search and without.
+SEARCHED, FORCED = "intake-dedupe", "intake-force"
 
 
 def quantiles(values: array[float]) -> dict[str, float] | None:
@@ -322,23 +326,48 @@ async def run(
     workers: int,
     drain: float,
     baselines: Sequence[str] = (),
+    rounds: int = 1,
 ) -> list:
-    results = []
+    """Every scenario on every server, ``rounds`` times; each round takes the scenarios in
+    the other order, so neither of two compared ones always runs first."""
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         trees = {f"ticker@{rev}": checkout(rev, tmp) for rev in baselines}
         if trees:
             servers = ["ticker", *trees, *(s for s in servers if s != "ticker")]
-        for sc in scenarios:
-            for name in servers:
-                if name.split("@")[0] not in sc.servers:
-                    continue
-                print(f"# {sc.name} on {name} ...", file=sys.stderr, flush=True)
-                if sc.via == "webpush":
-                    source = trees.get(name)  # a baseline's server and worker, the same fake
-                    r = await run_webpush(sc.name, sc.subscribers, workers, drain * 4, source, name)
-                    print(orjson.dumps(r).decode(), file=sys.stderr, flush=True)
-                    results.append(r)
-                    continue
+        for n in range(1, rounds + 1):
+            await run_round(
+                scenarios if n % 2 else scenarios[::-1],
+                servers,
+                workers,
+                drain,
+                trees,
+                tmp,
+                n,
+                results,
+            )
+    return results
+
+
+async def run_round(
+    scenarios: list[Scenario],
+    servers: list[str],
+    workers: int,
+    drain: float,
+    trees: dict[str, str],
+    tmp: str,
+    n: int,
+    results: list[dict[str, Any]],
+) -> None:
+    for sc in scenarios:
+        for name in servers:
+            if name.split("@")[0] not in sc.servers:
+                continue
+            print(f"# {sc.name} on {name} ...", file=sys.stderr, flush=True)
+            if sc.via == "webpush":
+                source = trees.get(name)  # a baseline's server and worker, the same fake
+                r = await run_webpush(sc.name, sc.subscribers, workers, drain * 4, source, name)
+            else:
                 stack = make_stack(name, workers, trees)
                 try:
                     await asyncio.to_thread(stack.start, sc.via, sc.prefill)
@@ -348,9 +377,9 @@ async def run(
                     r = failed(sc, name, repr(exc))
                 finally:
                     await asyncio.to_thread(stack.stop)
-                print(orjson.dumps(r).decode(), file=sys.stderr, flush=True)
-                results.append(r)
-    return results
+            r["round"] = n
+            print(orjson.dumps(r).decode(), file=sys.stderr, flush=True)
+            results.append(r)
 
 
 def _safe(name: str) -> str:
@@ -429,6 +458,7 @@ def report(results: list[dict[str, Any]]) -> str:
                 for r in push
             ),
         ]
+    out += searched_vs_forced(results)
     if rows:
         out += [
             "",
@@ -441,6 +471,41 @@ def report(results: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def searched_vs_forced(results: list[dict[str, Any]]) -> list[str]:
+    """Per server and round, the throughput with the near-duplicate search over the same
+    items' with ``"force": true`` (issue 14: at least 90 %), and the median over rounds."""
+    by = {(r["scenario"], r["server"], r.get("round", 1)): r for r in results if "error" not in r}
+    rows: list[str] = []
+    ratios: dict[str, list[float]] = {}
+    for (scenario, server, n), s in by.items():
+        f = by.get((FORCED, server, n))
+        if scenario != SEARCHED or f is None:
+            continue
+        ratio = s["throughput_per_s"] / f["throughput_per_s"]
+        ratios.setdefault(server, []).append(ratio)
+        rows.append(
+            f"| {server} | {n} | {s['throughput_per_s']} | {f['throughput_per_s']} | {ratio:.0%} "
+            f"| {s['worker_cpu_ms_per_item']} | {f['worker_cpu_ms_per_item']} |"
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "With the near-duplicate search / with force, in the same round:",
+        "",
+        "| server | round | search items/s | force items/s | search / force "
+        "| worker ms/item, search | force |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        *(
+            f"- {server}: median {statistics.median(v):.0%} over {len(v)} rounds "
+            f"({min(v):.0%} to {max(v):.0%})"
+            for server, v in ratios.items()
+        ),
+    ]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
@@ -451,6 +516,9 @@ def main() -> int:
     p.add_argument("--scale", type=float, default=1.0, help="multiply subscribers and events")
     p.add_argument("--drain", type=float, default=30, help="seconds to wait for deliveries")
     p.add_argument("--json", help="write the results here")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="rounds, the scenarios' order turned each (1)"
+    )
     p.add_argument(
         "--baseline",
         metavar="REV",
@@ -483,7 +551,7 @@ def main() -> int:
         micro_results = dedupe.run()
         print(dedupe.report(micro_results))
     results = (
-        asyncio.run(run(scenarios, servers, args.workers, args.drain, args.baseline))
+        asyncio.run(run(scenarios, servers, args.workers, args.drain, args.baseline, args.repeat))
         if scenarios
         else []
     )

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +41,34 @@ def test_benchmark_runs_and_loses_nothing(tmp_path: Path) -> None:
     assert intake["from_intake_ms"]["p50"] >= intake["from_publish_ms"]["p50"]
     # The report names the ratios when Nchan ran beside Ticker.
     assert ("Ticker / Nchan" in run.stdout) == nchan_available()
+
+
+def test_the_search_is_compared_with_force_round_by_round() -> None:
+    """The report sets each round's throughput with the near-duplicate search against the
+    same round's with force, per server, and gives the median over the rounds."""
+    from bench.run import report
+
+    base: dict[str, Any] = {
+        "server": "ticker",
+        "delivered": 1,
+        "expected": 1,
+        "from_publish_ms": None,
+        "cpu_us_per_delivery": 0,
+        "other_cpu_us_per_delivery": {},
+        "kib_per_conn": 0,
+        "connect_s": 0,
+        "connect_cpu_us_per_conn": 0,
+        "connect_other_cpu_us_per_conn": {},
+        "publish_late_max_ms": 0,
+        "worker_cpu_ms_per_item": 1.0,
+    }
+    runs = [("dedupe", 1, 90.0), ("force", 1, 100.0), ("force", 2, 100.0), ("dedupe", 2, 110.0)]
+    runs += [("dedupe", 3, 95.0), ("force", 3, 100.0)]
+    results = [
+        {**base, "scenario": f"intake-{kind}", "round": n, "throughput_per_s": rate}
+        for kind, n, rate in runs
+    ]
+    text = report(results)
+    assert "| ticker | 1 | 90.0 | 100.0 | 90% | 1.0 | 1.0 |" in text
+    assert "| ticker | 2 | 110.0 | 100.0 | 110% |" in text
+    assert "- ticker: median 95% over 3 rounds (90% to 110%)" in text

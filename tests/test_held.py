@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
 import workers.ingest
+import workers.publish
+import workers.stories
 from tests.support.helpers import wait_for
 from tests.support.stack import Stack, auth
 from ticker.constants import Keys
+from ticker.redis_conn import WORKER_OPTIONS, connect
+from workers.ingest import ingest_item
 from workers.matching import THRESHOLD
 from workers.stories import Stories
 from workers.storyfacts import extract
+from workers.worker import job_context
 
 ORIGINAL = "Three soldiers killed in attack on army post in Niger"
 REWRITE = "Attack on army post in Niger kills three soldiers, army says"
@@ -205,3 +215,94 @@ def test_a_decision_sees_what_this_process_is_publishing() -> None:
     assert stories.best("ar", rewrite, THRESHOLD) is None
     stories.settle("first")
     assert stories.best("en", rewrite, THRESHOLD) is None
+
+
+@asynccontextmanager
+async def _processes(stack: Stack, n: int) -> AsyncIterator[list[dict[str, Any]]]:
+    """``n`` worker processes' job contexts (each its own clients and story index), with the
+    stack's worker stopped: the test runs their jobs itself, in the order it chooses."""
+    await stack.worker.stop()
+    conns = [connect(stack.settings, WORKER_OPTIONS) for _ in range(n)]
+    try:
+        yield [job_context(stack.settings, c) for c in conns]
+    finally:
+        for c in conns:
+            await c.aclose()
+
+
+async def _queued(stack: Stack, headline: str) -> str:
+    r = await stack.post({"headline": headline, "edition": "en"})
+    assert r.status_code == 202, r.text
+    item_id: str = r.json()["id"]
+    return item_id
+
+
+async def test_two_worker_processes_deciding_at_once_publish_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two worker processes each decide a rewrite of one story before the other's is
+    published: the publish step sees the edition changed since the second decision read
+    it, so that one is decided again and held against the first."""
+    async with _processes(stack, 2) as (a, b):
+        first, second = await _queued(stack, ORIGINAL), await _queued(stack, REWRITE)
+        b_decided, a_published = asyncio.Event(), asyncio.Event()
+        publish_a, publish_b = a["publisher"].publish_new, b["publisher"].publish_new
+
+        async def a_once_b_decided(item: dict[str, Any], **options: Any) -> Any:
+            await b_decided.wait()
+            try:
+                return await publish_a(item, **options)
+            finally:
+                a_published.set()
+
+        async def b_after_a(item: dict[str, Any], **options: Any) -> Any:
+            if not b_decided.is_set():  # its first decision waits; a second goes on
+                b_decided.set()
+                await a_published.wait()
+            return await publish_b(item, **options)
+
+        monkeypatch.setattr(a["publisher"], "publish_new", a_once_b_decided)
+        monkeypatch.setattr(b["publisher"], "publish_new", b_after_a)
+        done = await asyncio.gather(ingest_item(a, first), ingest_item(b, second))
+        assert done == ["published", "held"]
+        view = await stack.wait_status(second, "held")
+        assert view["duplicate_of"] == first
+        assert len(await stack.events()) == 1
+
+
+async def test_an_item_stamped_late_is_still_read_by_other_workers(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish step stamped before the last one (a slow job, a clock behind) still lands
+    after it in the edition's recent items, so another worker reading from where it left
+    off finds it and holds a rewrite of it."""
+    async with _processes(stack, 2) as (a, w):
+        other = await _queued(stack, "Central bank raises interest rates to 5 percent")
+        late, rewrite = await _queued(stack, ORIGINAL), await _queued(stack, REWRITE)
+        assert await ingest_item(a, other) == "published"
+        await w["stories"].sync("en")  # w has read up to the newest item
+        behind = time.time() - 5.0
+        monkeypatch.setattr(workers.publish, "time", SimpleNamespace(time=lambda: behind))
+        assert await ingest_item(a, late) == "published"
+        monkeypatch.undo()
+        assert await ingest_item(w, rewrite) == "held"
+        view = await stack.wait_status(rewrite, "held")
+        assert view["duplicate_of"] == late
+
+
+async def test_a_sync_reads_every_item_of_a_crowded_score(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More items than a page under one score (scores never go back, so a burst shares
+    one) are all indexed, and the other workers' count is taken once they are."""
+    monkeypatch.setattr(workers.stories, "_BATCH", 3)
+    keys, at = stack.keys, int(time.time() * 1000)
+    facts = orjson.dumps(extract(ORIGINAL, "en").to_json())
+    for n in range(7):
+        await stack.redis.hset(keys.item(f"crowd{n}"), mapping={"facts": facts})
+        await stack.redis.zadd(keys.recent("en"), {f"crowd{n}": at})
+    await stack.redis.set(keys.recent_count("en"), 7)
+    stories = Stories(stack.redis, keys, 3600)
+    await stories.sync("en")
+    assert sorted(stories.index.ids()) == [f"crowd{n}" for n in range(7)]
+    assert stories.others("en") == 7

@@ -104,6 +104,16 @@ async def test_accepted_item_has_status_url(stack: Stack) -> None:
     assert view["event_id"]
 
 
+async def test_items_go_through_after_redis_forgot_the_scripts(stack: Stack) -> None:
+    """The atomic steps run by their id; a Redis without them (restarted, flushed) is sent
+    their source instead, and the item is still accepted and published."""
+    await stack.publish("Scripts loaded")
+    await stack.redis.script_flush()
+    r = await stack.post({"headline": "Scripts sent again", "edition": "en"})
+    assert r.status_code == 202, r.text
+    await stack.wait_status(r.json()["id"], "published")
+
+
 async def test_unknown_item_is_404(stack: Stack) -> None:
     """GET of an unknown item id is a JSON 404."""
     r = await stack.http.get("/v1/items/" + "0" * 32, headers=auth())

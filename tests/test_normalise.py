@@ -14,6 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workers.normalise import (
+    _fold,
+    _strip_punctuation,
     comparison_form,
     dedupe_key,
     display_headline,
@@ -202,3 +204,11 @@ def test_comparison_form_is_idempotent(text: str, lang: str) -> None:
 def test_comparison_form_ignores_display_normalisation(text: str, lang: str) -> None:
     """Matching the raw input or the stored display form gives the same comparison form."""
     assert comparison_form(display_headline(text), lang) == comparison_form(text, lang)
+
+
+@given(st.text(st.characters(max_codepoint=127)))
+def test_ascii_folds_as_the_general_path_does(text: str) -> None:
+    """ASCII skips the per-character folding with the same result: an accented letter after
+    it (which sends it down the general path) changes only itself."""
+    assert _fold(text + "é") == _fold(text) + "e"
+    assert _strip_punctuation(text + "é") == _strip_punctuation(text) + "é"

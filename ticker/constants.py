@@ -121,6 +121,15 @@ class Keys:
         """Sorted set of recently published item ids per edition, for near-duplicates."""
         return f"{self.tag}:recent:{edition}"
 
+    def recent_count(self, edition: str) -> str:
+        """How many items the publish step has added to the edition's recent set: a worker
+        that knows every other worker's share has their items in its index."""
+        return f"{self.tag}:recent:{edition}:count"
+
+    def recent_count_by(self, edition: str, writer: str) -> str:
+        """One worker process's share of :meth:`recent_count` (``writer``: its name)."""
+        return f"{self.tag}:recent:{edition}:count:{writer}"
+
     def idempotency(self, principal: str, key: str) -> str:
         return f"{self.tag}:idem:{principal}:{key}"
 

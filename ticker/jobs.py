@@ -13,16 +13,15 @@ over for the rest of the process, with one logged error.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
+from ticker import lua
 from ticker.constants import Keys
-from ticker.lua import script as lua
 
 try:  # arq's own helpers, not its documented API
     from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
@@ -38,7 +37,6 @@ __all__ = ["enqueue", "enqueue_change", "enqueue_delivery", "enqueue_expiry", "e
 INGEST = "ingest_item"
 APPLY_CHANGE = "apply_change"
 EXPIRE = "expire_item"
-_ENQUEUE_SHA = hashlib.sha1(lua("enqueue").encode()).hexdigest()  # the id Redis gives it
 
 log = logging.getLogger("ticker.jobs")
 
@@ -98,11 +96,7 @@ async def _enqueue_in_one_step(
     )
     keys = (job_key_prefix + job_id, result_key_prefix + job_id, queue)
     argv: tuple[Any, ...] = (*keys, job_id, score, lifetime, job)
-    try:
-        done = await arq.evalsha(_ENQUEUE_SHA, 3, *argv)  # type: ignore[misc]
-    except NoScriptError:
-        done = await arq.eval(lua("enqueue"), 3, *argv)  # type: ignore[misc]
-    return bool(done)
+    return bool(await lua.run(arq, "enqueue", 3, *argv))
 
 
 async def enqueue_ingest(

@@ -11,12 +11,12 @@ import orjson
 from arq import Retry
 from redis.exceptions import RedisError
 
+from ticker import lua
 from ticker.config import Settings
 from ticker.constants import Keys
 from ticker.intake.deskfeed import note_status
 from ticker.intake.schema import parse_time
 from ticker.jobs import enqueue_expiry
-from ticker.lua import script as lua
 from ticker.metrics import incr_stat
 from workers.items import build_item, iso
 from workers.matching import Verdict
@@ -31,6 +31,9 @@ log = logging.getLogger("ticker.worker")
 
 # An embargo job may be picked up a moment early; within this, it publishes.
 EMBARGO_SLACK = timedelta(milliseconds=50)
+# Decisions a job makes before it lets arq run it again, when other workers publish in
+# its edition between each decision and its publish step (a hold's check takes one).
+DECISIONS = 6
 
 
 async def ingest_item(ctx: dict[str, Any], item_id: str) -> str:
@@ -72,50 +75,75 @@ async def _ingest(ctx: dict[str, Any], item_id: str) -> str:
     force = bool(data.get("force")) or raw.get(b"publish_anyway") == b"1" or rerun
     key = None if force else dedupe_key(item["headline"], item["edition"])
     stories: Stories | None = ctx.get("stories")
-    first, looked = None, None
-    if key is not None:
-        assert stories is not None
-        # The exact-repeat check and the window's news since the last decision: one trip.
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.dedupe(key))
-            at_ms = stories.look(pipe, item["edition"])
-            first, rows = await pipe.execute()
-        looked = (at_ms, rows)
-    if first and first.decode() != item_id:  # an exact repeat: dropped, as it always was
-        return await _duplicate(ctx, item_id, first.decode(), now)
+    edition = item["edition"]
     facts: Facts | None = None
-    match: tuple[str, Verdict] | None = None
-    if not force:
-        assert stories is not None
-        await stories.sync(item["edition"], looked)
+    # The decision reads no Redis: the index holds this process's items, and the publish
+    # step refuses it if another worker has published in the edition since the index read
+    # it; an exact repeat is refused by the publish step too (its dedupe key).
+    deciding = not force
+    if deciding:
         try:
             facts = facts_of(item)
-            match = stories.best(
-                item["edition"], facts, settings.near_duplicate_threshold, exclude=item_id
-            )
         except Exception:  # a failure to score publishes: never drop an item on a bug
             log.exception("story matching failed for %s; publishing it", item_id)
-            facts, match = None, None
+            deciding = False
     elif stories is not None and not rerun:
         facts = _facts_or_none(item)  # kept for later decisions, though none is made now
-    if match is not None:
-        return await _hold(ctx, item_id, rev, match, now)
-    # The facts are stored in the publish step itself, and this process's index takes them
-    # from memory: a decision running meanwhile never re-extracts a headline it sees in
-    # the recent set before they are filed.
-    if stories is not None and facts is not None:
-        stories.expect(item_id, item["edition"], facts)
+    checked = False  # the exact-repeat check and the window read for this job's decision
     try:
-        outcome = await ctx["publisher"].publish_new(
-            item,
-            dedupe_key=key,
-            dedupe_ttl=settings.dedupe_window_seconds,
-            recent_window_ms=settings.dedupe_window_seconds * 1000,
-            rev=rev,
-            facts=orjson.dumps(facts.to_json()) if facts is not None else None,
-        )
+        for _ in range(DECISIONS):
+            match: tuple[str, Verdict] | None = None
+            others: int | None = None
+            if deciding:
+                assert stories is not None and facts is not None
+                try:
+                    threshold = settings.near_duplicate_threshold
+                    match = stories.best(edition, facts, threshold, exclude=item_id)
+                    others = stories.others(edition)
+                except Exception:
+                    log.exception("story matching failed for %s; publishing it", item_id)
+                    deciding, facts = False, None
+            if match is not None and not checked:
+                # A match (rare): an exact repeat is dropped, not held, and a hold is
+                # decided on the window as Redis has it: both read in one trip.
+                assert stories is not None and key is not None
+                async with redis.pipeline(transaction=False) as pipe:
+                    pipe.get(keys.dedupe(key))
+                    mark = stories.look(pipe, edition)
+                    first, *reads = await pipe.execute()
+                if first and first.decode() != item_id:  # dropped, as it always was
+                    return await _duplicate(ctx, item_id, first.decode(), now)
+                await stories.sync(edition, (mark, reads))
+                checked = True
+                continue
+            if match is not None:
+                return await _hold(ctx, item_id, rev, match, now)
+            # The facts are stored in the publish step itself, and this process's index
+            # takes them from memory: a decision running meanwhile never re-extracts a
+            # headline it sees in the recent set before they are filed. (No await between
+            # the decision and this.)
+            if stories is not None and facts is not None:
+                stories.expect(item_id, edition, facts)
+            outcome = await ctx["publisher"].publish_new(
+                item,
+                dedupe_key=key,
+                dedupe_ttl=settings.dedupe_window_seconds,
+                recent_window_ms=settings.dedupe_window_seconds * 1000,
+                rev=rev,
+                facts=orjson.dumps(facts.to_json()) if facts is not None else None,
+                writer=stories.writer if stories is not None else None,
+                others=others,
+            )
+            if outcome.status != "changed":
+                break
+            # Another worker published in this edition since the decision's index was
+            # read: its item may tell this story. Read it and decide again.
+            assert stories is not None
+            await stories.sync(edition)
+        else:
+            raise Retry(defer=0.05)  # other workers kept publishing: try again shortly
         if outcome.status == "published" and stories is not None and facts is not None:
-            stories.filed(item_id, item["edition"], facts)
+            stories.filed(item_id, edition, facts)
     finally:
         if stories is not None:
             stories.settle(item_id)
@@ -164,8 +192,9 @@ async def _hold(
         "duplicate_of": original,
         "match": verdict.to_json(),
     }
-    result = await redis.eval(
-        lua("hold"),
+    result = await lua.run(
+        redis,
+        "hold",
         2,
         keys.item(item_id),
         keys.history(item_id),

@@ -84,6 +84,7 @@ _LATIN_EXTRA = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": 
 # Thousands groups ("1,000", "1.000", Arabic "1\u066c000") collapse; other separators split.
 _THOUSANDS = re.compile(r"(?<=\d)[,.\u066c](?=\d{3}(?!\d))")
 _APOSTROPHES = re.compile("['’ʼ`´]")
+_NOT_ALNUM_ASCII = re.compile("[^0-9A-Za-z]")
 
 
 def display_headline(text: str) -> str:
@@ -124,6 +125,8 @@ def _fold_char_marks(text: str) -> str:
 def _fold(text: str) -> str:
     # NFKC, casefold, NFKC is the stable "NFKC_Casefold" order: full-width letters, ligatures
     # and Arabic presentation forms become plain letters, and a second pass changes nothing.
+    if text.isascii():  # most agency copy: NFKC and every mark step leave ASCII as it is
+        return text.lower()
     text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     text = _ARABIC_MARKS.sub("", text).translate(_ARABIC_LETTERS)
     # Every decimal digit (Arabic-Indic, Eastern Arabic-Indic, Devanagari...) becomes ASCII.
@@ -134,6 +137,8 @@ def _fold(text: str) -> str:
 def _strip_punctuation(text: str) -> str:
     text = _THOUSANDS.sub("", text)
     text = _APOSTROPHES.sub("", text)  # "Israel's" -> "israels", not "israel s"
+    if text.isascii():  # the loop below, for ASCII: letters and digits stay
+        return _NOT_ALNUM_ASCII.sub(" ", text)
     # Keep letters, digits and the combining marks on them (non-Latin vowel signs); everything
     # else, punctuation, symbols and format characters (RLM, ZWJ), separates words. A mark left
     # on punctuation goes with it, or it would start a word of its own.

@@ -22,7 +22,8 @@ LiveAction = Literal["add", "remove", "keep"]
 class Outcome:
     """What the step did: ``published`` (ref: event id), ``exists`` (done before),
     ``duplicate`` (ref: the original), ``wait`` (an earlier version is pending),
-    ``stale`` (the draft changed under the job), ``cancelled``."""
+    ``stale`` (the draft changed under the job), ``cancelled``, ``changed`` (another
+    worker published in the edition since the near-duplicate decision read it)."""
 
     status: str
     ref: str
@@ -61,7 +62,12 @@ class Publisher:
         recent_window_ms: int = 0,
         rev: str = "",
         facts: bytes | None = None,
+        writer: str | None = None,
+        others: int | None = None,
     ) -> Outcome:
+        """One event, atomically. ``writer`` names the worker process in the edition's
+        publish counts; ``others``: the other workers' count its decision knew (None:
+        no decision to check), answered ``changed`` when it moved."""
         now_ms = int(time.time() * 1000)
         minid = f"{now_ms - self.retention_ms}-0" if self.retention_ms else "0"
         keys = [
@@ -71,6 +77,8 @@ class Publisher:
             self.keys.dedupe(dedupe_key) if dedupe_key else self.keys.none,
             self.keys.recent(edition) if recent_window_ms else self.keys.none,
             self.keys.epoch,
+            self.keys.recent_count(edition) if recent_window_ms else self.keys.none,
+            self.keys.recent_count_by(edition, writer) if writer else self.keys.none,
         ]
         args: list[Any] = [
             item_id,
@@ -90,13 +98,16 @@ class Publisher:
             rev,
             new_epoch(),
             facts or b"",
+            "" if others is None else others,
+            "1" if writer else "0",
         ]
         status_b, ref = await self._script(keys=keys, args=args)
         return Outcome(status_b.decode(), ref.decode() if isinstance(ref, bytes) else str(ref))
 
     async def publish_new(self, item: dict[str, Any], **options: Any) -> Outcome:
         """Version 1 of an item: stored, added to the live set, appended and published.
-        ``options`` are :meth:`emit`'s dedupe, revision and story facts arguments."""
+        ``options`` are :meth:`emit`'s dedupe, revision, story facts and decision check
+        arguments."""
         return await self.emit(
             item_id=item["id"],
             version=1,

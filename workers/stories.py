@@ -2,15 +2,23 @@
 
 An item's facts are computed once, when the worker accepts it, and written to the item's
 hash (field ``facts``) by the atomic publish step itself. Each worker process holds a
-:class:`~workers.storyindex.StoryIndex` of the recent window, built from Redis on start and
-brought up to date before each decision from the editions' recent sets (items other
-workers published), reading only what it has not seen: no job re-reads the window.
+:class:`~workers.storyindex.StoryIndex` of the recent window, built from Redis on start;
+its own items are filed from memory as it publishes them.
+
+Other workers' items are read only when needed. The publish step counts the items each
+worker adds to an edition's recent set; a decision carries the count of other workers'
+items its index holds (:meth:`Stories.others`), and the step refuses (``changed``) when
+that count has moved: the job reads the edition's recent set from where it left off
+(:meth:`Stories.sync`) and decides again. So a decision reads nothing from Redis, two
+worker processes deciding at the same instant do not both publish, and no job re-reads
+the window.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -54,30 +62,46 @@ class Stories:
         # name them before the job files them, and a decision must not read them back or
         # re-extract; a decision made meanwhile compares with them too (see best).
         self._pending: dict[str, tuple[str, Facts]] = {}
+        # This process's name in the editions' publish counts (Keys.recent_count_by).
+        self.writer = uuid.uuid4().hex
+        # edition -> (other workers' items the index holds, the sync that counted them)
+        self._others: dict[str, tuple[int, int]] = {}
+        self._syncs = 0
 
-    def look(self, pipe: Any, edition: str) -> int:
-        """Queue the first read of :meth:`sync` on a pipeline (beside a job's other reads);
-        returns the time to give :meth:`sync` with that read's answer."""
+    def look(self, pipe: Any, edition: str) -> tuple[int, int]:
+        """Queue the first reads of :meth:`sync` on a pipeline (beside a job's other reads):
+        the edition's publish counts, then its items since the last look. Returns what to
+        give :meth:`sync` with those reads' three answers."""
         now_ms = int(time.time() * 1000)
+        # Counts first: an item published between the reads is read, though not counted
+        # (the next publish step then asks for another look); never counted and not read.
+        pipe.get(self.keys.recent_count(edition))
+        pipe.get(self.keys.recent_count_by(edition, self.writer))
         self._read(pipe, edition, max(self._seen_ms.get(edition, 0), now_ms - self.window_ms))
-        return now_ms
+        self._syncs += 1
+        return now_ms, self._syncs
 
-    def _read(self, client: Any, edition: str, since: int) -> Any:
+    def others(self, edition: str) -> int:
+        """How many of the edition's recent items other workers added, as far as the index
+        knows them all: the publish step checks it (``changed`` when it moved)."""
+        return self._others.get(edition, (0, 0))[0]
+
+    def _read(self, client: Any, edition: str, since: int, skip: int = 0) -> Any:
         return client.zrangebyscore(
-            self.keys.recent(edition), since, "+inf", start=0, num=_BATCH, withscores=True
+            self.keys.recent(edition), since, "+inf", start=skip, num=_BATCH, withscores=True
         )
 
     async def sync(
-        self, edition: str, looked: tuple[int, list[tuple[bytes, float]]] | None = None
+        self, edition: str, looked: tuple[tuple[int, int], list[Any]] | None = None
     ) -> None:
         """Index the edition's items published since the last look (by any worker);
-        ``looked``: the time and answer of :meth:`look`, when the first read is done."""
+        ``looked``: what :meth:`look` returned and its reads' answers, when they are done."""
         if looked is None:
-            now_ms = int(time.time() * 1000)
-            since = max(self._seen_ms.get(edition, 0), now_ms - self.window_ms)
-            rows = await self._read(self.redis, edition, since)
-        else:
-            now_ms, rows = looked
+            async with self.redis.pipeline(transaction=False) as pipe:
+                mark = self.look(pipe, edition)
+                looked = (mark, await pipe.execute())
+        (now_ms, sync_no), (counted, counted_mine, rows) = looked
+        since, skip = -1, 0
         while True:
             fresh = []
             for raw_id, score in rows:
@@ -94,11 +118,22 @@ class Stories:
                 self._seen_ms[edition] = int(rows[-1][1])
             if len(rows) < _BATCH:
                 break
-            since = int(rows[-1][1])
-            if all(i.decode() in self.index for i, _ in rows):
-                since += 1  # a full page of one millisecond's items: move past it
-            rows = await self._read(self.redis, edition, since)
+            # The next page starts at the last score, past the items of that score read
+            # already (many items may share one: scores never go back).
+            last = int(rows[-1][1])
+            tail = 0
+            for _, score in reversed(rows):
+                if int(score) != last:
+                    break
+                tail += 1
+            skip = skip + tail if last == since else tail
+            since = last
+            rows = await self._read(self.redis, edition, since, skip)
         self.index.evict(now_ms - self.window_ms)
+        # Every item counted is indexed now. A later look's count is the newer one, so an
+        # earlier one finishing after it does not take its place.
+        if sync_no > self._others.get(edition, (0, 0))[1]:
+            self._others[edition] = (int(counted or 0) - int(counted_mine or 0), sync_no)
 
     async def _load(self, edition: str, fresh: list[tuple[str, int]]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -124,7 +159,7 @@ class Stories:
         """The recent item telling the same story, if any: those indexed, then those this
         process is publishing right now. Jobs run side by side, so two rewrites of one
         story can both be decided before either is published; the second sees the first
-        here. (Two worker processes deciding at the same moment can still both publish.)"""
+        here. (Two worker processes deciding at the same moment: see :meth:`others`.)"""
         found = self.index.best(edition, facts, threshold, exclude=exclude)
         if found is not None:
             return found

@@ -29,7 +29,7 @@ from workers.webhooks import (
 )
 from workers.webpush import start_webpush, stop_webpush
 
-__all__ = ["FUNCTIONS", "hand_back", "make_worker", "run_worker"]
+__all__ = ["FUNCTIONS", "hand_back", "job_context", "make_worker", "run_worker"]
 
 log = logging.getLogger("ticker.worker")
 
@@ -49,6 +49,26 @@ CRON_JOBS = [
 ]
 
 
+def job_context(settings: Settings, clients: Connections) -> dict[str, Any]:
+    """What the item jobs find in ``ctx``, one set per worker process (tests build two)."""
+    keys = Keys(settings.redis_prefix)
+    return {
+        "settings": settings,
+        "keys": keys,
+        "queue": clients.queue,
+        "redis": clients.data,
+        "publisher": Publisher(
+            clients.data,
+            keys,
+            maxlen=settings.stream_maxlen,
+            retention_seconds=settings.stream_retention_seconds,
+            sharded=clients.sharded,
+        ),
+        # The recent window's story facts, rebuilt from Redis (no headline is re-parsed).
+        "stories": Stories(clients.data, keys, settings.dedupe_window_seconds),
+    }
+
+
 def make_worker(
     settings: Settings, *, conns: Connections | None = None, **overrides: Any
 ) -> Worker:
@@ -62,19 +82,7 @@ def make_worker(
     clients = conns or connect(settings, WORKER_OPTIONS)
 
     async def startup(ctx: dict[str, Any]) -> None:
-        ctx["settings"] = settings
-        ctx["keys"] = keys
-        ctx["queue"] = ctx["redis"]
-        ctx["redis"] = clients.data
-        ctx["publisher"] = Publisher(
-            clients.data,
-            keys,
-            maxlen=settings.stream_maxlen,
-            retention_seconds=settings.stream_retention_seconds,
-            sharded=clients.sharded,
-        )
-        # The recent window's story facts, rebuilt from Redis (no headline is re-parsed).
-        ctx["stories"] = Stories(clients.data, keys, settings.dedupe_window_seconds)
+        ctx.update(job_context(settings, clients))
         # Word lists, stemmers and frequency tables load in the background (about a second
         # a language), so the first flash seldom waits for them and startup never does.
         ctx["warm_up"] = asyncio.create_task(asyncio.to_thread(warm_up, *settings.editions))

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ticker import lua
 from ticker.constants import IDEMPOTENCY_TTL, ITEMS_INDEX_MAX
 from ticker.exceptions import AuthError, ClientError, ConflictError, NotFoundError, ValidationError
 from ticker.intake.accept import accept_change
@@ -24,7 +25,6 @@ from ticker.intake.itemview import extra_view
 from ticker.intake.prefer import decided, parse_wait, waited_answer
 from ticker.intake.schema import parse_time, validate_item
 from ticker.jobs import enqueue_change, enqueue_ingest
-from ticker.lua import script as lua
 from ticker.redis_conn import confirm_replicated
 
 __all__ = ["now_iso", "read_json", "routes"]
@@ -112,8 +112,9 @@ async def create_item(request: Request) -> Response:
     answer = {"id": item_id, "status": status, "status_url": status_url(item_id)}
     created = now_iso()
     history = {"at": created, "by": key.name, "action": "submitted", "version": 1}
-    prev = await state.redis.eval(
-        lua("intake"),
+    prev = await lua.run(
+        state.redis,
+        "intake",
         4,
         keys.idempotency(key.name, idem) if idem else keys.none,
         keys.item(item_id),

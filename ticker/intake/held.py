@@ -13,12 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ticker import lua
 from ticker.exceptions import ClientError
 from ticker.intake.accept import history_entry
 from ticker.intake.api import _replicated, authenticate, load_readable, now_iso, status_url
 from ticker.intake.deskfeed import note_status
 from ticker.jobs import enqueue_ingest
-from ticker.lua import script as lua
 
 __all__ = ["routes"]
 
@@ -39,8 +39,8 @@ async def publish_anyway(request: Request) -> Response:
         version=1,
         duplicate_of=(raw.get(b"duplicate_of") or b"").decode() or None,
     )
-    outcome, detail = await state.redis.eval(
-        lua("release"), 2, state.keys.item(item_id), state.keys.history(item_id), entry
+    outcome, detail = await lua.run(
+        state.redis, "release", 2, state.keys.item(item_id), state.keys.history(item_id), entry
     )
     if outcome == b"conflict":
         status = detail.decode()

@@ -4,7 +4,8 @@
 --
 -- KEYS: 1 item hash, 2 live zset, 3 events stream, 4 dedupe key, 5 recent zset
 --       of the edition (4 and 5 are a placeholder on the same slot when unused),
---       6 the data's epoch
+--       6 the data's epoch, 7 the count of items added to the recent zset, 8 the
+--       publishing worker's share of that count (7 and 8: placeholders when absent)
 -- ARGV: 1 item id, 2 version, 3 event type, 4 item JSON ('' keeps the stored one),
 --       5 event body JSON without id, 6 score (ms), 7 channel, 8 maxlen,
 --       9 minid ('0' for none), 10 dedupe ttl (s; 0: no dedupe key), 11 status,
@@ -12,7 +13,10 @@
 --       zset), 14 publish command,
 --       15 the draft revision the job read ('' when versions are immutable),
 --       16 an epoch for an empty Redis (kept only if there is none yet),
---       17 the item's story facts JSON ('' or absent: none), stored beside it
+--       17 the item's story facts JSON ('' or absent: none), stored beside it,
+--       18 how many of the recent zset's items other workers added, as the worker's
+--       near-duplicate decision knew it ('' or absent: no decision to check),
+--       19 '1' when KEYS[8] is the publishing worker's own count
 local item, live, events = KEYS[1], KEYS[2], KEYS[3]
 local dedupe = ARGV[10] ~= '0' and KEYS[4] or ''
 local recent = ARGV[13] ~= '0' and KEYS[5] or ''
@@ -33,13 +37,23 @@ end
 if redis.call('HGET', item, 'status') == 'cancelled' then
   return {'cancelled', ''}
 end
-
 if dedupe ~= '' then
   local first = redis.call('GET', dedupe)
   if first and first ~= id then
     redis.call('HSET', item, 'status', 'duplicate', 'duplicate_of', first)
     return {'duplicate', first}
   end
+end
+-- Another worker added to the edition's recent items since this one's decision read
+-- them: the decision may have missed a telling of the same story, so it is made again.
+if ARGV[18] and ARGV[18] ~= '' then
+  local all = tonumber(redis.call('GET', KEYS[7]) or '0')
+  local mine = tonumber(redis.call('GET', KEYS[8]) or '0')
+  if all - mine ~= tonumber(ARGV[18]) then
+    return {'changed', ''}
+  end
+end
+if dedupe ~= '' then
   redis.call('SET', dedupe, id, 'EX', ARGV[10])
 end
 
@@ -101,8 +115,21 @@ local action = ARGV[12]
 if action == 'add' then
   redis.call('ZADD', live, ARGV[6], id)
   if recent ~= '' then
-    redis.call('ZADD', recent, ARGV[6], id)
+    -- Scores never go back (a worker's clock or a slow job may be behind the last one):
+    -- a worker reading the items from the newest score it has seen misses none.
+    local at = ARGV[6]
+    local newest = redis.call('ZRANGE', recent, -1, -1, 'WITHSCORES')[2]
+    if newest and tonumber(newest) > tonumber(at) then
+      at = newest
+    end
+    redis.call('ZADD', recent, at, id)
     redis.call('ZREMRANGEBYSCORE', recent, '-inf', tonumber(ARGV[6]) - tonumber(ARGV[13]))
+    redis.call('INCR', KEYS[7])
+    redis.call('PEXPIRE', KEYS[7], ARGV[13])
+    if ARGV[19] == '1' then
+      redis.call('INCR', KEYS[8])
+      redis.call('PEXPIRE', KEYS[8], ARGV[13])
+    end
   end
 elseif action == 'remove' then
   redis.call('ZREM', live, id)
