@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from arq.cron import cron
-from arq.worker import Worker, func
+from arq.worker import func
 from redis.exceptions import RedisError
 
 from ticker.config import Settings
@@ -19,6 +19,7 @@ from ticker.redis_conn import WORKER_OPTIONS, Connections, connect
 from ticker.retries import backoff
 from workers.apply import apply_change, expire_item, sweep_expired
 from workers.ingest import ingest_item
+from workers.pickup import Worker
 from workers.publish import Publisher
 from workers.stories import Stories, warm_up
 from workers.webhooks import (
