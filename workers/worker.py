@@ -44,6 +44,8 @@ FUNCTIONS = [
 # A worker that served this long after its startup meets the next Redis error as a new
 # outage: its restart backoff starts again from the shortest delay.
 STEADY_SECONDS = 30.0
+# How long a lost worker's senders and connections get to stop before it starts again.
+CLEANUP_SECONDS = 5.0
 CRON_JOBS = [
     cron(sweep_expired, second={0, 30}, run_at_startup=True, unique=True),
     cron(sweep_webhooks, second=set(range(0, 60, 5)), unique=True),
@@ -163,10 +165,13 @@ async def run_worker(settings: Settings, **overrides: Any) -> None:
                 return
             finally:
                 current.clear()
-                await stop_webhooks(worker.ctx)
-                await stop_webpush(worker.ctx)
+                # Bounded: a sender still waiting on the lost Redis must not keep the
+                # worker from starting again (it logged "restarting" and never did).
+                for stop in (stop_webhooks, stop_webpush):
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(stop(worker.ctx), CLEANUP_SECONDS)
                 with contextlib.suppress(Exception):
-                    await conns.aclose()
+                    await asyncio.wait_for(conns.aclose(), CLEANUP_SECONDS)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), delay)
     finally:
