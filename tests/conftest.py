@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from arq.connections import ArqRedis
 
 from tests.support.stack import Stack, fresh_settings, running_stack
 from ticker.config import Settings
@@ -30,6 +31,16 @@ def settings(redis_server: RedisProcess) -> Settings:
     # Rate limits and connection caps off: tests post and connect far faster than editors;
     # tests/test_security.py turns them on.
     return fresh_settings(redis_server.url, rate_limit_auth_failures="", max_connections_per_ip=0)
+
+
+@pytest.fixture
+async def arq(settings: Settings) -> AsyncIterator[ArqRedis]:
+    """An arq client of the private Redis, for tests of how jobs are written and started."""
+    redis = ArqRedis.from_url(settings.redis_url)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ internals switches it to ``enqueue_job`` with one logged error, losing no job.""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,16 +12,6 @@ from arq.constants import job_key_prefix
 from arq.jobs import deserialize_job
 
 from ticker import jobs
-from ticker.config import Settings
-
-
-@pytest.fixture
-async def arq(settings: Settings) -> AsyncIterator[ArqRedis]:
-    redis = ArqRedis.from_url(settings.redis_url)
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
 
 
 async def _written(arq: ArqRedis, job_id: str, queue: str) -> tuple[object, ...]:

@@ -5,7 +5,6 @@ arq's own path with one logged error, losing no job."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,19 +13,9 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 
 import workers.pickup
-from ticker.config import Settings
 from workers.pickup import Worker
 
 QUEUE = "q"
-
-
-@pytest.fixture
-async def arq(settings: Settings) -> AsyncIterator[ArqRedis]:
-    redis = ArqRedis.from_url(settings.redis_url)
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
 
 
 async def record(ctx: dict[str, Any], n: int) -> int:
