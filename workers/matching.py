@@ -184,8 +184,10 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     told_a, told_b = only_a - _told(a), only_b - _told(b)
     if (told_a and told_b) or (only_a - a.means) or (only_b - b.means):
         return "event", sorted(only_a | only_b)
-    if a.titles - b.titles and b.titles - a.titles:
-        # "foreign minister" for "vice president": another person, named by role.
+    # "foreign minister" for "vice president": another person, named by role (unless
+    # both roles qualify one name: "Chinese leader Xi" / "President Xi").
+    one_person = _one_person(a, b) and _one_person(b, a)
+    if a.titles - b.titles and b.titles - a.titles and not one_person:
         return "person", sorted(a.titles ^ b.titles)
     miss_a, miss_b = _missing(a, b), _missing(b, a)
     # A word only maybe a name (Arabic: any word outside the lists) is left to the swap
@@ -215,6 +217,19 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     if swapped := _swapped(a, b) or _swapped(b, a):
         return "word", swapped
     return None
+
+
+def _one_person(a: Facts, b: Facts) -> bool:
+    """Whether each role only ``a`` names qualifies a name ``b`` has too: "Chinese leader
+    Xi" / "President Xi" is one person (but "foreign minister" / "defence minister",
+    or either beside a name the other lacks, is not)."""
+    qualified = {title: key for title, key in a.titled}
+    for title in a.titles - b.titles:
+        key = qualified.get(title)
+        name = next((n for n in a.names if key in n.keys), None)
+        if name is None or not _present(name, b):
+            return False
+    return True
 
 
 def _told(facts: Facts) -> frozenset[str]:

@@ -128,6 +128,9 @@ class Facts:
     # another in an otherwise unchanged headline shows there.
     order: tuple[str, ...] = ()
     lang: str = ""  # the lists' language: where a modifier stands beside its head
+    # (role, the key of the name it qualifies): "President Xi" / "Chinese leader Xi" name
+    # one person by two roles.
+    titled: frozenset[tuple[str, str]] = frozenset()
     # ``words`` by first letter, for the matcher's spelling-drift search (not stored).
     by_letter: dict[str, tuple[str, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -158,6 +161,7 @@ class Facts:
             "means": sorted(self.means),
             "order": list(self.order),
             "lang": self.lang,
+            "titled": sorted(self.titled),
         }
 
     @classmethod
@@ -176,6 +180,7 @@ class Facts:
             means=frozenset(doc.get("means", ())),
             order=tuple(doc.get("order", ())),
             lang=doc.get("lang", ""),
+            titled=frozenset(tuple(t) for t in doc.get("titled", ())),  # type: ignore[misc]
         )
 
 
@@ -459,6 +464,7 @@ def extract(headline: str, lang: str) -> Facts:
     # What a negation covers did not happen: "quake hits, no casualties" has no deaths.
     events = frozenset(t.canon for t in main if t.kind == "events" and id(t) not in denied)
     titles = frozenset(t.canon for t in main if t.kind == "titles" and t.canon != "-")
+    titled = _titled(main)
     negated = any(t.kind == "negation" for t in main)
     content: dict[str, float] = {}
     words: set[str] = set()
@@ -490,6 +496,7 @@ def extract(headline: str, lang: str) -> Facts:
         denied=frozenset(t.canon if t.kind else t.stem for t in main if id(t) in denied),
         means=_means(events, vocab),
         lang=vocab.lang,
+        titled=titled,
         order=tuple(
             t.canon if t.kind else t.stem
             for t in main
@@ -547,6 +554,25 @@ def _passive(toks: list[_Tok]) -> bool:
         if t.raw in _PASSIVE and after and after[0].kind != "number" and any(n.cap for n in after):
             return True
     return False
+
+
+_TITLE_JOINERS = frozenset({"of", "de", "del", "the", "el", "la"})
+
+
+def _titled(main: list[_Tok]) -> frozenset[tuple[str, str]]:
+    """Each role with the name right after it, a country or a word between allowed:
+    "President Xi", "Chinese leader Xi", "el presidente de EEUU, Donald Trump"."""
+    out = set()
+    for i, t in enumerate(main):
+        if t.kind != "titles" or t.canon == "-":
+            continue
+        for n in main[i + 1 : i + 4]:
+            if n.kind in ("name", "aliases"):
+                out.add((t.canon, n.canon))
+                break
+            if n.kind != "places" and n.folded not in _TITLE_JOINERS:
+                break
+    return frozenset(out)
 
 
 def _is_name(t: _Tok) -> bool:
