@@ -173,6 +173,25 @@ def test_one_person_named_by_two_roles() -> None:
     )
 
 
+def test_an_attack_told_by_its_means() -> None:
+    """ "Attack" on one side, how it was made on the other (gunfire, a blast, a drone) is
+    one story; two different means are two."""
+    assert same("Gunmen kill 10 in Burkina Faso", "Attack in Burkina Faso kills 10")
+    assert same("Drone kills 2 in Moscow", "Attack kills 2 in Moscow")
+    assert same(
+        "Un tiroteo en Ciudad de México deja 5 muertos",
+        "Un ataque en Ciudad de México deja 5 muertos",
+        "es",
+    )
+    assert not same("Drone kills 2 in Moscow", "Missile kills 2 in Moscow")
+    assert not same("Drone attack on Moscow kills 2", "Missile attack on Moscow kills 2")
+    assert not same(
+        "Un tiroteo en Ciudad de México deja 5 muertos",
+        "Una explosión en Ciudad de México deja 5 muertos",
+        "es",
+    )
+
+
 def test_a_place_opening_a_headline_is_a_name() -> None:
     """Letter case says nothing of a headline's first word, nor of Title Case or ALL CAPS:
     a country or a large town there is still a name (GeoNames and the CLDR), so another

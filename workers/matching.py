@@ -182,6 +182,8 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     # A toll that rises or what "leaves" people dead is no alternative to a circumstance
     # on the other side ("toll rises to 45" / "blast kills 45").
     told_a, told_b = only_a - _told(a), only_b - _told(b)
+    if _one_attack(told_a, told_b) or _one_attack(told_b, told_a):
+        told_a, told_b = told_a - _ATTACKS, told_b - _ATTACKS
     if (told_a and told_b) or (only_a - a.means) or (only_b - b.means):
         return "event", sorted(only_a | only_b)
     # "foreign minister" for "vice president": another person, named by role (unless
@@ -232,6 +234,20 @@ def _one_person(a: Facts, b: Facts) -> bool:
     return True
 
 
+# An attack told precisely: by gunfire, a blast, a drone, a missile or shelling.
+_ATTACK_MEANS = frozenset({"shoot", "explode", "blast", "drone", "missile", "artillery"})
+_ATTACKS = _ATTACK_MEANS | {"attack"}
+
+
+def _one_attack(broad: frozenset[str], precise: frozenset[str]) -> bool:
+    """Whether one side says "attack" where the other says only how it was made ("Attack
+    in Burkina Faso kills 10" / "Gunmen kill 10 in Burkina Faso"); two different means
+    (drone / missile) still differ."""
+    return {c for e in broad for c in e.split("|")} & _ATTACKS == {"attack"} and len(
+        {c for e in precise for c in e.split("|")} & _ATTACK_MEANS
+    ) == 1
+
+
 def _told(facts: Facts) -> frozenset[str]:
     """The means that are no circumstance but how the news is told (a toll that rises,
     what "leaves" people dead, a market that closes)."""
@@ -263,7 +279,8 @@ def _number(key: str) -> bool:
 def _related(x: str, y: str) -> bool:
     """Two forms of one word: inflection or spelling drift ("Zelensky"/"Zelenskyy"), or
     event classes one of which may mean the other ("fall" / "crash|fall")."""
-    if set(x.split("|")) & set(y.split("|")):
+    xs, ys = frozenset(x.split("|")), frozenset(y.split("|"))
+    if xs & ys or _one_attack(xs, ys) or _one_attack(ys, xs):
         return True
     short, long = sorted((x, y), key=len)
     # Not a prefix that turns a word around ("acelera" / "desacelera").
