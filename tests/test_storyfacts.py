@@ -192,6 +192,16 @@ def test_an_attack_told_by_its_means() -> None:
     )
 
 
+def test_a_negation_denies_what_happened_not_where() -> None:
+    """A negation covers the event and its words, not the names after it: "no tsunami
+    threat to Japan" says nothing against a quake in Japan."""
+    assert same("Strong quake hits Japan", "Strong quake hits Japan, no tsunami threat to Japan")
+    assert not same(
+        "Putin will not travel to South Africa for G20 summit",
+        "Putin will travel to South Africa for G20 summit",
+    )
+
+
 def test_a_place_opening_a_headline_is_a_name() -> None:
     """Letter case says nothing of a headline's first word, nor of Title Case or ALL CAPS:
     a country or a large town there is still a name (GeoNames and the CLDR), so another

@@ -536,7 +536,10 @@ def _denied(main: list[_Tok]) -> set[int]:
             if n.segment != t.segment or covered == _SCOPE:
                 break
             if n.kind in ("", "events", "synonyms", "name", "places", "aliases", "dates", "number"):
-                out.add(id(n))
+                # What did not happen, not where or to whom: "deja sin luz a toda España"
+                # denies power, not Spain; "no tsunami in Japan" still names Japan.
+                if n.kind in ("", "events", "synonyms"):
+                    out.add(id(n))
                 covered += 1
     return out
 
