@@ -202,6 +202,25 @@ def test_a_negation_denies_what_happened_not_where() -> None:
     )
 
 
+def test_a_venue_is_where_not_who() -> None:
+    """A town or an organisation after "in", "at" or "في" is where it happened, which a
+    rewrite may leave out; another venue in its place still differs."""
+    assert same(
+        "Pakistan and Afghanistan agree ceasefire after talks",
+        "Pakistan and Afghanistan agree ceasefire after talks in Doha",
+    )
+    assert same(
+        "فرنسا تعترف رسميا بدولة فلسطين في الأمم المتحدة",
+        "عاجل | فرنسا تعترف رسميا بدولة فلسطين",
+        "ar",
+    )
+    assert not same(
+        "Pakistan and Afghanistan agree ceasefire after talks in Istanbul",
+        "Pakistan and Afghanistan agree ceasefire after talks in Doha",
+    )
+    assert not same("Blast in Kabul kills 5", "Blast in Kandahar kills 5")
+
+
 def test_a_place_opening_a_headline_is_a_name() -> None:
     """Letter case says nothing of a headline's first word, nor of Title Case or ALL CAPS:
     a country or a large town there is still a name (GeoNames and the CLDR), so another

@@ -89,6 +89,7 @@ _SOURCE_WORDS = {
 # una red..."): capitalised, uncommon, and no name.
 _ES_PARTICIPLE = re.compile(r"(?:ad|id)(?:o|a|os|as)$")
 _LOCATIVE = {"in", "at", "near", "en", "cerca"}
+_VENUE = {fold("في")}
 _ATTRIBUTION_VERBS = {
     "say", "said", "says", "tell", "told", "report", "accord", "cite", "dice", "segun",
     *(fold(w) for w in ("وفق", "وفقا", "بحسب", "حسب", "قال", "قالت", "أفاد", "أفادت", "نقلا")),
@@ -652,7 +653,13 @@ def _names(
             and toks[last_i + 1].segment == last.segment + 1
             and _is_name(toks[last_i + 1])
         )
-        context = context or town
+        # "talks in Doha", "at the UN": a town or an organisation as the venue is where.
+        venue = (
+            first > 0
+            and toks[first - 1].folded in _LOCATIVE | _VENUE
+            and all(t.kind in ("places", "aliases") or place(t.folded) for t in group)
+        )
+        context = context or town or venue
         # A name of generic words only ("Audiencia Nacional", "Supreme Court") is an
         # institution a rewrite may leave out; another one in its place still differs.
         generic = all(t.stem in vocab.generic and t.kind == "name" for t in group)
