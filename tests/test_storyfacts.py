@@ -221,6 +221,21 @@ def test_a_venue_is_where_not_who() -> None:
     assert not same("Blast in Kabul kills 5", "Blast in Kandahar kills 5")
 
 
+def test_a_town_and_the_country_that_holds_it() -> None:
+    """A town on one side and its country on the other is one place told more or less
+    precisely; a town of another country, or a part of the country ("south Lebanon")
+    that need not hold the town, still differs."""
+    assert same(
+        "Putin to skip G20 summit in Johannesburg, Kremlin says",
+        "Putin will not travel to South Africa for G20 summit, Kremlin spokesman Peskov says",
+    )
+    assert same("Explosión en Kabul deja 5 muertos", "Explosión en Afganistán deja 5 muertos", "es")
+    assert same("انفجار في الخرطوم يقتل 5 أشخاص", "انفجار في السودان يقتل 5 أشخاص", "ar")
+    assert not same("Blast in Kabul kills 5", "Blast in Pakistan kills 5")
+    assert not same("Israeli strike in south Lebanon kills 3", "Israeli strike on Beirut kills 3")
+    assert not same("غارة إسرائيلية على جنوب لبنان تقتل 3", "غارة إسرائيلية على بيروت تقتل 3", "ar")
+
+
 def test_a_place_opening_a_headline_is_a_name() -> None:
     """Letter case says nothing of a headline's first word, nor of Title Case or ALL CAPS:
     a country or a large town there is still a name (GeoNames and the CLDR), so another

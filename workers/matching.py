@@ -22,15 +22,16 @@ alias, or an abbreviation ("BOJ" / "Bank of Japan"); a word of two event classes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from functools import lru_cache
 
 from rapidfuzz import fuzz
 
-from workers.gazetteer import place
+from workers.gazetteer import place, within
 from workers.storyfacts import Facts, Name
-from workers.vocab import vocabulary
+from workers.vocab import fold, vocabulary
 
 __all__ = ["MIN_SHARED", "THRESHOLD", "Verdict", "compare"]
 
@@ -155,6 +156,35 @@ def _key_present(key: str, other: Facts) -> bool:
     return False
 
 
+# A part of a country ("south Lebanon", "el sur del Líbano", "جنوب لبنان") holds only
+# some of its towns: no nesting there.
+_DIRECTIONS = ("north", "south", "east", "west", "central", "norte", "sur", "este", "oeste")
+_AR_DIRECTIONS = frozenset(fold(w) for w in ("شمال", "جنوب", "شرق", "غرب", "وسط"))
+
+
+def _nested(a: Facts, b: Facts, names_a: Sequence[Name], names_b: Sequence[Name]) -> set[str]:
+    """The first keys of the names that are a town on one side and the country holding
+    it on the other ("Johannesburg" / "South Africa", "الخرطوم" / "السودان")."""
+    out = set()
+    for n in names_a:
+        for m in names_b:
+            if (_holds(m, n) and not _part_of(b, m)) or (_holds(n, m) and not _part_of(a, n)):
+                out |= {n.keys[0], m.keys[0]}
+    return out
+
+
+def _holds(country: Name, town: Name) -> bool:
+    return any(within(t, c) for t in (town.text, *town.keys) for c in (country.text, *country.keys))
+
+
+def _part_of(facts: Facts, country: Name) -> bool:
+    """Whether a direction comes before the country's name: "south Lebanon"."""
+    key = country.keys[0]
+    i = facts.order.index(key) if key in facts.order else 0
+    before = facts.order[i - 1] if i > 0 else ""
+    return before.startswith(_DIRECTIONS) or before in _AR_DIRECTIONS
+
+
 def _two_places(x: str, y: str) -> bool:
     """Two countries or towns spelt alike are two places: "Niger" / "Nigeria", "Austria" /
     "Australia" (inflection and spelling drift would pair them)."""
@@ -192,6 +222,11 @@ def _veto(a: Facts, b: Facts) -> tuple[str, list[str]] | None:
     if a.titles - b.titles and b.titles - a.titles and not one_person:
         return "person", sorted(a.titles ^ b.titles)
     miss_a, miss_b = _missing(a, b), _missing(b, a)
+    # A town on one side, the country that holds it on the other, is one place told more
+    # or less precisely ("summit in Johannesburg" / "travel to South Africa").
+    nested = _nested(a, b, miss_a, miss_b)
+    miss_a = [n for n in miss_a if n.keys[0] not in nested]
+    miss_b = [n for n in miss_b if n.keys[0] not in nested]
     # A word only maybe a name (Arabic: any word outside the lists) is left to the swap
     # check below: rewrites change many such words, a look-alike changes one.
     # ... unless only one or two such words differ, one side having a single one: a swap.
@@ -350,7 +385,7 @@ def _swapped(a: Facts, b: Facts) -> list[str]:
         for n, own, other in [*((n, a, b) for n in a.names), *((n, b, a) for n in b.names)]
         for k in n.keys
         if _key_present(k, other) or _abbreviated(n, other) or _expanded(n, own, other)
-    }
+    } | _nested(a, b, a.names, b.names)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op != "replace" or i2 - i1 > 2 or j2 - j1 > 2:
             continue
