@@ -22,9 +22,9 @@ from workers.storyfacts import extract
 
 CORPUS = Path(__file__).parent / "data" / "stories"
 PRECISION, RECALL = 0.98, 0.90  # the targets
-# (precision, recall) measured on the test split on 2026-12-04 (commit 40f80ad: en
-# 0.913/0.596, es 0.957/0.571, ar 0.924/0.497, all 0.934/0.556), rounded down: the floor.
-FLOORS = {"en": (0.91, 0.59), "es": (0.95, 0.57), "ar": (0.92, 0.49), "all": (0.93, 0.55)}
+# (precision, recall) measured on the test split on 2026-12-05 (commit c4a1193: en
+# 0.916/0.617, es 0.958/0.587, ar 0.924/0.497, all 0.935/0.568), rounded down: the floor.
+FLOORS = {"en": (0.91, 0.61), "es": (0.95, 0.58), "ar": (0.92, 0.49), "all": (0.93, 0.56)}
 
 
 def _scores(split: str) -> dict[str, tuple[float, float, Counter[str]]]:
@@ -49,7 +49,7 @@ def _scores(split: str) -> dict[str, tuple[float, float, Counter[str]]]:
 def test_precision_and_recall_on_the_test_split() -> None:
     """On unseen stories, precision and recall per language (en, es, ar) and overall are
     printed against the targets (the unmet ones marked BELOW) and never fall below the
-    floor last measured (2026-12-04)."""
+    floor last measured (2026-12-05)."""
     scores = _scores("test")
     for lang, (precision, recall, c) in sorted(scores.items()):
         met = "meets" if precision >= PRECISION and recall >= RECALL else "BELOW"
