@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bench.push_service import Browser, FakePushService, Received, running_push_service
 from tests.support.helpers import wait_for, wait_until
 from tests.support.stack import Stack, auth, running_stack
 from ticker.client.push import Push
 from ticker.config import Settings
+from ticker.constants import Keys
 from ticker.webpush.messages import build_message, topic_of, urgency_of
 from workers import webpush as webpush_worker
 from workers.http2 import CLOSED_STREAMS, H2Pool, Origin
@@ -247,6 +250,34 @@ def test_encryption_processes_leave_with_a_killed_sender(tmp_path: Path) -> None
         sender.kill()
         sender.wait()
     wait_until(lambda: not Path(f"/proc/{child}").exists(), 10, what="the child to leave")
+
+
+async def test_a_sender_that_just_lost_redis_stops_when_the_worker_stops_it(
+    settings: Settings,
+) -> None:
+    """Cancelled while it cleans up after a Redis error (the worker stopping it to start
+    again), the sender ends: it once swallowed that cancellation and ran on, so the worker
+    waited on it instead of starting again."""
+    redis = Redis.from_url(settings.redis_url)
+    dropped = asyncio.Event()
+
+    async def xread(*args: Any, **kwargs: Any) -> Any:
+        dropped.set()
+        raise RedisConnectionError("Connection closed by server.")
+
+    redis.xread = xread  # type: ignore[method-assign]
+    ctx: dict[str, Any] = {"settings": settings, "keys": Keys(settings.redis_prefix)}
+    ctx["redis"] = redis
+    await webpush_worker.start_webpush(ctx)
+    sender: asyncio.Task[None] = ctx["webpush_sender"]
+    try:
+        await dropped.wait()
+        sender.cancel()  # as stop_webpush does, in the turn of the loop the error came in
+        await asyncio.wait([sender], timeout=5)
+        assert sender.cancelled(), "the sender ran on after its cancellation"
+    finally:
+        await webpush_worker.stop_webpush(ctx)
+        await redis.aclose()
 
 
 async def test_a_service_without_http2_gets_http11(settings: Settings) -> None:

@@ -201,8 +201,12 @@ class Sender:
                 self.pool = None
             self._pool_off = False
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await renewer
+            # Waited for, not awaited under suppress(CancelledError): that also swallowed
+            # a cancellation of this task landing here (stop_webpush, just after Redis
+            # dropped), and the sender ran on, holding the worker's restart.
+            await asyncio.wait([renewer])
+            if not renewer.cancelled():
+                renewer.exception()  # retrieved: its Redis error ended this session already
             # Let another process take over at once rather than when the lease lapses.
             with contextlib.suppress(RedisError, OSError):
                 await self.redis.eval(_RELEASE, 1, self.keys.webpush_lease, token)
