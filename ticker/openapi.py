@@ -6,6 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from ticker import __version__
+from ticker.apidoc import (
+    ERROR,
+    errors,
+    json_body,
+    json_response,
+    path_param,
+    query_param,
+    strip_dialect,
+)
 from ticker.desk.openapi import (
     EITHER,
     PREFER,
@@ -21,21 +30,6 @@ from ticker.webpush.api import openapi_paths as webpush_paths
 
 __all__ = ["openapi_document"]
 
-_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string"},
-                "field": {"type": ["string", "null"]},
-                "message": {"type": "string"},
-            },
-        }
-    },
-}
 _VIEW = {
     "type": "object",
     "required": ["id", "status", "version", "item", "status_url"],
@@ -84,33 +78,24 @@ _VIEW = {
 }
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    ref = {"$ref": "#/components/schemas/Error"}
+def _ticket(*required: str) -> dict[str, Any]:
+    """What a queued write answers: the item id, its status and where to follow it."""
     return {
-        str(c): {"description": "error", "content": {"application/json": {"schema": ref}}}
-        for c in codes
+        "type": "object",
+        "required": list(required),
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string"},
+            "status_url": {"type": "string"},
+        },
     }
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _strip(schema: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in schema.items() if k != "$schema"}
 
 
 def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
-    item_id = {
-        "name": "item_id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-    }
+    item_id = path_param("item_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"})
     view = {"$ref": "#/components/schemas/ItemView"}
     filters = [
-        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-        for n in ("edition", "category", "region", "max_urgency", "last_event_id")
+        query_param(n) for n in ("edition", "category", "region", "max_urgency", "last_event_id")
     ]
     return {
         "openapi": "3.1.0",
@@ -128,10 +113,10 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 "deskSession": desk_security(),
             },
             "schemas": {
-                "ItemInput": _strip(item_schema(editions)),
-                "ItemPatch": _strip(item_schema(editions, partial=True)),
+                "ItemInput": strip_dialect(item_schema(editions)),
+                "ItemPatch": strip_dialect(item_schema(editions, partial=True)),
                 "ItemView": _VIEW,
-                "Error": _ERROR,
+                "Error": ERROR,
             },
         },
         "security": [{"bearer": []}],
@@ -150,29 +135,11 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                         },
                         PREFER,
                     ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/ItemInput"}
-                            }
-                        },
-                    },
+                    "requestBody": json_body({"$ref": "#/components/schemas/ItemInput"}),
                     "responses": {
-                        "200": _json(view, "decided within the Prefer: wait time"),
-                        "202": _json(
-                            {
-                                "type": "object",
-                                "required": ["id", "status"],
-                                "properties": {
-                                    "id": {"type": "string"},
-                                    "status": {"type": "string"},
-                                    "status_url": {"type": "string"},
-                                },
-                            },
-                            "accepted",
-                        ),
-                        **_errors(400, 401, 403, 408, 413, 415, 422, 429, 503),
+                        "200": json_response("decided within the Prefer: wait time", view),
+                        "202": json_response("accepted", _ticket("id", "status")),
+                        **errors(400, 401, 403, 408, 413, 415, 422, 429, 503),
                     },
                 },
             },
@@ -180,42 +147,27 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 "parameters": [item_id],
                 "get": {
                     "summary": "An item and its status",
-                    "responses": {"200": _json(view, "the item"), **_errors(401, 404, 503)},
+                    "responses": {"200": json_response("the item", view), **errors(401, 404, 503)},
                 },
                 "patch": {
                     "summary": "Correct an item (a new version)",
                     "security": EITHER,
                     "parameters": [PREFER],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/ItemPatch"}
-                            }
-                        },
-                    },
+                    "requestBody": json_body({"$ref": "#/components/schemas/ItemPatch"}),
                     "responses": {
-                        "200": _json(view, "applied within the Prefer: wait time"),
-                        "202": _json(view, "accepted"),
-                        **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
+                        "200": json_response("applied within the Prefer: wait time", view),
+                        "202": json_response("accepted", view),
+                        **errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
                     },
                 },
                 "delete": {
                     "summary": "Retract an item (cancel it if embargoed or held)",
                     "security": EITHER,
-                    "parameters": [
-                        PREFER,
-                        {
-                            "name": "reason",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string"},
-                        },
-                    ],
+                    "parameters": [PREFER, query_param("reason")],
                     "responses": {
-                        "200": _json(view, "applied within the Prefer: wait time"),
-                        "202": _json(view, "accepted"),
-                        **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
+                        "200": json_response("applied within the Prefer: wait time", view),
+                        "202": json_response("accepted", view),
+                        **errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
                     },
                 },
             },
@@ -224,19 +176,10 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 "post": {
                     "summary": "Publish a held near-duplicate anyway (scope publish)",
                     "responses": {
-                        "202": _json(
-                            {
-                                "type": "object",
-                                "required": ["id", "status", "status_url"],
-                                "properties": {
-                                    "id": {"type": "string"},
-                                    "status": {"type": "string"},
-                                    "status_url": {"type": "string"},
-                                },
-                            },
-                            "queued for publication",
+                        "202": json_response(
+                            "queued for publication", _ticket("id", "status", "status_url")
                         ),
-                        **_errors(401, 403, 404, 409, 429, 503),
+                        **errors(401, 403, 404, 409, 429, 503),
                     },
                 },
             },
@@ -245,8 +188,8 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 "get": {
                     "summary": "The item's audit trail",
                     "responses": {
-                        "200": _json({"type": "object"}, "history"),
-                        **_errors(401, 404, 503),
+                        "200": json_response("history", {"type": "object"}),
+                        **errors(401, 404, 503),
                     },
                 },
             },
@@ -274,7 +217,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                             "description": "an event stream",
                             "content": {"text/event-stream": {}},
                         },
-                        **_errors(400, 429, 503),
+                        **errors(400, 429, 503),
                     },
                 }
             },
@@ -282,7 +225,7 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                 "get": {
                     "summary": "Liveness",
                     "security": [],
-                    "responses": {"200": _json({"type": "object"}, "alive")},
+                    "responses": {"200": json_response("alive", {"type": "object"})},
                 }
             },
             "/readyz": {
@@ -296,8 +239,8 @@ def openapi_document(editions: tuple[str, ...]) -> dict[str, Any]:
                     "`expected`, `alive` and `restarts` (dead processes replaced).",
                     "security": [],
                     "responses": {
-                        "200": _json({"type": "object"}, "ready"),
-                        "503": _json({"type": "object"}, "not ready"),
+                        "200": json_response("ready", {"type": "object"}),
+                        "503": json_response("not ready", {"type": "object"}),
                     },
                 }
             },

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ticker.apidoc import errors, json_body, json_response, query_param
 from ticker.intake.itemview import STATUSES
 from ticker.intake.listing import MAX_LIMIT
 
@@ -57,28 +58,6 @@ def desk_security() -> dict[str, Any]:
     return {"type": "apiKey", "in": "cookie", "name": "ticker_desk"}
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    ref = {"$ref": "#/components/schemas/Error"}
-    return {
-        str(c): {"description": "error", "content": {"application/json": {"schema": ref}}}
-        for c in codes
-    }
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
-
 EITHER: list[dict[str, list[str]]] = [{"bearer": []}, {"deskSession": []}]
 
 
@@ -86,15 +65,15 @@ def list_operation(editions: tuple[str, ...]) -> dict[str, Any]:
     """GET /v1/items."""
     view = {"$ref": "#/components/schemas/ItemView"}
     params = [
-        _query("edition", {"type": "string"}, f"comma list of {', '.join(editions)}"),
-        _query("status", {"type": "string"}, f"comma list of {', '.join(STATUSES)}"),
-        _query("category", {"type": "string"}, "a section slug"),
-        _query("region", {"type": "string"}, "a region slug"),
-        _query("q", {"type": "string"}, "text the headline holds (case-blind)"),
-        _query("since", {"type": "string"}, "created at or after (ISO 8601 with zone)"),
-        _query("until", {"type": "string"}, "created at or before (ISO 8601 with zone)"),
-        _query("limit", {"type": "string"}, f"items per page, 1-{MAX_LIMIT} (default 50)"),
-        _query("cursor", {"type": "string"}, "next_cursor of the page before"),
+        query_param("edition", f"comma list of {', '.join(editions)}"),
+        query_param("status", f"comma list of {', '.join(STATUSES)}"),
+        query_param("category", "a section slug"),
+        query_param("region", "a region slug"),
+        query_param("q", "text the headline holds (case-blind)"),
+        query_param("since", "created at or after (ISO 8601 with zone)"),
+        query_param("until", "created at or before (ISO 8601 with zone)"),
+        query_param("limit", f"items per page, 1-{MAX_LIMIT} (default 50)"),
+        query_param("cursor", "next_cursor of the page before"),
     ]
     page = {
         "type": "object",
@@ -108,7 +87,7 @@ def list_operation(editions: tuple[str, ...]) -> dict[str, Any]:
         "summary": "Items for desks and CMSs: filtered, newest first, cursor paging",
         "security": EITHER,
         "parameters": params,
-        "responses": {"200": _json(page, "a page of items"), **_errors(401, 403, 422, 503)},
+        "responses": {"200": json_response("a page of items", page), **errors(401, 403, 422, 503)},
     }
 
 
@@ -124,13 +103,10 @@ def desk_paths() -> dict[str, Any]:
             "post": {
                 "summary": "Sign in to the editors' console (sets the session cookie)",
                 "security": [],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": login_body}},
-                },
+                "requestBody": json_body(login_body),
                 "responses": {
-                    "200": _json(_ME, "signed in"),
-                    **_errors(400, 401, 408, 413, 415, 422, 429, 503),
+                    "200": json_response("signed in", _ME),
+                    **errors(400, 401, 408, 413, 415, 422, 429, 503),
                 },
             }
         },
@@ -138,14 +114,14 @@ def desk_paths() -> dict[str, Any]:
             "post": {
                 "summary": "Sign out (with a session, needs its X-CSRF-Token)",
                 "security": [{"deskSession": []}, {}],
-                "responses": {"204": {"description": "signed out"}, **_errors(403, 503)},
+                "responses": {"204": {"description": "signed out"}, **errors(403, 503)},
             }
         },
         "/desk/me": {
             "get": {
                 "summary": "The signed-in editor, scopes, editions and CSRF token",
                 "security": [{"deskSession": []}],
-                "responses": {"200": _json(_ME, "the session"), **_errors(401, 503)},
+                "responses": {"200": json_response("the session", _ME), **errors(401, 503)},
             }
         },
         "/desk/sign-in-options": {
@@ -153,9 +129,9 @@ def desk_paths() -> dict[str, Any]:
                 "summary": "Whether single sign-on (OpenID Connect) is offered",
                 "security": [],
                 "responses": {
-                    "200": _json(
-                        {"type": "object", "properties": {"oidc": {"type": "boolean"}}},
+                    "200": json_response(
                         "the options",
+                        {"type": "object", "properties": {"oidc": {"type": "boolean"}}},
                     )
                 },
             }
@@ -164,7 +140,7 @@ def desk_paths() -> dict[str, Any]:
             "get": {
                 "summary": "Single sign-on: redirect to the OpenID Connect provider",
                 "security": [],
-                "responses": {"302": {"description": "to the provider"}, **_errors(404, 503)},
+                "responses": {"302": {"description": "to the provider"}, **errors(404, 503)},
             }
         },
         "/desk/oidc/callback": {
@@ -172,12 +148,12 @@ def desk_paths() -> dict[str, Any]:
                 "summary": "Single sign-on: back from the provider; sets the session cookie",
                 "security": [],
                 "parameters": [
-                    _query("code", {"type": "string"}, "the authorization code"),
-                    _query("state", {"type": "string"}, "the state sent at the start"),
+                    query_param("code", "the authorization code"),
+                    query_param("state", "the state sent at the start"),
                 ],
                 "responses": {
                     "303": {"description": "signed in: to /console"},
-                    **_errors(400, 401, 403, 404, 503),
+                    **errors(400, 401, 403, 404, 503),
                 },
             }
         },
@@ -190,7 +166,7 @@ def desk_paths() -> dict[str, Any]:
                         "description": "an event stream",
                         "content": {"text/event-stream": {}},
                     },
-                    **_errors(401, 403, 503),
+                    **errors(401, 403, 503),
                 },
             }
         },

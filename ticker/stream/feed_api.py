@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ticker.apidoc import errors, path_param, query_param
 from ticker.exceptions import NotFoundError, UnavailableError
 from ticker.filters import Filter
 from ticker.stream.feeds import FORMATS, build_feed, feed_items, http_date
@@ -80,28 +81,10 @@ routes = [
 
 def openapi_paths(editions: tuple[str, ...]) -> dict[str, Any]:
     """The feed route's OpenAPI path."""
-    ref = {"$ref": "#/components/schemas/Error"}
-    error = {
-        "description": "error naming the field",
-        "content": {"application/json": {"schema": ref}},
-    }
     params = [
-        {
-            "name": "edition",
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string", "enum": list(editions)},
-        },
-        {
-            "name": "fmt",
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string", "enum": list(FORMATS)},
-        },
-        *(
-            {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-            for n in ("category", "region", "max_urgency")
-        ),
+        path_param("edition", {"type": "string", "enum": list(editions)}),
+        path_param("fmt", {"type": "string", "enum": list(FORMATS)}),
+        *(query_param(n) for n in ("category", "region", "max_urgency")),
     ]
     return {
         "/v1/feeds/{edition}.{fmt}": {
@@ -115,9 +98,7 @@ def openapi_paths(editions: tuple[str, ...]) -> dict[str, Any]:
                         "content": {ctype.split(";")[0]: {} for ctype in FORMATS.values()},
                     },
                     "304": {"description": "not modified (ETag or Last-Modified)"},
-                    "400": error,
-                    "404": error,
-                    "503": error,
+                    **errors(400, 404, 503, description="error naming the field"),
                 },
             }
         }

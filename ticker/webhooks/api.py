@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ticker.apidoc import answers, json_body, path_param, strip_dialect
 from ticker.exceptions import NotFoundError, ValidationError
 from ticker.intake.api import authenticate, now_iso, read_json
 from ticker.intake.schema import StrictValidator, raise_first_error
@@ -222,32 +223,17 @@ routes = [
 def openapi_paths(editions: tuple[str, ...]) -> dict[str, Any]:
     """The webhook admin API's OpenAPI paths, from the same schemas it validates with."""
 
-    def body(schema: dict[str, Any]) -> dict[str, Any]:
-        strip = {k: v for k, v in schema.items() if k != "$schema"}
-        return {"required": True, "content": {"application/json": {"schema": strip}}}
-
-    def ok(status: str, description: str, *errors: int) -> dict[str, Any]:
+    def ok(status: str, description: str, *codes: int) -> dict[str, Any]:
         # Every route authenticates (401, 403) and may find Redis away (503).
-        ref = {"$ref": "#/components/schemas/Error"}
-        out = {status: {"description": description, "content": {"application/json": {}}}}
-        for code in sorted({401, 403, 503, *errors}):
-            out[str(code)] = {
-                "description": "error (a JSON body naming the field)",
-                "content": {"application/json": {"schema": ref}},
-            }
-        return out
+        return answers(status, description, 401, 403, 503, *codes)
 
     reads_body = (400, 408, 413, 415, 422)
-    one = {
-        "parameters": [
-            {"name": "endpoint_id", "in": "path", "required": True, "schema": {"type": "string"}}
-        ]
-    }
+    one = {"parameters": [path_param("endpoint_id", {"type": "string"})]}
     return {
         "/v1/webhooks": {
             "post": {
                 "summary": "Register a webhook endpoint (admin); the secret is shown once",
-                "requestBody": body(webhook_schema(editions)),
+                "requestBody": json_body(strip_dialect(webhook_schema(editions))),
                 "responses": ok("201", "the endpoint, with its secret", *reads_body),
             },
             "get": {"summary": "List webhook endpoints", "responses": ok("200", "list")},
@@ -260,12 +246,12 @@ def openapi_paths(editions: tuple[str, ...]) -> dict[str, Any]:
             },
             "patch": {
                 "summary": "Change url, filter, enabled, description",
-                "requestBody": body(webhook_schema(editions, partial=True)),
+                "requestBody": json_body(strip_dialect(webhook_schema(editions, partial=True))),
                 "responses": ok("200", "the endpoint", 404, *reads_body),
             },
             "delete": {
                 "summary": "Delete an endpoint",
-                "responses": {**ok("204", "", 404), "204": {"description": "deleted"}},
+                "responses": ok("204", "deleted", 404),
             },
         },
         "/v1/webhooks/{endpoint_id}/rotate-secret": {

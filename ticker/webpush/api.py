@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ticker.apidoc import answers, json_body, json_response, path_param, strip_dialect
 from ticker.exceptions import NotFoundError, ValidationError
 from ticker.intake.api import read_json
 from ticker.webhooks.netguard import AddressRefused, resolve
@@ -80,45 +81,28 @@ routes = [
 
 def openapi_paths(editions: tuple[str, ...]) -> dict[str, Any]:
     """The Web Push routes' OpenAPI paths, from the schema the route validates with."""
-    ref = {"$ref": "#/components/schemas/Error"}
 
-    def answers(status: str, description: str, *errors: int) -> dict[str, Any]:
-        out: dict[str, Any] = {status: {"description": description}}
-        if status != "204":
-            out[status]["content"] = {"application/json": {}}
-        for code in sorted({429, 503, *errors}):
-            out[str(code)] = {
-                "description": "error (a JSON body naming the field)",
-                "content": {"application/json": {"schema": ref}},
-            }
-        return out
+    def public(status: str, description: str, *codes: int) -> dict[str, Any]:
+        # Public routes are rate limited (429) and may find Redis away (503).
+        return answers(status, description, 429, 503, *codes)
 
-    strip = {k: v for k, v in subscription_schema(editions).items() if k != "$schema"}
-    sub_id = {
-        "name": "sub_id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-    }
+    sub_id = path_param("sub_id", {"type": "string", "pattern": "^[0-9a-f]{64}$"})
     return {
         "/v1/push/key": {
             "get": {
                 "summary": "The VAPID public key to subscribe with (public)",
                 "security": [],
-                "responses": answers("200", "the application server key"),
+                "responses": public("200", "the application server key"),
             }
         },
         "/v1/push/subscriptions": {
             "post": {
                 "summary": "Subscribe a browser to Web Push alerts (public; a repeat updates)",
                 "security": [],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": strip}},
-                },
+                "requestBody": json_body(strip_dialect(subscription_schema(editions))),
                 "responses": {
-                    **answers("201", "stored", 400, 408, 413, 415, 422),
-                    "200": {"description": "updated", "content": {"application/json": {}}},
+                    **public("201", "stored", 400, 408, 413, 415, 422),
+                    "200": json_response("updated"),
                 },
             }
         },
@@ -127,7 +111,7 @@ def openapi_paths(editions: tuple[str, ...]) -> dict[str, Any]:
                 "summary": "Forget a subscription (public; its id hashes its secret endpoint)",
                 "security": [],
                 "parameters": [sub_id],
-                "responses": answers("204", "forgotten", 404),
+                "responses": public("204", "forgotten", 404),
             }
         },
     }
